@@ -1,0 +1,28 @@
+# Every target creates or reuses .venv through scripts/install.
+# Pass extra pytest arguments with ARGS, e.g. make test ARGS="-k layering".
+
+ARGS ?=
+
+.PHONY: install run test check bench clean
+
+install:
+	scripts/install
+
+run: install
+	.venv/bin/hmmsim check --all
+
+test: install
+	scripts/test $(ARGS)
+
+check: install
+	scripts/check
+
+bench: install
+	scripts/bench
+
+# Removes build outputs and tool caches. Keeps .venv and the example databases
+# (.hypothesis/, .hmmsim/): saved counterexamples are replayed on later runs.
+clean:
+	rm -rf .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache \
+		hmmsim-report dist build src/*.egg-info
+	find . -path ./.venv -prune -o -name __pycache__ -type d -exec rm -rf {} +
