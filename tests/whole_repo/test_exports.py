@@ -21,4 +21,3 @@ def test_all_is_exactly_the_sorted_public_names() -> None:
     }
 
     assert sorted(public) == hmmsim.__all__
-
