@@ -1,0 +1,462 @@
+"""One execution: drive task coroutines step by step under a Chooser.
+
+The loop, once per step:
+
+1. compute the enabled tasks (pending Op present and its guard true);
+2. if none: every task done (PASSED), or all live tasks blocked (a deadlock,
+   or PRUNED when a blocked task sleeps in a timed wait that chose "woken
+   before the timeout": that branch is infeasible and the "timeout" branch of
+   the same data choice covers it);
+3. ask the Chooser which enabled task runs and record the choice;
+4. resume that task: the primitive performs its Op's effect and the task runs
+   its local code up to its next Op, which becomes its pending Op.
+
+Data choices (``choose``) made during a step are asked from the Chooser and
+recorded in the same choice sequence.  Findings reported with ``fatal=True``
+stop the execution at once (by unwinding the running task with a private
+exception that never escapes the engine); non-fatal findings are recorded
+and the execution goes on.  A task that raises an ordinary exception is a
+finding of kind ``exception``.  A forgotten ``await`` (a primitive's
+coroutine created and dropped) is a bug in the program, raised as
+:class:`~hmmsim.errors.ScenarioError`.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+import traceback
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from hmmsim.engine.ops import Op
+from hmmsim.engine.program import Instance, Program, TaskBody
+from hmmsim.engine.schedule import Schedule
+from hmmsim.engine.task import Task
+from hmmsim.engine.trace import Event, Finding, Step, Trace
+from hmmsim.errors import InternalError, ScenarioError
+
+__all__ = [
+    "Chooser",
+    "Execution",
+    "ExecutionResult",
+    "LockGraph",
+    "Outcome",
+    "current_execution",
+    "current_task",
+    "strict_coroutines",
+]
+
+_UNAWAITED: Final = "was never awaited"
+
+
+class Outcome(enum.Enum):
+    """How one execution ended."""
+
+    PASSED = "passed"
+    VIOLATION = "violation"
+    STEP_LIMIT = "step-limit"
+    PRUNED = "pruned"
+
+
+class Chooser(Protocol):
+    """The part of a Strategy that makes the choices of one execution."""
+
+    def next_task(self, execution: Execution, enabled: list[int]) -> int:
+        """Return the id of the enabled task that performs the next step."""
+        ...
+
+    def next_int(self, execution: Execution, bound: int, label: str) -> int:
+        """Return a data choice in ``range(bound)`` (``bound >= 2``)."""
+        ...
+
+
+class _StopExecution(BaseException):
+    """Unwinds the running task after a fatal finding; never escapes the engine."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutionResult:
+    """Everything an exploration keeps about one execution."""
+
+    outcome: Outcome
+    findings: tuple[Finding, ...]
+    schedule: Schedule
+    steps: int
+    preemptions: int
+    final_state: object = None
+    trace: Trace | None = None
+
+
+class LockGraph:
+    """Lock-order graph shared by the executions of one exploration (lockdep).
+
+    An edge ``A -> B`` means some task acquired a lock of class B while
+    holding one of class A.  Adding ``B -> A`` when ``A -> B`` exists is an
+    inversion, reported even if no execution deadlocked.
+    """
+
+    __slots__ = ("edges", "reported")
+
+    def __init__(self) -> None:
+        """Start with no edges."""
+        self.edges: dict[tuple[str, str], Schedule | None] = {}
+        self.reported: set[frozenset[str]] = set()
+
+
+_current: Execution | None = None
+
+
+def current_execution() -> Execution:
+    """Return the execution that is running (for primitives)."""
+    if _current is None:
+        raise ScenarioError("a model primitive was used outside an hmmsim execution")
+    return _current
+
+
+def current_task() -> Task:
+    """Return the task that is running (for primitives)."""
+    task = current_execution().current
+    if task is None:
+        raise ScenarioError("a model primitive was used outside a task")
+    return task
+
+
+class Execution:
+    """One run of a program under a Chooser (see the module docstring)."""
+
+    def __init__(
+        self,
+        program: Program,
+        chooser: Chooser,
+        *,
+        max_steps: int,
+        seed: int = 0,
+        lockdep: LockGraph | None = None,
+        capture: bool = False,
+    ) -> None:
+        """Prepare an execution; :meth:`run` performs it."""
+        self.program = program
+        self.chooser = chooser
+        self.max_steps = max_steps
+        self.seed = seed
+        self.lockdep = lockdep if lockdep is not None else LockGraph()
+        self.capture = capture
+        self.tasks: list[Task] = []
+        self.current: Task | None = None
+        self.step = 0
+        self.choices: list[int] = []
+        self.ops: list[Op] = []
+        self.step_tasks: list[int] = []
+        self.findings: list[Finding] = []
+        self.preemptions = 0
+        self.next_oid = 0
+        self.unawaited: str | None = None
+        self.warned_once: set[tuple[str, int]] = set()
+        self._step_data: list[tuple[str, int]] = []
+        self._step_events: list[Event] = []
+        self._steps: list[Step] = []
+        self.instance: Instance | None = None
+
+    # -- services for primitives -------------------------------------------
+
+    def new_oid(self) -> int:
+        """Return a fresh object id (deterministic within the execution)."""
+        oid = self.next_oid
+        self.next_oid = oid + 1
+        return oid
+
+    def spawn(self, name: str, body: TaskBody) -> Task:
+        """Add a task; its code up to its first Op runs now."""
+        if any(t.name == name for t in self.tasks):
+            name = f"{name}#{len(self.tasks)}"
+        task = Task(len(self.tasks), name, body)
+        self.tasks.append(task)
+        saved = self.current
+        self.current = task
+        try:
+            self._resume(task)
+        finally:
+            self.current = saved
+        return task
+
+    def choose(self, bound: int, label: str) -> int:
+        """Return a data choice in ``range(bound)``, recorded in the schedule."""
+        if bound <= 1:
+            return 0
+        value = self.chooser.next_int(self, bound, label)
+        if not 0 <= value < bound:
+            raise InternalError(f"strategy chose {value} outside range({bound})")
+        self.choices.append((value << 1) | 1)
+        if self.capture:
+            self._step_data.append((label, value))
+        return value
+
+    def report(
+        self,
+        kind: str,
+        message: str,
+        *,
+        fatal: bool = True,
+        detail: tuple[str, ...] = (),
+    ) -> None:
+        """Record a finding; a fatal one stops the execution at once."""
+        task = self.current
+        self.findings.append(
+            Finding(
+                kind=kind,
+                message=message,
+                step=self.step,
+                task=task.name if task is not None else "",
+                fatal=fatal,
+                detail=detail,
+            )
+        )
+        if fatal and task is not None:
+            raise _StopExecution
+
+    def tracepoint(self, name: str, fields: Mapping[str, object]) -> None:
+        """Record a tracepoint in the current step (only when capturing)."""
+        if self.capture:
+            self._step_events.append(Event(name=name, fields=dict(fields)))
+
+    def lock_acquired(self, task: Task, lock: Any, lock_class: str) -> None:
+        """Record that ``task`` took ``lock``; check the lock order (lockdep)."""
+        graph = self.lockdep
+        for held in task.held:
+            held_class: str = held.lockdep_class
+            if held_class == lock_class:
+                continue
+            edge = (held_class, lock_class)
+            if edge not in graph.edges:
+                graph.edges[edge] = None
+                if (lock_class, held_class) in graph.edges:
+                    self._report_inversion(held_class, lock_class)
+        task.held.append(lock)
+
+    def lock_released(self, task: Task, lock: Any) -> bool:
+        """Forget that ``task`` holds ``lock``; return False if it did not."""
+        held = task.held
+        for i in range(len(held) - 1, -1, -1):
+            if held[i] is lock:
+                del held[i]
+                return True
+        return False
+
+    def _report_inversion(self, first: str, second: str) -> None:
+        key = frozenset((first, second))
+        if key in self.lockdep.reported:
+            return
+        self.lockdep.reported.add(key)
+        self.report(
+            "lock-order",
+            f"possible circular locking dependency: {second} is taken while "
+            f"holding {first}, and elsewhere {first} while holding {second}",
+            fatal=False,
+        )
+
+    # -- the loop -------------------------------------------------------------
+
+    def run(self) -> ExecutionResult:
+        """Perform the execution and return its result."""
+        global _current  # noqa: PLW0603 - the engine's one piece of ambient state
+        saved = _current
+        _current = self
+        instance = None
+        outcome = Outcome.PASSED
+        try:
+            instance = self.program()
+            self.instance = instance
+            for name, body in instance.tasks():
+                self.spawn(name, body)
+            outcome = self._loop()
+            if outcome is Outcome.PASSED and not self._has_fatal():
+                self.current = None
+                for finding in instance.check_end():
+                    self.findings.append(finding)
+        except _StopExecution:
+            outcome = Outcome.VIOLATION
+        finally:
+            for task in self.tasks:
+                if task.pending is not None:
+                    task.coro.close()
+            self.current = None
+            _current = saved
+        if self.findings:
+            outcome = Outcome.VIOLATION
+        final_state = instance.final_state() if instance is not None else None
+        trace = None
+        if self.capture:
+            trace = Trace(tasks=tuple(t.name for t in self.tasks), steps=tuple(self._steps))
+        return ExecutionResult(
+            outcome=outcome,
+            findings=tuple(self.findings),
+            schedule=Schedule(seed=self.seed, choices=tuple(self.choices)),
+            steps=self.step,
+            preemptions=self.preemptions,
+            final_state=final_state,
+            trace=trace,
+        )
+
+    def _has_fatal(self) -> bool:
+        return any(f.fatal for f in self.findings)
+
+    def _loop(self) -> Outcome:
+        tasks = self.tasks
+        chooser = self.chooser
+        capture = self.capture
+        prev = -1
+        while True:
+            enabled = [
+                t.id
+                for t in tasks
+                if (op := t.pending) is not None and (op.guard is None or op.guard())
+            ]
+            if not enabled:
+                return self._stuck()
+            if self.step >= self.max_steps:
+                return Outcome.STEP_LIMIT
+            tid = chooser.next_task(self, enabled)
+            if tid not in enabled:
+                raise InternalError(f"strategy chose task {tid}, not in {enabled}")
+            if prev != tid and prev in enabled:
+                self.preemptions += 1
+            prev = tid
+            task = tasks[tid]
+            op = task.pending
+            assert op is not None, "[hmmsim internal bug] enabled task without an Op"
+            self.choices.append(tid << 1)
+            self.ops.append(op)
+            self.step_tasks.append(tid)
+            self.current = task
+            self._resume(task)
+            if capture:
+                self._record_step(task, op)
+            self.step += 1
+            if self._has_fatal():
+                return Outcome.VIOLATION
+
+    def _resume(self, task: Task) -> None:
+        try:
+            op = task.coro.send(None)
+        except StopIteration:
+            task.pending = None
+            self._task_finished(task)
+            return
+        except _StopExecution:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a model task raising is a finding
+            task.pending = None
+            self._task_raised(task, exc)
+            return
+        finally:
+            if self.unawaited is not None:
+                message, self.unawaited = self.unawaited, None
+                raise ScenarioError(
+                    f"task {task.name!r}: {message} (a forgotten 'await' in the model?)"
+                )
+        if not isinstance(op, Op):
+            task.coro.close()
+            raise ScenarioError(
+                f"task {task.name!r} awaited {op!r}, which is not an hmmsim primitive "
+                "(model tasks may only await hmmsim.sync operations)"
+            )
+        task.pending = op
+
+    def _task_finished(self, task: Task) -> None:
+        if task.held:
+            names = ", ".join(lock.name for lock in task.held)
+            self.report(
+                "lock-leak",
+                f"task {task.name} ended while holding {names}",
+                fatal=True,
+            )
+
+    def _task_raised(self, task: Task, exc: Exception) -> None:
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" at {frames[-1].name}() line {frames[-1].lineno}" if frames else ""
+        detail = tuple(
+            line.rstrip() for line in traceback.format_exception_only(type(exc), exc)
+        )
+        self.report(
+            "exception",
+            f"task {task.name} raised {type(exc).__name__}{where}: {exc}",
+            fatal=True,
+            detail=detail,
+        )
+
+    def _stuck(self) -> Outcome:
+        blocked = [t for t in self.tasks if t.pending is not None]
+        if not blocked:
+            return Outcome.PASSED
+        if any(t.pending is not None and t.pending.timed for t in blocked):
+            return Outcome.PRUNED
+        detail = tuple(self._describe_wait(t) for t in blocked)
+        self.current = None
+        self.report(
+            "deadlock",
+            f"deadlock: all {len(blocked)} live tasks are blocked",
+            fatal=True,
+            detail=detail,
+        )
+        return Outcome.VIOLATION
+
+    def _describe_wait(self, task: Task) -> str:
+        op = task.pending
+        assert op is not None, "[hmmsim internal bug] describing a finished task"
+        text = f"{task.name} waits in {op.describe()}"
+        if op.obj is not None:
+            holders = [self.tasks[h].name for h in op.obj.holders()]
+            if holders:
+                text += f", held by {', '.join(holders)}"
+        return text
+
+    def _record_step(self, task: Task, op: Op) -> None:
+        self._steps.append(
+            Step(
+                index=self.step,
+                task=task.id,
+                task_name=task.name,
+                op=op.describe(),
+                kind=op.kind.name,
+                data=tuple(self._step_data),
+                events=tuple(self._step_events),
+                state=dict(self.instance.snapshot()) if self.instance is not None else {},
+            )
+        )
+        self._step_data = []
+        self._step_events = []
+
+
+@contextmanager
+def strict_coroutines() -> Iterator[None]:
+    """Turn a dropped, never-awaited coroutine into a ScenarioError.
+
+    CPython reports such a coroutine when it is deallocated, which for a
+    dropped primitive call happens at once, inside the step.  The warning is
+    made an error and routed to the running execution, which raises after the
+    step.
+    """
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        exc = unraisable.exc_value
+        if (
+            _current is not None
+            and isinstance(exc, RuntimeWarning)
+            and _UNAWAITED in str(exc)
+        ):
+            _current.unawaited = str(exc)
+            return
+        previous(unraisable)
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*" + _UNAWAITED, category=RuntimeWarning)
+        sys.unraisablehook = hook
+        try:
+            yield
+        finally:
+            sys.unraisablehook = previous

@@ -1,0 +1,271 @@
+"""Exploration: many executions under one Strategy, until an ExitReason.
+
+The runner asks the strategy for executions until it is exhausted or a bound
+is hit, keeps one counterexample per violation kind (the first found,
+optionally shrunk), counts outcomes, and says why it stopped.  An exploration
+is *verified* only when an exhaustive strategy was exhausted with no
+violation, no execution hit the step limit and no choice was cut by a bound.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hmmsim.config import ExploreConfig
+from hmmsim.engine.execution import (
+    Execution,
+    ExecutionResult,
+    LockGraph,
+    Outcome,
+    strict_coroutines,
+)
+from hmmsim.engine.program import Program
+from hmmsim.engine.schedule import Schedule
+from hmmsim.engine.strategies import make_strategy
+from hmmsim.engine.strategies.base import Strategy
+from hmmsim.engine.strategies.replay import ReplayStrategy
+from hmmsim.engine.trace import Finding, Trace
+
+__all__ = [
+    "Counterexample",
+    "ExitReason",
+    "ExplorationResult",
+    "Status",
+    "explore",
+    "replay",
+]
+
+
+class ExitReason(enum.Enum):
+    """Why an exploration stopped."""
+
+    EXHAUSTED = "exhausted"
+    MAX_EXECUTIONS = "max-executions"
+    TIME_BUDGET = "time-budget"
+    FOUND = "found"
+    INTERRUPTED = "interrupted"
+
+    def describe(self) -> str:
+        """Return one sentence for reports."""
+        return _EXIT_TEXT[self]
+
+
+_EXIT_TEXT = {
+    ExitReason.EXHAUSTED: "every schedule class was explored",
+    ExitReason.MAX_EXECUTIONS: "the execution bound was reached before exhaustion",
+    ExitReason.TIME_BUDGET: "the time budget ran out before exhaustion",
+    ExitReason.FOUND: "stopped at the first violation (stop_on_first)",
+    ExitReason.INTERRUPTED: "interrupted by the user before exhaustion",
+}
+
+
+class Status(enum.Enum):
+    """Verdict of an exploration."""
+
+    VIOLATION = "violation"
+    VERIFIED = "verified"
+    INCOMPLETE = "incomplete"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Counterexample:
+    """A schedule that leads to a violation, with what it shows.
+
+    Attributes:
+        kind: the violation kind.
+        finding: the finding of that kind in the replayed execution.
+        findings: every finding of that execution.
+        schedule: the (possibly shrunk) schedule.
+        steps: number of steps of the execution.
+        preemptions: preemptions in it.
+        original_steps: steps before shrinking.
+        execution: 1-based number of the execution that found it.
+        trace: the captured trace, when requested.
+    """
+
+    kind: str
+    finding: Finding
+    findings: tuple[Finding, ...]
+    schedule: Schedule
+    steps: int
+    preemptions: int
+    original_steps: int
+    execution: int
+    trace: Trace | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class ExplorationResult:
+    """What an exploration found and how far it got."""
+
+    strategy: str
+    exit_reason: ExitReason
+    executions: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    counterexamples: list[Counterexample] = field(default_factory=list)
+    complete: bool = True
+
+    @property
+    def status(self) -> Status:
+        """Violation if any was found; verified only if truly exhausted."""
+        if self.counterexamples:
+            return Status.VIOLATION
+        if (
+            self.exit_reason is ExitReason.EXHAUSTED
+            and self.complete
+            and not self.outcomes.get(Outcome.STEP_LIMIT.value, 0)
+        ):
+            return Status.VERIFIED
+        return Status.INCOMPLETE
+
+    @property
+    def kinds(self) -> list[str]:
+        """Violation kinds found, in the order first found."""
+        return [c.kind for c in self.counterexamples]
+
+
+Shrinker = Callable[[Program, Schedule, str, int], Schedule]
+
+
+def explore(
+    program: Program,
+    config: ExploreConfig | None = None,
+    *,
+    strategy: Strategy | None = None,
+    shrinker: Shrinker | None = None,
+    on_progress: Callable[[ExplorationResult], None] | None = None,
+) -> ExplorationResult:
+    """Explore ``program`` under ``config`` and return what was found.
+
+    Args:
+        program: factory of a fresh instance per execution.
+        config: bounds and strategy choice (default: ``ExploreConfig()``).
+        strategy: use this strategy object instead of ``config.strategy``.
+        shrinker: shrink counterexample schedules (``None``: the default
+            shrinker when ``config.shrink`` is set).
+        on_progress: called after every execution (for progress bars).
+    """
+    config = config or ExploreConfig()
+    strategy = strategy or make_strategy(config)
+    result = ExplorationResult(strategy=strategy.name, exit_reason=ExitReason.EXHAUSTED)
+    lockdep = LockGraph()
+    start = time.monotonic()
+    deadline = None if config.time_budget_s is None else start + config.time_budget_s
+    found: dict[str, tuple[ExecutionResult, int]] = {}
+    try:
+        with strict_coroutines():
+            result.exit_reason = _loop(
+                program, config, strategy, result, lockdep, deadline, found, on_progress
+            )
+    except KeyboardInterrupt:
+        result.exit_reason = ExitReason.INTERRUPTED
+    result.complete = strategy.complete if strategy.exhaustive else False
+    result.seconds = time.monotonic() - start
+    if config.shrink and shrinker is None:
+        from hmmsim.engine.shrink import shrink  # noqa: PLC0415 - avoids an import cycle
+
+        shrinker = shrink
+    for kind, (execution_result, number) in found.items():
+        result.counterexamples.append(
+            _counterexample(program, config, kind, execution_result, number, shrinker)
+        )
+    return result
+
+
+def _loop(
+    program: Program,
+    config: ExploreConfig,
+    strategy: Strategy,
+    result: ExplorationResult,
+    lockdep: LockGraph,
+    deadline: float | None,
+    found: dict[str, tuple[ExecutionResult, int]],
+    on_progress: Callable[[ExplorationResult], None] | None,
+) -> ExitReason:
+    outcomes = result.outcomes
+    while True:
+        if config.max_executions is not None and result.executions >= config.max_executions:
+            return ExitReason.MAX_EXECUTIONS
+        if deadline is not None and time.monotonic() >= deadline:
+            return ExitReason.TIME_BUDGET
+        if not strategy.begin_execution():
+            return ExitReason.EXHAUSTED
+        execution = Execution(
+            program, strategy, max_steps=config.max_steps, seed=config.seed, lockdep=lockdep
+        )
+        ex_result = execution.run()
+        strategy.end_execution(ex_result)
+        result.executions += 1
+        result.steps += ex_result.steps
+        key = ex_result.outcome.value
+        outcomes[key] = outcomes.get(key, 0) + 1
+        for finding in ex_result.findings:
+            if finding.kind not in found:
+                found[finding.kind] = (ex_result, result.executions)
+        if on_progress is not None:
+            on_progress(result)
+        if found and config.stop_on_first:
+            return ExitReason.FOUND
+
+
+def _counterexample(
+    program: Program,
+    config: ExploreConfig,
+    kind: str,
+    ex_result: ExecutionResult,
+    number: int,
+    shrinker: Shrinker | None,
+) -> Counterexample:
+    schedule = ex_result.schedule
+    if shrinker is not None and kind != "lock-order":
+        schedule = shrinker(program, schedule, kind, config.max_steps)
+    final = replay(program, schedule, max_steps=config.max_steps)
+    finding = next((f for f in final.findings if f.kind == kind), None)
+    if finding is None:  # pragma: no cover - a shrinker must keep the kind
+        final, schedule = ex_result, ex_result.schedule
+        finding = next(f for f in final.findings if f.kind == kind)
+    return Counterexample(
+        kind=kind,
+        finding=finding,
+        findings=final.findings,
+        schedule=schedule,
+        steps=final.steps,
+        preemptions=final.preemptions,
+        original_steps=ex_result.steps,
+        execution=number,
+    )
+
+
+def replay(
+    program: Program,
+    schedule: Schedule,
+    *,
+    max_steps: int = 100_000,
+    capture: bool = False,
+    strict: bool = True,
+    lockdep: LockGraph | None = None,
+) -> ExecutionResult:
+    """Re-run ``program`` along ``schedule``.
+
+    Raises:
+        ReplayDiverged: in strict mode, when the execution does not follow it.
+    """
+    strategy = ReplayStrategy(schedule, strict=strict)
+    strategy.begin_execution()
+    with strict_coroutines():
+        execution = Execution(
+            program,
+            strategy,
+            max_steps=max_steps,
+            seed=schedule.seed,
+            lockdep=lockdep,
+            capture=capture,
+        )
+        result = execution.run()
+    strategy.end_execution(result)
+    return result

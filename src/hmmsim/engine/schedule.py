@@ -1,0 +1,175 @@
+"""Schedule: the single source of truth of an execution.
+
+A schedule is the sequence of choices made during one execution, in order:
+which task performed each step (a *task choice*) and the value of every data
+choice with more than one possible value (a timeout fires or not, a retry
+happens or not).  Re-running a program with the same schedule reproduces the
+same execution; exploration, replay, shrinking and reports all work on it.
+
+Choices are stored as integers: a task choice ``t`` as ``2*t`` and a data
+choice ``v`` as ``2*v + 1``.
+
+The compact *token* form is ``hs1.<context>.<payload>.<crc>``, where
+``context`` names what to run (for example ``scenario/variant``), ``payload``
+is the base32 of the zlib-compressed varint encoding of seed and choices, and
+``crc`` is the CRC-32 of everything before it, so a damaged or tampered token
+is rejected rather than replayed wrongly.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from hmmsim.errors import ReplayError
+
+__all__ = ["Schedule", "data_choice", "is_task_choice", "task_choice", "choice_value"]
+
+_TOKEN_VERSION = "hs1"
+_CONTEXT_RE = re.compile(r"^[A-Za-z0-9_\-/:+]*$")
+
+
+def task_choice(tid: int) -> int:
+    """Encode a task choice."""
+    return tid << 1
+
+
+def data_choice(value: int) -> int:
+    """Encode a data choice."""
+    return (value << 1) | 1
+
+
+def is_task_choice(choice: int) -> bool:
+    """Return whether an encoded choice is a task choice."""
+    return not choice & 1
+
+
+def choice_value(choice: int) -> int:
+    """Return the task id or data value of an encoded choice."""
+    return choice >> 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Schedule:
+    """Seed plus the encoded choices of one execution."""
+
+    seed: int = 0
+    choices: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, choices: Iterable[int], *, seed: int = 0) -> Schedule:
+        """Build a schedule from encoded choices."""
+        return cls(seed=seed, choices=tuple(choices))
+
+    @property
+    def tasks(self) -> tuple[int, ...]:
+        """The task ids of the steps, in order (data choices left out)."""
+        return tuple(c >> 1 for c in self.choices if not c & 1)
+
+    def __len__(self) -> int:
+        return len(self.choices)
+
+    def preemptions(self) -> int:
+        """Count context switches away from a task that then runs again later.
+
+        This is an upper bound of the preemption count: the engine-level count
+        (which knows whether the previous task was still enabled) is exact.
+        """
+        tasks = self.tasks
+        count = 0
+        for i in range(1, len(tasks)):
+            if tasks[i] != tasks[i - 1] and tasks[i - 1] in tasks[i:]:
+                count += 1
+        return count
+
+    def to_json(self) -> dict[str, object]:
+        """Return the canonical JSON form."""
+        return {"seed": self.seed, "choices": _render(self.choices)}
+
+    @classmethod
+    def from_json(cls, data: object) -> Schedule:
+        """Parse the JSON form; raise ReplayError when it is malformed."""
+        if not isinstance(data, dict):
+            raise ReplayError("schedule must be a JSON object")
+        seed = data.get("seed", 0)
+        raw = data.get("choices")
+        if not isinstance(seed, int) or seed < 0 or not isinstance(raw, list):
+            raise ReplayError("schedule needs an integer 'seed' and a list 'choices'")
+        return cls(seed=seed, choices=tuple(_parse(item) for item in raw))
+
+    def to_token(self, context: str = "") -> str:
+        """Return the compact, pasteable token for this schedule."""
+        if not _CONTEXT_RE.match(context):
+            raise ValueError(f"context {context!r} has characters a token cannot carry")
+        raw = bytearray()
+        _put_varint(raw, self.seed)
+        _put_varint(raw, len(self.choices))
+        for choice in self.choices:
+            _put_varint(raw, choice)
+        payload = base64.b32encode(zlib.compress(bytes(raw), 9)).decode().rstrip("=")
+        body = f"{_TOKEN_VERSION}.{context}.{payload.lower()}"
+        return f"{body}.{zlib.crc32(body.encode()):08x}"
+
+    @classmethod
+    def from_token(cls, token: str) -> tuple[str, Schedule]:
+        """Decode a token into (context, schedule); raise ReplayError if bad."""
+        token = token.strip()
+        parts = token.split(".")
+        if len(parts) != 4 or parts[0] != _TOKEN_VERSION:
+            raise ReplayError(f"not an hmmsim replay token (expected {_TOKEN_VERSION}.…)")
+        body, _, crc = token.rpartition(".")
+        if f"{zlib.crc32(body.encode()):08x}" != crc.lower():
+            raise ReplayError("replay token checksum mismatch (token damaged or edited)")
+        context, payload = parts[1], parts[2]
+        try:
+            padded = payload.upper() + "=" * (-len(payload) % 8)
+            raw = zlib.decompress(base64.b32decode(padded))
+            values = _get_varints(raw)
+        except (binascii.Error, zlib.error, ValueError) as exc:
+            raise ReplayError(f"replay token payload is corrupt: {exc}") from None
+        if len(values) < 2 or values[1] != len(values) - 2:
+            raise ReplayError("replay token payload has the wrong length")
+        return context, cls(seed=values[0], choices=tuple(values[2:]))
+
+
+def _render(choices: Sequence[int]) -> list[str]:
+    return [f"t{c >> 1}" if not c & 1 else f"d{c >> 1}" for c in choices]
+
+
+def _parse(item: object) -> int:
+    if isinstance(item, str) and len(item) > 1 and item[0] in "td" and item[1:].isdigit():
+        value = int(item[1:])
+        return task_choice(value) if item[0] == "t" else data_choice(value)
+    raise ReplayError(f"bad schedule choice {item!r} (expected 't<N>' or 'd<N>')")
+
+
+def _put_varint(out: bytearray, value: int) -> None:
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return
+
+
+def _get_varints(raw: bytes) -> list[int]:
+    values: list[int] = []
+    value = shift = 0
+    for byte in raw:
+        value |= (byte & 0x7F) << shift
+        if byte & 0x80:
+            shift += 7
+            if shift > 70:
+                raise ValueError("varint too long")
+        else:
+            values.append(value)
+            value = shift = 0
+    if shift:
+        raise ValueError("truncated varint")
+    return values

@@ -1,0 +1,77 @@
+"""Naive exhaustive depth-first exploration of every schedule.
+
+Every choice point (task choice or data choice) is a node; the exploration
+visits every branch of every node, lowest task id / value first.  Two
+independent tasks of m and n steps give exactly C(m+n, n) executions.  It is
+the reference the reducing strategies are tested against.
+
+Invariant: replaying the recorded prefix meets the same options at each node
+(the program is deterministic); a mismatch is an internal error.
+"""
+
+from __future__ import annotations
+
+from hmmsim.engine.execution import Execution, ExecutionResult
+from hmmsim.engine.strategies.base import bounded_options
+from hmmsim.errors import InternalError
+
+__all__ = ["DfsStrategy"]
+
+
+class DfsStrategy:
+    """Exhaustive DFS over all choices (with an optional preemption bound)."""
+
+    name = "dfs"
+    exhaustive = True
+
+    def __init__(self, *, preemption_bound: int | None = None) -> None:
+        """Start before the first execution."""
+        self.preemption_bound = preemption_bound
+        self.complete = True
+        # Each node: [options, index of the option taken].
+        self._stack: list[tuple[list[int], int]] = []
+        self._depth = 0
+        self._started = False
+
+    def begin_execution(self) -> bool:
+        """Advance to the next unexplored branch; False when none is left."""
+        if self._started:
+            stack = self._stack
+            while stack and stack[-1][1] + 1 >= len(stack[-1][0]):
+                stack.pop()
+            if not stack:
+                return False
+            options, index = stack[-1]
+            stack[-1] = (options, index + 1)
+        self._started = True
+        self._depth = 0
+        return True
+
+    def _pick(self, options: list[int]) -> int:
+        depth = self._depth
+        self._depth = depth + 1
+        stack = self._stack
+        if depth < len(stack):
+            known, index = stack[depth]
+            if known != options:
+                raise InternalError(
+                    f"dfs replay diverged at choice {depth}: options {options} != {known}"
+                )
+            return known[index]
+        stack.append((options, 0))
+        return options[0]
+
+    def next_task(self, execution: Execution, enabled: list[int]) -> int:
+        """Take the next branch of this node."""
+        options, cut = bounded_options(execution, enabled, self.preemption_bound)
+        if cut:
+            self.complete = False
+        return self._pick(options)
+
+    def next_int(self, execution: Execution, bound: int, label: str) -> int:
+        """Take the next value of this data choice."""
+        return self._pick(list(range(bound)))
+
+    def end_execution(self, result: ExecutionResult) -> None:
+        """Nothing to learn: the stack already holds the branch taken."""
+        del self._stack[self._depth :]

@@ -1,0 +1,136 @@
+"""Kernel-style synchronisation primitives, driven by the hmmsim engine.
+
+Every primitive that can block or that touches shared state is ``async`` and
+awaits an :class:`~hmmsim.engine.ops.Op` before it takes effect, so the
+explorer decides the interleaving.  Names and semantics follow the kernel.
+"""
+
+from __future__ import annotations
+
+from hmmsim.sync.debug import (
+    BUG_ON,
+    WARN_ON,
+    WARN_ON_ONCE,
+    lockdep_assert_held,
+    might_sleep,
+    non_block_end,
+    non_block_start,
+)
+from hmmsim.sync.kref import (
+    Kref,
+    kref_check_live,
+    kref_get,
+    kref_get_unless_zero,
+    kref_init,
+    kref_put,
+    kref_read,
+)
+from hmmsim.sync.mutex import (
+    Mutex,
+    mutex_init,
+    mutex_is_locked,
+    mutex_lock,
+    mutex_trylock,
+    mutex_unlock,
+)
+from hmmsim.sync.once import READ_ONCE, WRITE_ONCE, Cell, smp_load_acquire, smp_store_release
+from hmmsim.sync.rwsem import (
+    RwSemaphore,
+    down_read,
+    down_read_trylock,
+    down_write,
+    down_write_trylock,
+    init_rwsem,
+    rwsem_is_locked,
+    up_read,
+    up_write,
+)
+from hmmsim.sync.sched import cond_resched, msleep, schedule, schedule_timeout_idle
+from hmmsim.sync.spinlock import (
+    SpinLock,
+    spin_lock,
+    spin_lock_init,
+    spin_lock_irqsave,
+    spin_trylock,
+    spin_unlock,
+    spin_unlock_irqrestore,
+)
+from hmmsim.sync.srcu import (
+    SrcuStruct,
+    call_srcu,
+    srcu_read_lock,
+    srcu_read_unlock,
+    synchronize_srcu,
+)
+from hmmsim.sync.waitqueue import (
+    WaitQueueHead,
+    init_waitqueue_head,
+    wait_event,
+    wait_event_timeout,
+    wake_up,
+    wake_up_all,
+)
+from hmmsim.sync._base import current_execution, current_task, report, tracepoint
+
+__all__ = [
+    "BUG_ON",
+    "READ_ONCE",
+    "WARN_ON",
+    "WARN_ON_ONCE",
+    "WRITE_ONCE",
+    "Cell",
+    "Kref",
+    "Mutex",
+    "RwSemaphore",
+    "SpinLock",
+    "SrcuStruct",
+    "WaitQueueHead",
+    "call_srcu",
+    "cond_resched",
+    "current_execution",
+    "current_task",
+    "down_read",
+    "down_read_trylock",
+    "down_write",
+    "down_write_trylock",
+    "init_rwsem",
+    "init_waitqueue_head",
+    "kref_check_live",
+    "kref_get",
+    "kref_get_unless_zero",
+    "kref_init",
+    "kref_put",
+    "kref_read",
+    "lockdep_assert_held",
+    "might_sleep",
+    "msleep",
+    "mutex_init",
+    "mutex_is_locked",
+    "mutex_lock",
+    "mutex_trylock",
+    "mutex_unlock",
+    "non_block_end",
+    "non_block_start",
+    "report",
+    "rwsem_is_locked",
+    "schedule",
+    "schedule_timeout_idle",
+    "smp_load_acquire",
+    "smp_store_release",
+    "spin_lock",
+    "spin_lock_init",
+    "spin_lock_irqsave",
+    "spin_trylock",
+    "spin_unlock",
+    "spin_unlock_irqrestore",
+    "srcu_read_lock",
+    "srcu_read_unlock",
+    "synchronize_srcu",
+    "tracepoint",
+    "up_read",
+    "up_write",
+    "wait_event",
+    "wait_event_timeout",
+    "wake_up",
+    "wake_up_all",
+]

@@ -1,0 +1,40 @@
+"""Shared plumbing of the primitives: object ids and the tiny engine API."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+
+from hmmsim.engine.execution import Execution, current_execution, current_task
+from hmmsim.engine.task import Task
+
+__all__ = ["current_execution", "current_task", "new_oid", "report", "tracepoint"]
+
+# Objects made outside an execution (sequential unit tests that build a
+# world by hand) get ids from a separate range, so they never collide.
+_outside_ids = itertools.count(1 << 40)
+
+
+def new_oid() -> int:
+    """Return a fresh object id from the running execution."""
+    from hmmsim.engine import execution as _ex  # noqa: PLC0415 - ambient state lookup
+
+    running: Execution | None = _ex._current  # noqa: SLF001 - engine-internal access
+    if running is None:
+        return next(_outside_ids)
+    return running.new_oid()
+
+
+def report(kind: str, message: str, *, fatal: bool = True, detail: tuple[str, ...] = ()) -> None:
+    """Report a finding to the running execution."""
+    current_execution().report(kind, message, fatal=fatal, detail=detail)
+
+
+def tracepoint(name: str, fields: Mapping[str, object]) -> None:
+    """Record a tracepoint in the running step (cheap when not capturing)."""
+    current_execution().tracepoint(name, fields)
+
+
+def task_name(task: Task) -> str:
+    """Return a task's name (for messages)."""
+    return task.name

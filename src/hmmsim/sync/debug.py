@@ -1,0 +1,99 @@
+"""Kernel debug checks that report findings: might_sleep, WARN_ON, BUG_ON, lockdep.
+
+Like the kernel's, these checks do not change the model's behaviour
+(``WARN_ON`` returns its condition, ``might_sleep`` only complains); they
+report findings to the running execution:
+
+* ``might_sleep`` while holding a spinlock or inside ``non_block_start`` ..
+  ``non_block_end``: ``sleep-in-nonblockable`` (the execution goes on);
+* ``WARN_ON`` / ``WARN_ON_ONCE``: ``warn`` (goes on);
+* ``BUG_ON``: ``bug`` (the execution stops, as the kernel would);
+* ``lockdep_assert_held``: ``lockdep`` when the task does not hold the lock.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Protocol
+
+from hmmsim.sync._base import current_execution, current_task, report
+
+__all__ = [
+    "BUG_ON",
+    "WARN_ON",
+    "WARN_ON_ONCE",
+    "lockdep_assert_held",
+    "might_sleep",
+    "non_block_end",
+    "non_block_start",
+]
+
+
+class _Holdable(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def holders(self) -> tuple[int, ...]: ...
+
+
+def might_sleep(where: str = "") -> None:
+    """Complain if the running task may not sleep here (atomic or non-blocking)."""
+    task = current_task()
+    if not (task.atomic or task.non_block):
+        return
+    reason = (
+        f"holding spinlock {', '.join(l.name for l in task.held if getattr(l, 'is_spin', False))}"
+        if task.atomic
+        else "inside a non-blocking section (non_block_start)"
+    )
+    site = f" in {where}" if where else ""
+    report(
+        "sleep-in-nonblockable",
+        f"sleeping function called from invalid context{site}: {reason}",
+        fatal=False,
+    )
+
+
+def non_block_start() -> None:
+    """Enter a section in which sleeping is a bug (v5.4's debugging aid)."""
+    current_task().non_block += 1
+
+
+def non_block_end() -> None:
+    """Leave a non-blocking section."""
+    task = current_task()
+    WARN_ON(task.non_block == 0, "non_block_end without non_block_start")
+    task.non_block = max(0, task.non_block - 1)
+
+
+def WARN_ON(condition: bool, message: str = "") -> bool:
+    """Report a ``warn`` finding when ``condition`` holds; return it."""
+    if condition:
+        report("warn", f"WARN_ON({message or 'condition'}) triggered", fatal=False)
+    return condition
+
+
+def WARN_ON_ONCE(condition: bool, message: str = "") -> bool:
+    """Like WARN_ON, but report only the first time per call site and execution."""
+    if condition:
+        frame = sys._getframe(1)  # noqa: SLF001 - the call site identifies the WARN
+        key = (frame.f_code.co_filename, frame.f_lineno)
+        execution = current_execution()
+        seen = execution.warned_once
+        if key not in seen:
+            seen.add(key)
+            report("warn", f"WARN_ON_ONCE({message or 'condition'}) triggered", fatal=False)
+    return condition
+
+
+def BUG_ON(condition: bool, message: str = "") -> None:
+    """Stop the execution with a ``bug`` finding when ``condition`` holds."""
+    if condition:
+        report("bug", f"kernel BUG: BUG_ON({message or 'condition'})", fatal=True)
+
+
+def lockdep_assert_held(lock: _Holdable) -> None:
+    """Report ``lockdep`` if the running task does not hold ``lock``."""
+    task = current_task()
+    if task.id not in lock.holders():
+        report("lockdep", f"lockdep_assert_held({lock.name}) failed in task {task.name}", fatal=False)

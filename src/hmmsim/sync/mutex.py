@@ -1,0 +1,49 @@
+"""Model of ``struct mutex``: mutex_lock / mutex_trylock / mutex_unlock.
+
+``mutex_lock`` calls ``might_sleep`` first, as the kernel does, so taking a
+mutex in atomic or non-blocking context is reported even when it is free.
+``mutex_trylock`` never sleeps.
+
+Deviations:
+    * MODEL: no optimistic spinning, no handoff; a waiter is simply blocked
+      until the mutex is free (any waiter may get it next).
+"""
+
+from __future__ import annotations
+
+from hmmsim.sync._lock import ExclusiveLock
+from hmmsim.sync.debug import might_sleep
+
+__all__ = ["Mutex", "mutex_init", "mutex_is_locked", "mutex_lock", "mutex_trylock", "mutex_unlock"]
+
+
+class Mutex(ExclusiveLock):
+    """Models ``struct mutex``."""
+
+    __slots__ = ()
+
+
+def mutex_init(lock: Mutex) -> None:
+    """Reset a mutex to unlocked."""
+    lock.owner = None
+
+
+def mutex_is_locked(lock: Mutex) -> bool:
+    """Return whether somebody holds the mutex (no scheduling point)."""
+    return lock.owner is not None
+
+
+async def mutex_lock(lock: Mutex) -> None:
+    """Acquire ``lock``, sleeping while another task holds it."""
+    might_sleep("mutex_lock")
+    await lock._acquire("mutex_lock")  # noqa: SLF001 - the primitive's own helper
+
+
+async def mutex_trylock(lock: Mutex) -> bool:
+    """Acquire ``lock`` if it is free, without sleeping; return 1/0 as bool."""
+    return await lock._try("mutex_trylock")  # noqa: SLF001
+
+
+async def mutex_unlock(lock: Mutex) -> None:
+    """Release ``lock``."""
+    await lock._release("mutex_unlock")  # noqa: SLF001

@@ -1,0 +1,63 @@
+"""Model of ``spinlock_t``: spin_lock / spin_unlock / spin_trylock / _irqsave.
+
+Holding a spinlock puts the task in atomic context: ``might_sleep`` then
+reports ``sleep-in-nonblockable``.  A task spinning on a held lock is
+modelled as blocked (it makes no progress either way).
+
+Deviations:
+    * MODEL: interrupts are not modelled; ``_irqsave`` variants behave like
+      the plain ones and the flags value is a dummy.
+"""
+
+from __future__ import annotations
+
+from hmmsim.sync._lock import ExclusiveLock
+
+__all__ = [
+    "SpinLock",
+    "spin_lock",
+    "spin_lock_init",
+    "spin_lock_irqsave",
+    "spin_trylock",
+    "spin_unlock",
+    "spin_unlock_irqrestore",
+]
+
+
+class SpinLock(ExclusiveLock):
+    """Models ``spinlock_t``."""
+
+    __slots__ = ()
+    is_spin = True
+
+
+def spin_lock_init(lock: SpinLock) -> None:
+    """Reset a spinlock to unlocked (the model's locks start unlocked)."""
+    lock.owner = None
+
+
+async def spin_lock(lock: SpinLock) -> None:
+    """Acquire ``lock``, spinning (blocked) while another task holds it."""
+    await lock._acquire("spin_lock")  # noqa: SLF001 - the primitive's own helper
+
+
+async def spin_unlock(lock: SpinLock) -> None:
+    """Release ``lock``."""
+    await lock._release("spin_unlock")  # noqa: SLF001
+
+
+async def spin_trylock(lock: SpinLock) -> bool:
+    """Acquire ``lock`` if it is free; return whether it was taken."""
+    return await lock._try("spin_trylock")  # noqa: SLF001
+
+
+async def spin_lock_irqsave(lock: SpinLock) -> int:
+    """Acquire ``lock``; return the (dummy) saved interrupt flags."""
+    await lock._acquire("spin_lock_irqsave")  # noqa: SLF001
+    return 0  # MODEL: interrupt flags are not modelled
+
+
+async def spin_unlock_irqrestore(lock: SpinLock, flags: int) -> None:
+    """Release ``lock`` and restore the (dummy) flags."""
+    del flags  # MODEL: interrupt flags are not modelled
+    await lock._release("spin_unlock_irqrestore")  # noqa: SLF001

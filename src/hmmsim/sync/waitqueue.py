@@ -1,0 +1,136 @@
+"""Model of ``wait_queue_head_t``: wait_event, wait_event_timeout, wake_up_all.
+
+``wait_event(wq, condition)`` follows the kernel macro: check the condition;
+if false, queue on ``wq`` (``prepare_to_wait``), check again, sleep until
+woken, and repeat.  ``condition`` is an async predicate, so the shared state
+it reads is read through Ops (for example ``READ_ONCE`` of a Cell) and the
+explorer sees the race between the check and the writer.
+
+``wait_event_timeout`` makes "the timeout fires before any wake-up" a data
+choice each time it sleeps.  If it chooses to be woken and no wake-up ever
+comes, the execution is pruned as infeasible: the timeout branch of that very
+choice covers it.  A timed-out sleep can end at any later step.
+
+Deviations:
+    * MODEL: time does not advance; after a wake-up with a false condition
+      the full timeout is available again, and the remaining-jiffies return
+      value is the timeout passed in.
+    * MODEL: no exclusive waiters; every wake-up is ``wake_up_all``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from hmmsim.engine.ops import Op, OpKind
+from hmmsim.engine.task import Task
+from hmmsim.sync._base import current_execution, current_task, new_oid
+from hmmsim.sync.debug import might_sleep
+
+__all__ = [
+    "WaitQueueHead",
+    "init_waitqueue_head",
+    "wait_event",
+    "wait_event_timeout",
+    "wake_up",
+    "wake_up_all",
+]
+
+Condition = Callable[[], Awaitable[bool]]
+
+
+class WaitQueueHead:
+    """Models ``wait_queue_head_t``."""
+
+    __slots__ = ("name", "oid", "waiters")
+
+    def __init__(self, name: str) -> None:
+        """Create an empty wait queue."""
+        self.name = name
+        self.oid = new_oid()
+        self.waiters: list[Task] = []
+
+    def holders(self) -> tuple[int, ...]:
+        """A wait queue has no holders."""
+        return ()
+
+    def __repr__(self) -> str:
+        return f"WaitQueueHead({self.name!r}, waiters={[t.name for t in self.waiters]})"
+
+
+def init_waitqueue_head(wq: WaitQueueHead) -> None:
+    """Reset a wait queue to empty."""
+    wq.waiters = []
+
+
+async def _prepare_to_wait(wq: WaitQueueHead) -> Task:
+    await Op(OpKind.WRITE, wq.oid, True, "prepare_to_wait", wq)
+    task = current_task()
+    task.woken = False
+    if task not in wq.waiters:
+        wq.waiters.append(task)
+    return task
+
+
+def _finish_wait(wq: WaitQueueHead, task: Task) -> None:
+    if task in wq.waiters:
+        wq.waiters.remove(task)
+
+
+async def _sleep(wq: WaitQueueHead, task: Task, *, timed: bool, timeout_fires: bool) -> None:
+    if timeout_fires:
+        await Op(OpKind.WAIT, wq.oid, False, "schedule_timeout", wq, None, (), True)
+        return
+    await Op(OpKind.WAIT, wq.oid, False, "schedule", wq, lambda: task.woken, (), timed)
+
+
+async def wait_event(wq: WaitQueueHead, condition: Condition) -> None:
+    """Sleep on ``wq`` until ``condition`` is true."""
+    might_sleep("wait_event")
+    if await condition():
+        return
+    while True:
+        task = await _prepare_to_wait(wq)
+        if await condition():
+            _finish_wait(wq, task)
+            return
+        await _sleep(wq, task, timed=False, timeout_fires=False)
+
+
+async def wait_event_timeout(wq: WaitQueueHead, condition: Condition, timeout: int) -> int:
+    """Sleep on ``wq`` until ``condition`` is true or the timeout elapses.
+
+    Returns:
+        0 if the condition was still false when the timeout elapsed, 1 if it
+        was true by then, else the remaining time (``timeout`` in the model).
+    """
+    might_sleep("wait_event_timeout")
+    remaining = max(timeout, 1)
+    if await condition():
+        return remaining
+    while True:
+        task = await _prepare_to_wait(wq)
+        if await condition():
+            _finish_wait(wq, task)
+            return remaining
+        fires = current_execution().choose(2, f"timeout({wq.name})") == 1
+        await _sleep(wq, task, timed=True, timeout_fires=fires)
+        _finish_wait(wq, task)
+        if fires:
+            return 1 if await condition() else 0
+
+
+async def wake_up_all(wq: WaitQueueHead) -> None:
+    """Wake every task sleeping on ``wq``."""
+    await Op(OpKind.WAKE, wq.oid, True, "wake_up_all", wq)
+    for task in wq.waiters:
+        task.woken = True
+    wq.waiters = []
+
+
+async def wake_up(wq: WaitQueueHead) -> None:
+    """Wake the tasks sleeping on ``wq`` (all of them: no exclusive waiters)."""
+    await Op(OpKind.WAKE, wq.oid, True, "wake_up", wq)
+    for task in wq.waiters:
+        task.woken = True
+    wq.waiters = []
