@@ -156,6 +156,9 @@ class Execution:
         self.next_oid = 0
         self.unawaited: str | None = None
         self.warned_once: set[tuple[str, int]] = set()
+        #: Per-execution attachments of the program (e.g. the oracle's probes);
+        #: the engine never looks inside.
+        self.context: dict[str, object] = {}
         self._step_data: list[tuple[str, int]] = []
         self._step_events: list[Event] = []
         self._steps: list[Step] = []
@@ -290,7 +293,9 @@ class Execution:
         final_state = instance.final_state() if instance is not None else None
         trace = None
         if self.capture:
-            trace = Trace(tasks=tuple(t.name for t in self.tasks), steps=tuple(self._steps))
+            trace = Trace(
+                tasks=tuple(t.name for t in self.tasks), steps=tuple(self._steps)
+            )
         return ExecutionResult(
             outcome=outcome,
             findings=tuple(self.findings),
@@ -348,7 +353,7 @@ class Execution:
             return
         except _StopExecution:
             raise
-        except Exception as exc:  # noqa: BLE001 - a model task raising is a finding
+        except Exception as exc:
             task.pending = None
             self._task_raised(task, exc)
             return
@@ -424,7 +429,9 @@ class Execution:
                 kind=op.kind.name,
                 data=tuple(self._step_data),
                 events=tuple(self._step_events),
-                state=dict(self.instance.snapshot()) if self.instance is not None else {},
+                state=dict(self.instance.snapshot())
+                if self.instance is not None
+                else {},
             )
         )
         self._step_data = []
@@ -454,7 +461,9 @@ def strict_coroutines() -> Iterator[None]:
         previous(unraisable)
 
     with warnings.catch_warnings():
-        warnings.filterwarnings("error", message=".*" + _UNAWAITED, category=RuntimeWarning)
+        warnings.filterwarnings(
+            "error", message=".*" + _UNAWAITED, category=RuntimeWarning
+        )
         sys.unraisablehook = hook
         try:
             yield

@@ -7,6 +7,7 @@ explorer decides the interleaving.  Names and semantics follow the kernel.
 
 from __future__ import annotations
 
+from hmmsim.sync._base import current_execution, current_task, new_oid, report, tracepoint
 from hmmsim.sync.debug import (
     BUG_ON,
     WARN_ON,
@@ -33,7 +34,13 @@ from hmmsim.sync.mutex import (
     mutex_trylock,
     mutex_unlock,
 )
-from hmmsim.sync.once import READ_ONCE, WRITE_ONCE, Cell, smp_load_acquire, smp_store_release
+from hmmsim.sync.once import (
+    READ_ONCE,
+    WRITE_ONCE,
+    Cell,
+    smp_load_acquire,
+    smp_store_release,
+)
 from hmmsim.sync.rwsem import (
     RwSemaphore,
     down_read,
@@ -70,7 +77,6 @@ from hmmsim.sync.waitqueue import (
     wake_up,
     wake_up_all,
 )
-from hmmsim.sync._base import current_execution, current_task, report, tracepoint
 
 __all__ = [
     "BUG_ON",
@@ -110,10 +116,12 @@ __all__ = [
     "mutex_trylock",
     "mutex_unlock",
     "non_block_end",
+    "new_oid",
     "non_block_start",
     "report",
     "rwsem_is_locked",
     "schedule",
+    "shared_access",
     "schedule_timeout_idle",
     "smp_load_acquire",
     "smp_store_release",

@@ -19,13 +19,15 @@ def new_oid() -> int:
     """Return a fresh object id from the running execution."""
     from hmmsim.engine import execution as _ex  # noqa: PLC0415 - ambient state lookup
 
-    running: Execution | None = _ex._current  # noqa: SLF001 - engine-internal access
+    running: Execution | None = _ex._current
     if running is None:
         return next(_outside_ids)
     return running.new_oid()
 
 
-def report(kind: str, message: str, *, fatal: bool = True, detail: tuple[str, ...] = ()) -> None:
+def report(
+    kind: str, message: str, *, fatal: bool = True, detail: tuple[str, ...] = ()
+) -> None:
     """Report a finding to the running execution."""
     current_execution().report(kind, message, fatal=fatal, detail=detail)
 

@@ -63,7 +63,9 @@ class ExclusiveLock:
         task = current_task()
         if self.owner != task.id:
             state = "not locked" if self.owner is None else "held by another task"
-            report("bad-unlock", f"{func}({self.name}) by {task.name}, but it is {state}")
+            report(
+                "bad-unlock", f"{func}({self.name}) by {task.name}, but it is {state}"
+            )
         self.owner = None
         current_execution().lock_released(task, self)
         if self.is_spin:

@@ -42,7 +42,7 @@ def might_sleep(where: str = "") -> None:
     if not (task.atomic or task.non_block):
         return
     reason = (
-        f"holding spinlock {', '.join(l.name for l in task.held if getattr(l, 'is_spin', False))}"
+        f"holding spinlock {', '.join(lk.name for lk in task.held if getattr(lk, 'is_spin', False))}"
         if task.atomic
         else "inside a non-blocking section (non_block_start)"
     )
@@ -76,13 +76,15 @@ def WARN_ON(condition: bool, message: str = "") -> bool:
 def WARN_ON_ONCE(condition: bool, message: str = "") -> bool:
     """Like WARN_ON, but report only the first time per call site and execution."""
     if condition:
-        frame = sys._getframe(1)  # noqa: SLF001 - the call site identifies the WARN
+        frame = sys._getframe(1)
         key = (frame.f_code.co_filename, frame.f_lineno)
         execution = current_execution()
         seen = execution.warned_once
         if key not in seen:
             seen.add(key)
-            report("warn", f"WARN_ON_ONCE({message or 'condition'}) triggered", fatal=False)
+            report(
+                "warn", f"WARN_ON_ONCE({message or 'condition'}) triggered", fatal=False
+            )
     return condition
 
 
@@ -96,4 +98,8 @@ def lockdep_assert_held(lock: _Holdable) -> None:
     """Report ``lockdep`` if the running task does not hold ``lock``."""
     task = current_task()
     if task.id not in lock.holders():
-        report("lockdep", f"lockdep_assert_held({lock.name}) failed in task {task.name}", fatal=False)
+        report(
+            "lockdep",
+            f"lockdep_assert_held({lock.name}) failed in task {task.name}",
+            fatal=False,
+        )

@@ -61,7 +61,10 @@ async def kref_get(kref: Kref) -> None:
     """Increment the count; reports ``kref`` if it was zero."""
     await Op(OpKind.WRITE, kref.oid, True, "kref_get", kref)
     if kref.refcount == 0:
-        report("kref", f"kref_get({kref.name}) on a zero count: addition on 0, use-after-free")
+        report(
+            "kref",
+            f"kref_get({kref.name}) on a zero count: addition on 0, use-after-free",
+        )
     kref.refcount += 1
 
 
@@ -82,7 +85,9 @@ async def kref_put(kref: Kref, release: Callable[[Kref], Awaitable[None]]) -> in
     """
     await Op(OpKind.WRITE, kref.oid, True, "kref_put", kref)
     if kref.refcount == 0:
-        report("kref", f"kref_put({kref.name}) on a zero count: underflow, use-after-free")
+        report(
+            "kref", f"kref_put({kref.name}) on a zero count: underflow, use-after-free"
+        )
         return 0
     kref.refcount -= 1
     if kref.refcount:

@@ -14,7 +14,14 @@ from __future__ import annotations
 from hmmsim.sync._lock import ExclusiveLock
 from hmmsim.sync.debug import might_sleep
 
-__all__ = ["Mutex", "mutex_init", "mutex_is_locked", "mutex_lock", "mutex_trylock", "mutex_unlock"]
+__all__ = [
+    "Mutex",
+    "mutex_init",
+    "mutex_is_locked",
+    "mutex_lock",
+    "mutex_trylock",
+    "mutex_unlock",
+]
 
 
 class Mutex(ExclusiveLock):
@@ -36,14 +43,14 @@ def mutex_is_locked(lock: Mutex) -> bool:
 async def mutex_lock(lock: Mutex) -> None:
     """Acquire ``lock``, sleeping while another task holds it."""
     might_sleep("mutex_lock")
-    await lock._acquire("mutex_lock")  # noqa: SLF001 - the primitive's own helper
+    await lock._acquire("mutex_lock")
 
 
 async def mutex_trylock(lock: Mutex) -> bool:
     """Acquire ``lock`` if it is free, without sleeping; return 1/0 as bool."""
-    return await lock._try("mutex_trylock")  # noqa: SLF001
+    return await lock._try("mutex_trylock")
 
 
 async def mutex_unlock(lock: Mutex) -> None:
     """Release ``lock``."""
-    await lock._release("mutex_unlock")  # noqa: SLF001
+    await lock._release("mutex_unlock")

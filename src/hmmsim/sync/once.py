@@ -11,12 +11,19 @@ Deviations:
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from hmmsim.engine.ops import Op, OpKind
 from hmmsim.sync._base import new_oid
 
-__all__ = ["READ_ONCE", "WRITE_ONCE", "Cell", "smp_load_acquire", "smp_store_release"]
+__all__ = [
+    "READ_ONCE",
+    "WRITE_ONCE",
+    "Cell",
+    "shared_access",
+    "smp_load_acquire",
+    "smp_store_release",
+]
 
 T = TypeVar("T")
 
@@ -66,3 +73,31 @@ async def smp_store_release(cell: Cell[T], value: T) -> None:
     """Write with release semantics (sequentially consistent in the model)."""
     await Op(OpKind.WRITE, cell.oid, True, "smp_store_release", cell)
     cell.value = value
+
+
+class _HasOid(Protocol):
+    @property
+    def oid(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
+
+    def holders(self) -> tuple[int, ...]: ...
+
+
+async def shared_access(obj: _HasOid, *more: _HasOid, write: bool, func: str) -> None:
+    """Announce an access to model state that other tasks touch without a lock.
+
+    Use it where the C accesses memory racily and the model keeps the state
+    in plain fields (a page's contents, a device page-table entry): the access
+    becomes a scheduling point whose footprint is ``obj`` and ``more``.
+    """
+    await Op(
+        OpKind.WRITE if write else OpKind.READ,
+        obj.oid,
+        write,
+        func,
+        obj,
+        None,
+        tuple(o.oid for o in more),
+    )

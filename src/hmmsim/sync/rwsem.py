@@ -65,7 +65,9 @@ class RwSemaphore:
         return self.writer is None and not self.readers
 
     def __repr__(self) -> str:
-        return f"RwSemaphore({self.name!r}, writer={self.writer}, readers={self.readers})"
+        return (
+            f"RwSemaphore({self.name!r}, writer={self.writer}, readers={self.readers})"
+        )
 
 
 def init_rwsem(sem: RwSemaphore) -> None:
@@ -112,7 +114,10 @@ async def up_read(sem: RwSemaphore) -> None:
     await Op(OpKind.RELEASE, sem.oid, True, "up_read", sem)
     task = current_task()
     if task.id not in sem.readers:
-        report("bad-unlock", f"up_read({sem.name}) by {task.name}, which does not hold it for read")
+        report(
+            "bad-unlock",
+            f"up_read({sem.name}) by {task.name}, which does not hold it for read",
+        )
         return
     sem.readers.remove(task.id)
     current_execution().lock_released(task, sem)
@@ -139,7 +144,10 @@ async def up_write(sem: RwSemaphore) -> None:
     await Op(OpKind.RELEASE, sem.oid, True, "up_write", sem)
     task = current_task()
     if sem.writer != task.id:
-        report("bad-unlock", f"up_write({sem.name}) by {task.name}, which does not hold it for write")
+        report(
+            "bad-unlock",
+            f"up_write({sem.name}) by {task.name}, which does not hold it for write",
+        )
         return
     sem.writer = None
     current_execution().lock_released(task, sem)

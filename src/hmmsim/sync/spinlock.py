@@ -38,26 +38,26 @@ def spin_lock_init(lock: SpinLock) -> None:
 
 async def spin_lock(lock: SpinLock) -> None:
     """Acquire ``lock``, spinning (blocked) while another task holds it."""
-    await lock._acquire("spin_lock")  # noqa: SLF001 - the primitive's own helper
+    await lock._acquire("spin_lock")
 
 
 async def spin_unlock(lock: SpinLock) -> None:
     """Release ``lock``."""
-    await lock._release("spin_unlock")  # noqa: SLF001
+    await lock._release("spin_unlock")
 
 
 async def spin_trylock(lock: SpinLock) -> bool:
     """Acquire ``lock`` if it is free; return whether it was taken."""
-    return await lock._try("spin_trylock")  # noqa: SLF001
+    return await lock._try("spin_trylock")
 
 
 async def spin_lock_irqsave(lock: SpinLock) -> int:
     """Acquire ``lock``; return the (dummy) saved interrupt flags."""
-    await lock._acquire("spin_lock_irqsave")  # noqa: SLF001
+    await lock._acquire("spin_lock_irqsave")
     return 0  # MODEL: interrupt flags are not modelled
 
 
 async def spin_unlock_irqrestore(lock: SpinLock, flags: int) -> None:
     """Release ``lock`` and restore the (dummy) flags."""
     del flags  # MODEL: interrupt flags are not modelled
-    await lock._release("spin_unlock_irqrestore")  # noqa: SLF001
+    await lock._release("spin_unlock_irqrestore")

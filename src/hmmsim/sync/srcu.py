@@ -21,7 +21,13 @@ from hmmsim.engine.ops import LOCAL, Op, OpKind
 from hmmsim.sync._base import current_execution, current_task, new_oid, report
 from hmmsim.sync.debug import might_sleep
 
-__all__ = ["SrcuStruct", "call_srcu", "srcu_read_lock", "srcu_read_unlock", "synchronize_srcu"]
+__all__ = [
+    "SrcuStruct",
+    "call_srcu",
+    "srcu_read_lock",
+    "srcu_read_unlock",
+    "synchronize_srcu",
+]
 
 
 class SrcuStruct:
@@ -59,7 +65,10 @@ async def srcu_read_unlock(srcu: SrcuStruct, index: int) -> None:
     """Close the read-side section ``index``."""
     await Op(OpKind.RELEASE, srcu.oid, True, "srcu_read_unlock", srcu)
     if srcu.active.pop(index, None) is None:
-        report("bad-unlock", f"srcu_read_unlock({srcu.name}, {index}) of a section that is not open")
+        report(
+            "bad-unlock",
+            f"srcu_read_unlock({srcu.name}, {index}) of a section that is not open",
+        )
 
 
 async def synchronize_srcu(srcu: SrcuStruct) -> None:
@@ -71,7 +80,9 @@ async def synchronize_srcu(srcu: SrcuStruct) -> None:
     def grace_period_over() -> bool:
         return not any(i in srcu.active for i in waited)
 
-    await Op(OpKind.WAIT, srcu.oid, False, "synchronize_srcu:wait", srcu, grace_period_over)
+    await Op(
+        OpKind.WAIT, srcu.oid, False, "synchronize_srcu:wait", srcu, grace_period_over
+    )
 
 
 async def _callback_task(srcu: SrcuStruct, func: Callable[[], Awaitable[None]]) -> None:

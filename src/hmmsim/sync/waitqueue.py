@@ -77,7 +77,9 @@ def _finish_wait(wq: WaitQueueHead, task: Task) -> None:
         wq.waiters.remove(task)
 
 
-async def _sleep(wq: WaitQueueHead, task: Task, *, timed: bool, timeout_fires: bool) -> None:
+async def _sleep(
+    wq: WaitQueueHead, task: Task, *, timed: bool, timeout_fires: bool
+) -> None:
     if timeout_fires:
         await Op(OpKind.WAIT, wq.oid, False, "schedule_timeout", wq, None, (), True)
         return
@@ -97,7 +99,9 @@ async def wait_event(wq: WaitQueueHead, condition: Condition) -> None:
         await _sleep(wq, task, timed=False, timeout_fires=False)
 
 
-async def wait_event_timeout(wq: WaitQueueHead, condition: Condition, timeout: int) -> int:
+async def wait_event_timeout(
+    wq: WaitQueueHead, condition: Condition, timeout: int
+) -> int:
     """Sleep on ``wq`` until ``condition`` is true or the timeout elapses.
 
     Returns:
