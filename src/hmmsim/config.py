@@ -64,19 +64,22 @@ class ExploreConfig:
         if self.strategy not in STRATEGY_NAMES:
             known = ", ".join(STRATEGY_NAMES)
             raise ConfigError(f"unknown strategy {self.strategy!r} (known: {known})")
-        if not isinstance(self.seed, int) or self.seed < 0 or self.seed >= 2**64:
-            raise ConfigError(f"seed must be an integer in [0, 2**64), got {self.seed!r}")
+        seed: object = self.seed  # typed fields still hold whatever was passed
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
+            raise ConfigError(f"seed must be an integer in [0, 2**64), got {seed!r}")
         _check_range("max_executions", self.max_executions, 1, _MAX_EXECUTIONS_LIMIT)
         _check_range("max_steps", self.max_steps, 1, _MAX_STEPS_LIMIT)
         _check_range("preemption_bound", self.preemption_bound, 0, 10_000)
         _check_range("pct_depth", self.pct_depth, 1, 1_000)
-        if self.time_budget_s is not None and not (
-            isinstance(self.time_budget_s, int | float)
-            and 0 < self.time_budget_s <= 7 * 24 * 3600
+        budget: object = self.time_budget_s
+        if budget is not None and not (
+            isinstance(budget, int | float)
+            and not isinstance(budget, bool)
+            and 0 < budget <= 7 * 24 * 3600
         ):
             raise ConfigError(
                 f"time_budget_s must be a number of seconds in (0, 604800], "
-                f"got {self.time_budget_s!r}"
+                f"got {budget!r}"
             )
 
     def replace(self, **changes: object) -> ExploreConfig:
@@ -113,11 +116,17 @@ class ExploreConfig:
         return config.replace(**changes)
 
 
-def _check_range(name: str, value: int | None, low: int, high: int) -> None:
+def _check_range(name: str, value: object, low: int, high: int) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not low <= value <= high
+    ):
+        raise ConfigError(
+            f"{name} must be an integer in [{low}, {high}], got {value!r}"
+        )
 
 
 def _parse_env(name: str, raw: str, annotation: object) -> object:
@@ -137,7 +146,9 @@ def _parse_env(name: str, raw: str, annotation: object) -> object:
         if text.startswith("float"):
             return float(value)
     except ValueError:
-        raise ConfigError(f"HMMSIM_{name.upper()}={raw!r} is not a valid {text}") from None
+        raise ConfigError(
+            f"HMMSIM_{name.upper()}={raw!r} is not a valid {text}"
+        ) from None
     return value
 
 

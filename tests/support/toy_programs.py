@@ -33,7 +33,9 @@ def counter_race(*, locked: bool = False, tasks: int = 2) -> Instance:
 
     def end() -> Iterable[Finding]:
         if counter.value != tasks:
-            yield Finding(kind="lost-update", message=f"counter is {counter.value}", step=-1)
+            yield Finding(
+                kind="lost-update", message=f"counter is {counter.value}", step=-1
+            )
 
     return SimpleInstance(
         task_list=[(f"incr{i}", incr()) for i in range(tasks)],

@@ -189,14 +189,21 @@ def _loop(
 ) -> ExitReason:
     outcomes = result.outcomes
     while True:
-        if config.max_executions is not None and result.executions >= config.max_executions:
+        if (
+            config.max_executions is not None
+            and result.executions >= config.max_executions
+        ):
             return ExitReason.MAX_EXECUTIONS
         if deadline is not None and time.monotonic() >= deadline:
             return ExitReason.TIME_BUDGET
         if not strategy.begin_execution():
             return ExitReason.EXHAUSTED
         execution = Execution(
-            program, strategy, max_steps=config.max_steps, seed=config.seed, lockdep=lockdep
+            program,
+            strategy,
+            max_steps=config.max_steps,
+            seed=config.seed,
+            lockdep=lockdep,
         )
         ex_result = execution.run()
         strategy.end_execution(ex_result)

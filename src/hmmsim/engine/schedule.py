@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from hmmsim.errors import ReplayError
 
-__all__ = ["Schedule", "data_choice", "is_task_choice", "task_choice", "choice_value"]
+__all__ = ["Schedule", "choice_value", "data_choice", "is_task_choice", "task_choice"]
 
 _TOKEN_VERSION = "hs1"
 _CONTEXT_RE = re.compile(r"^[A-Za-z0-9_\-/:+]*$")
@@ -120,10 +120,14 @@ class Schedule:
         token = token.strip()
         parts = token.split(".")
         if len(parts) != 4 or parts[0] != _TOKEN_VERSION:
-            raise ReplayError(f"not an hmmsim replay token (expected {_TOKEN_VERSION}.…)")
+            raise ReplayError(
+                f"not an hmmsim replay token (expected {_TOKEN_VERSION}.…)"
+            )
         body, _, crc = token.rpartition(".")
         if f"{zlib.crc32(body.encode()):08x}" != crc.lower():
-            raise ReplayError("replay token checksum mismatch (token damaged or edited)")
+            raise ReplayError(
+                "replay token checksum mismatch (token damaged or edited)"
+            )
         context, payload = parts[1], parts[2]
         try:
             padded = payload.upper() + "=" * (-len(payload) % 8)
@@ -141,7 +145,12 @@ def _render(choices: Sequence[int]) -> list[str]:
 
 
 def _parse(item: object) -> int:
-    if isinstance(item, str) and len(item) > 1 and item[0] in "td" and item[1:].isdigit():
+    if (
+        isinstance(item, str)
+        and len(item) > 1
+        and item[0] in "td"
+        and item[1:].isdigit()
+    ):
         value = int(item[1:])
         return task_choice(value) if item[0] == "t" else data_choice(value)
     raise ReplayError(f"bad schedule choice {item!r} (expected 't<N>' or 'd<N>')")

@@ -35,7 +35,16 @@ class Task:
         woken: set by a wake-up of a wait queue the task sleeps on.
     """
 
-    __slots__ = ("atomic", "coro", "held", "id", "name", "non_block", "pending", "woken")
+    __slots__ = (
+        "atomic",
+        "coro",
+        "held",
+        "id",
+        "name",
+        "non_block",
+        "pending",
+        "woken",
+    )
 
     def __init__(self, tid: int, name: str, coro: Coroutine[Any, Any, Any]) -> None:
         """Create a task that has not run yet."""

@@ -9,7 +9,13 @@ from hmmsim.engine.strategies.randomized import RandomStrategy
 from hmmsim.engine.strategies.round_robin import RoundRobinStrategy
 from hmmsim.errors import ConfigError
 
-__all__ = ["DfsStrategy", "RandomStrategy", "RoundRobinStrategy", "Strategy", "make_strategy"]
+__all__ = [
+    "DfsStrategy",
+    "RandomStrategy",
+    "RoundRobinStrategy",
+    "Strategy",
+    "make_strategy",
+]
 
 
 def make_strategy(config: ExploreConfig) -> Strategy:
@@ -18,7 +24,9 @@ def make_strategy(config: ExploreConfig) -> Strategy:
     if name == "dfs":
         return DfsStrategy(preemption_bound=config.preemption_bound)
     if name == "random":
-        return RandomStrategy(seed=config.seed, preemption_bound=config.preemption_bound)
+        return RandomStrategy(
+            seed=config.seed, preemption_bound=config.preemption_bound
+        )
     if name == "round_robin":
         return RoundRobinStrategy()
     if name == "dpor":
@@ -29,4 +37,6 @@ def make_strategy(config: ExploreConfig) -> Strategy:
         from hmmsim.engine.strategies.pct import PctStrategy  # noqa: PLC0415
 
         return PctStrategy(seed=config.seed, depth=config.pct_depth)
-    raise ConfigError(f"strategy {name!r} cannot be built from a config (replay needs a schedule)")
+    raise ConfigError(
+        f"strategy {name!r} cannot be built from a config (replay needs a schedule)"
+    )

@@ -42,13 +42,17 @@ class ReplayStrategy:
         self._off_script = False
         return True
 
-    def _next(self, want_task: bool, allowed: list[int] | range, where: str) -> int | None:
+    def _next(
+        self, want_task: bool, allowed: list[int] | range, where: str
+    ) -> int | None:
         if self._off_script:
             return None
         choices = self.schedule.choices
         if self._pos >= len(choices):
             if self.strict:
-                raise ReplayDiverged(f"schedule ended before the execution did ({where})")
+                raise ReplayDiverged(
+                    f"schedule ended before the execution did ({where})"
+                )
             self._off_script = True
             return None
         choice = choices[self._pos]
