@@ -1,9 +1,10 @@
 """Shared test configuration: Hypothesis profiles.
 
 ``dev`` (the default) draws fresh examples on every run, to find new failures.
-``ci`` is derandomized, so a CI run is reproducible, and prints the blob that
-replays a failure. ``HMMSIM_HYPOTHESIS_PROFILE`` selects a profile; without it,
-``ci`` is used when the ``CI`` environment variable is set.
+``ci`` is derandomized and keeps no example database, so a CI run, and a local
+run with the same profile, is reproducible; it prints the blob that replays a
+failure. ``HMMSIM_HYPOTHESIS_PROFILE`` selects a profile; without it, ``ci`` is
+used when the ``CI`` environment variable is set.
 """
 
 from __future__ import annotations
@@ -12,11 +13,22 @@ import os
 
 from hypothesis import settings
 
+# Hypothesis swaps in its own built-in "ci" profile as the default when it sees
+# CI at import, so name the library defaults as parent explicitly: both profiles
+# then mean the same thing wherever they are loaded.
+_DEFAULTS = settings.get_profile("default")
+
 # Tests always run under coverage tracing (scripts/test), which makes
 # per-example timings meaningless, so neither profile has a deadline.
-settings.register_profile("dev", deadline=None)
+settings.register_profile("dev", parent=_DEFAULTS, deadline=None)
 settings.register_profile(
-    "ci", derandomize=True, deadline=None, print_blob=True, max_examples=100
+    "ci",
+    parent=_DEFAULTS,
+    derandomize=True,
+    deadline=None,
+    print_blob=True,
+    max_examples=100,
+    database=None,
 )
 
 settings.load_profile(
