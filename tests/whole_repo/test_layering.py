@@ -40,7 +40,7 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
 }
 
 # The model and the engine stay dependency-free (style.md): these layers may
-# import only the standard library and the layers above.
+# import only the standard library and hmmsim itself.
 STDLIB_ONLY: Final = frozenset({"errors", "config", "engine", "sync", "kernel"})
 
 
@@ -86,7 +86,7 @@ def from_package(name: str) -> str:
 
 
 def imports_of(source: str, *, importer: str, is_package: bool) -> list[Import]:
-    """List the absolute name of every module a source imports, in source order."""
+    """List the absolute name of every module a source imports, at any depth."""
     found: list[Import] = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
