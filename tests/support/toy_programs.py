@@ -14,6 +14,7 @@ from hmmsim.sync import (
     mutex_lock,
     mutex_unlock,
     wait_event,
+    wait_event_timeout,
     wake_up_all,
 )
 
@@ -106,4 +107,68 @@ def independent(m: int, n: int) -> Instance:
     return SimpleInstance(
         task_list=[("left", run(x, m)), ("right", run(y, n))],
         state=lambda: (x.value, y.value),
+    )
+
+
+def half_published(*, padding: int = 4) -> Instance:
+    """A reader must run exactly between two writes of a writer: a depth-2 bug.
+
+    The writer stores ``half`` then ``full``; the reader sees the torn state
+    only if its read is ordered after the first store and before the second.
+    Both tasks first do ``padding`` steps on cells of their own.
+    """
+    state = Cell("state", "empty")
+    scratch = Cell("scratch", 0)
+    other = Cell("other", 0)
+    seen: list[str] = []
+
+    async def writer() -> None:
+        for i in range(padding):
+            await WRITE_ONCE(scratch, i)
+        await WRITE_ONCE(state, "half")
+        await WRITE_ONCE(state, "full")
+
+    async def reader() -> None:
+        for i in range(padding):
+            await WRITE_ONCE(other, i)
+        seen.append(await READ_ONCE(state))
+
+    def end() -> Iterable[Finding]:
+        if seen == ["half"]:
+            yield Finding(kind="torn-read", message="reader saw 'half'", step=-1)
+
+    return SimpleInstance(
+        task_list=[("writer", writer()), ("reader", reader())],
+        end=end,
+        state=lambda: tuple(seen),
+    )
+
+
+def timeout_race() -> Instance:
+    """A consumer that uses the data even when its wait timed out (data choices)."""
+    ready = Cell("ready", False)
+    data = Cell("data", 0)
+    wq = WaitQueueHead("wq")
+    seen: list[int] = []
+
+    async def producer() -> None:
+        await WRITE_ONCE(data, 42)
+        await WRITE_ONCE(ready, True)
+        await wake_up_all(wq)
+
+    async def consumer() -> None:
+        async def is_ready() -> bool:
+            return await READ_ONCE(ready)
+
+        await wait_event_timeout(wq, is_ready, 10)
+        seen.append(await READ_ONCE(data))
+
+    def end() -> Iterable[Finding]:
+        if seen != [42]:
+            yield Finding(kind="stale-data", message=f"consumer saw {seen}", step=-1)
+
+    return SimpleInstance(
+        task_list=[("producer", producer()), ("consumer", consumer())],
+        end=end,
+        state=lambda: tuple(seen),
     )

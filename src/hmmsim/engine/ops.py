@@ -73,7 +73,7 @@ class Op:
 
     __slots__ = ("func", "guard", "kind", "more_oids", "obj", "oid", "timed", "write")
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - hot path: primitives build Ops positionally
         self,
         kind: OpKind,
         oid: int,

@@ -153,15 +153,18 @@ def explore(
     config = config or ExploreConfig()
     strategy = strategy or make_strategy(config)
     result = ExplorationResult(strategy=strategy.name, exit_reason=ExitReason.EXHAUSTED)
-    lockdep = LockGraph()
     start = time.monotonic()
-    deadline = None if config.time_budget_s is None else start + config.time_budget_s
-    found: dict[str, tuple[ExecutionResult, int]] = {}
+    search = _Search(
+        program=program,
+        config=config,
+        strategy=strategy,
+        result=result,
+        deadline=None if config.time_budget_s is None else start + config.time_budget_s,
+        on_progress=on_progress,
+    )
     try:
         with strict_coroutines():
-            result.exit_reason = _loop(
-                program, config, strategy, result, lockdep, deadline, found, on_progress
-            )
+            result.exit_reason = search.loop()
     except KeyboardInterrupt:
         result.exit_reason = ExitReason.INTERRUPTED
     result.complete = strategy.complete if strategy.exhaustive else False
@@ -170,54 +173,69 @@ def explore(
         from hmmsim.engine.shrink import shrink  # noqa: PLC0415 - avoids an import cycle
 
         shrinker = shrink
-    for kind, (execution_result, number) in found.items():
+    for kind, (execution_result, number) in search.found.items():
         result.counterexamples.append(
-            _counterexample(program, config, kind, execution_result, number, shrinker)
+            _counterexample(
+                program,
+                config,
+                kind,
+                execution_result,
+                number=number,
+                shrinker=shrinker,
+            )
         )
     return result
 
 
-def _loop(
-    program: Program,
-    config: ExploreConfig,
-    strategy: Strategy,
-    result: ExplorationResult,
-    lockdep: LockGraph,
-    deadline: float | None,
-    found: dict[str, tuple[ExecutionResult, int]],
-    on_progress: Callable[[ExplorationResult], None] | None,
-) -> ExitReason:
-    outcomes = result.outcomes
-    while True:
-        if (
-            config.max_executions is not None
-            and result.executions >= config.max_executions
-        ):
-            return ExitReason.MAX_EXECUTIONS
-        if deadline is not None and time.monotonic() >= deadline:
-            return ExitReason.TIME_BUDGET
-        if not strategy.begin_execution():
-            return ExitReason.EXHAUSTED
-        execution = Execution(
-            program,
-            strategy,
-            max_steps=config.max_steps,
-            seed=config.seed,
-            lockdep=lockdep,
-        )
-        ex_result = execution.run()
-        strategy.end_execution(ex_result)
-        result.executions += 1
-        result.steps += ex_result.steps
-        key = ex_result.outcome.value
-        outcomes[key] = outcomes.get(key, 0) + 1
-        for finding in ex_result.findings:
-            if finding.kind not in found:
-                found[finding.kind] = (ex_result, result.executions)
-        if on_progress is not None:
-            on_progress(result)
-        if found and config.stop_on_first:
-            return ExitReason.FOUND
+@dataclass(slots=True, kw_only=True)
+class _Search:
+    """The state of one exploration's loop over executions."""
+
+    program: Program
+    config: ExploreConfig
+    strategy: Strategy
+    result: ExplorationResult
+    deadline: float | None
+    on_progress: Callable[[ExplorationResult], None] | None
+    lockdep: LockGraph = field(default_factory=LockGraph)
+    #: First execution (result, 1-based number) of each finding kind.
+    found: dict[str, tuple[ExecutionResult, int]] = field(default_factory=dict)
+
+    def loop(self) -> ExitReason:
+        """Run executions until an ExitReason applies; return it."""
+        config = self.config
+        strategy = self.strategy
+        result = self.result
+        outcomes = result.outcomes
+        found = self.found
+        max_executions = config.max_executions
+        while True:
+            if max_executions is not None and result.executions >= max_executions:
+                return ExitReason.MAX_EXECUTIONS
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                return ExitReason.TIME_BUDGET
+            if not strategy.begin_execution():
+                return ExitReason.EXHAUSTED
+            execution = Execution(
+                self.program,
+                strategy,
+                max_steps=config.max_steps,
+                seed=config.seed,
+                lockdep=self.lockdep,
+            )
+            ex_result = execution.run()
+            strategy.end_execution(ex_result)
+            result.executions += 1
+            result.steps += ex_result.steps
+            key = ex_result.outcome.value
+            outcomes[key] = outcomes.get(key, 0) + 1
+            for finding in ex_result.findings:
+                if finding.kind not in found:
+                    found[finding.kind] = (ex_result, result.executions)
+            if self.on_progress is not None:
+                self.on_progress(result)
+            if found and config.stop_on_first:
+                return ExitReason.FOUND
 
 
 def _counterexample(
@@ -225,15 +243,20 @@ def _counterexample(
     config: ExploreConfig,
     kind: str,
     ex_result: ExecutionResult,
+    *,
     number: int,
     shrinker: Shrinker | None,
 ) -> Counterexample:
     schedule = ex_result.schedule
+    # A lock-order finding rests on the lock graph of the whole exploration,
+    # which a replay of one schedule does not have: it is not shrunk.
     if shrinker is not None and kind != "lock-order":
         schedule = shrinker(program, schedule, kind, config.max_steps)
     final = replay(program, schedule, max_steps=config.max_steps)
     finding = next((f for f in final.findings if f.kind == kind), None)
-    if finding is None:  # pragma: no cover - a shrinker must keep the kind
+    if finding is None:
+        # Only a lock-order inversion whose first edge was recorded in an
+        # earlier execution gets here: keep the execution that reported it.
         final, schedule = ex_result, ex_result.schedule
         finding = next(f for f in final.findings if f.kind == kind)
     return Counterexample(
