@@ -37,6 +37,8 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
     "report": frozenset(
         {"engine", "oracle", "report", "errors", "config", "scenarios"}
     ),
+    # Imports user model files by path; the CLI and the api facade use it.
+    "loader": frozenset({"scenarios", "errors", "loader"}),
 }
 
 # The model and the engine stay dependency-free (style.md): these layers may

@@ -1,0 +1,95 @@
+"""ScenarioRun: what every report renders about one scenario variant.
+
+A run couples the exploration result with what a report needs beyond it:
+the scenario (title, kernel version, expectations), the variant, the
+configuration used and, for each counterexample, its captured trace.  It is
+plain data; building one is the caller's job (``hmmsim.api.run``).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from hmmsim.config import ExploreConfig
+from hmmsim.engine import Counterexample, ExplorationResult, Status, Trace
+from hmmsim.scenarios import Scenario
+
+__all__ = ["ScenarioRun", "token_context"]
+
+
+def token_context(scenario: str, variant: str, kind: str = "") -> str:
+    """Return the replay-token context ``scenario/variant[:kind]``."""
+    context = f"{scenario}/{variant}"
+    return f"{context}:{kind}" if kind else context
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScenarioRun:
+    """One exploration of one scenario variant, ready to be reported.
+
+    Attributes:
+        scenario: the scenario explored.
+        variant: which of its variants.
+        config: the exploration config actually used.
+        result: what the exploration found.
+        traces: the captured trace of each counterexample, in the order of
+            ``result.counterexamples`` (``None`` where not captured).
+        file: the user file the scenario came from, as given on the command
+            line; ``None`` for registered scenarios.
+    """
+
+    scenario: Scenario
+    variant: str
+    config: ExploreConfig
+    result: ExplorationResult
+    traces: tuple[Trace | None, ...] = ()
+    file: str | None = None
+
+    @property
+    def status(self) -> Status:
+        """The verdict of the exploration."""
+        return self.result.status
+
+    def trace_of(self, index: int) -> Trace | None:
+        """Return the trace of counterexample ``index``, if captured."""
+        return self.traces[index] if index < len(self.traces) else None
+
+    def token(self, counterexample: Counterexample) -> str:
+        """Return the replay token of ``counterexample``.
+
+        The context names the scenario, the variant and the kind, so replay
+        can check that the same kind is reproduced.  A kind that a token
+        cannot carry is left out of the context.
+        """
+        schedule = counterexample.schedule
+        context = token_context(self.scenario.name, self.variant, counterexample.kind)
+        try:
+            return schedule.to_token(context)
+        except ValueError:
+            return schedule.to_token(token_context(self.scenario.name, self.variant))
+
+    def replay_command(self, counterexample: Counterexample) -> str:
+        """Return the exact shell command that replays ``counterexample``."""
+        command = f"hmmsim replay {self.token(counterexample)}"
+        if self.file is not None:
+            command += f" --file {shlex.quote(self.file)}"
+        return command
+
+    @property
+    def expected(self) -> tuple[str, ...] | None:
+        """The violation kinds the scenario expects of this variant, if declared."""
+        return self.scenario.expected(self.variant)
+
+    @property
+    def as_expected(self) -> bool | None:
+        """Whether the kinds found match the expectation (None: no expectation).
+
+        A variant expected to be clean matches when nothing was found, even if
+        the exploration was incomplete; one expected to fail matches when
+        exactly the expected kinds were found.
+        """
+        expected = self.expected
+        if expected is None:
+            return None
+        return sorted(set(expected)) == sorted(set(self.result.kinds))
