@@ -7,7 +7,13 @@ explorer decides the interleaving.  Names and semantics follow the kernel.
 
 from __future__ import annotations
 
-from hmmsim.sync._base import current_execution, current_task, new_oid, report, tracepoint
+from hmmsim.sync._base import (
+    current_execution,
+    current_task,
+    new_oid,
+    report,
+    tracepoint,
+)
 from hmmsim.sync.debug import (
     BUG_ON,
     WARN_ON,
@@ -38,6 +44,7 @@ from hmmsim.sync.once import (
     READ_ONCE,
     WRITE_ONCE,
     Cell,
+    shared_access,
     smp_load_acquire,
     smp_store_release,
 )
@@ -115,14 +122,14 @@ __all__ = [
     "mutex_lock",
     "mutex_trylock",
     "mutex_unlock",
-    "non_block_end",
     "new_oid",
+    "non_block_end",
     "non_block_start",
     "report",
     "rwsem_is_locked",
     "schedule",
-    "shared_access",
     "schedule_timeout_idle",
+    "shared_access",
     "smp_load_acquire",
     "smp_store_release",
     "spin_lock",
