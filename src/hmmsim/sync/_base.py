@@ -6,7 +6,6 @@ import itertools
 from collections.abc import Mapping
 
 from hmmsim.engine.execution import Execution, current_execution, current_task
-from hmmsim.engine.task import Task
 
 __all__ = ["current_execution", "current_task", "new_oid", "report", "tracepoint"]
 
@@ -35,8 +34,3 @@ def report(
 def tracepoint(name: str, fields: Mapping[str, object]) -> None:
     """Record a tracepoint in the running step (cheap when not capturing)."""
     current_execution().tracepoint(name, fields)
-
-
-def task_name(task: Task) -> str:
-    """Return a task's name (for messages)."""
-    return task.name

@@ -118,7 +118,7 @@ async def up_read(sem: RwSemaphore) -> None:
             "bad-unlock",
             f"up_read({sem.name}) by {task.name}, which does not hold it for read",
         )
-        return
+        return  # pragma: no cover - report() above is fatal and does not return
     sem.readers.remove(task.id)
     current_execution().lock_released(task, sem)
 
@@ -148,6 +148,6 @@ async def up_write(sem: RwSemaphore) -> None:
             "bad-unlock",
             f"up_write({sem.name}) by {task.name}, which does not hold it for write",
         )
-        return
+        return  # pragma: no cover - report() above is fatal and does not return
     sem.writer = None
     current_execution().lock_released(task, sem)

@@ -14,6 +14,7 @@ from hmmsim.sync import (
     init_waitqueue_head,
     wait_event,
     wait_event_timeout,
+    waitqueue,
     wake_up,
     wake_up_all,
 )
@@ -190,3 +191,23 @@ class TestWaitQueueHead:
 
         assert [] == kinds(result)
         assert 4 == result.steps
+
+
+class TestPrepareToWait:
+    def test_prepare_to_wait_queues_a_task_once(self) -> None:
+        """Preparing to wait twice leaves the task queued once, as in the kernel."""
+        queued: list[list[str]] = []
+
+        def program() -> Instance:
+            wq = WaitQueueHead("wq")
+
+            async def body() -> None:
+                await waitqueue._prepare_to_wait(wq)
+                await waitqueue._prepare_to_wait(wq)
+                queued.append([t.name for t in wq.waiters])
+
+            return tasks(body())
+
+        sequential(program)
+
+        assert [["t0"]] == queued
