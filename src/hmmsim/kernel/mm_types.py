@@ -1,0 +1,258 @@
+"""The mm structures: mm_struct, vm_area_struct, struct page, PTEs, task_struct.
+
+Kernel: include/linux/mm_types.h, include/linux/mm.h, include/linux/sched.h and
+the generic page-table helpers of include/asm-generic/pgtable.h (Linux v5.3).
+
+Deviations:
+    * MODEL: the VMA tree and list (``mm->mm_rb``, ``mm->mmap``) become one
+      Python list sorted by address, changed only under ``mmap_sem`` for write
+      (or by the last user in exit_mmap).
+    * MODEL: page tables have one level: ``mm.ptes`` maps a page-aligned
+      virtual address to its own ``Cell[Pte | None]`` (``None`` is pte_none).
+      A PTE is written with WRITE_ONCE under ``mm->page_table_lock`` (which
+      stands for the split pte lock) and may be read locklessly (READ_ONCE),
+      as the hmm walk does.  PMD/PUD levels, huge pages, swap, migration and
+      device-private entries are not modelled.
+    * MODEL: a PTE holds the page and a write bit only (no young/dirty bits).
+    * MODEL: every VMA is anonymous and private unless ``vm_ops`` is set;
+      there is no zero page and no sharing, hence no copy-on-write.
+    * MODEL: ``struct page`` carries ghost fields for the oracle: ``state``
+      (free or in use), ``generation`` (bumped at each allocation) and
+      ``contents`` (one int standing for the page's bytes).
+    * MODEL: ``task_struct`` keeps only a pid, a name, its mm and the
+      ``signal->oom_mm`` pointer set by mark_oom_victim.
+    * MODEL: ghost counters for the oracle live in ``MmStruct`` (see the
+      ``ghost_*`` fields); model logic never reads them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from hmmsim.kernel.types import PAGE_MASK, PAGE_SHIFT, VmFlags
+from hmmsim.sync import Cell, RwSemaphore, SpinLock, new_oid
+
+if TYPE_CHECKING:
+    from hmmsim.kernel.mmu_notifier import MmuNotifierMm
+
+__all__ = [
+    "MmStruct",
+    "Page",
+    "PageState",
+    "Pte",
+    "RcuHead",
+    "TaskStruct",
+    "VmAreaStruct",
+    "mk_pte",
+    "pte_none",
+    "pte_offset_map",
+    "pte_page",
+    "pte_pfn",
+    "pte_present",
+    "pte_write",
+    "pte_wrprotect",
+    "vma_is_anonymous",
+    "vma_pages",
+]
+
+
+class PageState(enum.Enum):
+    """Ghost: whether a page frame is on the free list or allocated."""
+
+    FREE = "free"
+    IN_USE = "in-use"
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
+class Page:
+    """Models ``struct page`` (one page frame), plus ghost fields.
+
+    Attributes:
+        pfn: page frame number (index in the allocator).
+        refcount: ``page->_refcount``.
+        state: ghost: FREE or IN_USE.
+        generation: ghost: number of times this frame was allocated.
+        contents: ghost: the page's data as one integer.
+        oid: object id; loads, stores, refcount changes and freeing are Ops on it.
+    """
+
+    pfn: int
+    refcount: int = 0
+    state: PageState = PageState.FREE
+    generation: int = 0
+    contents: int = 0
+    oid: int = field(default_factory=new_oid)
+
+    @property
+    def name(self) -> str:
+        """Name used in reports."""
+        return f"page#{self.pfn}"
+
+    def holders(self) -> tuple[int, ...]:
+        """A page has no holders."""
+        return ()
+
+    def __repr__(self) -> str:
+        return (
+            f"Page(pfn={self.pfn}, gen={self.generation}, {self.state.value}, "
+            f"ref={self.refcount})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Pte:
+    """Models a present ``pte_t``: the mapped page and the write bit."""
+
+    page: Page
+    write: bool
+
+    def __repr__(self) -> str:
+        return f"Pte(pfn={self.page.pfn}, {'rw' if self.write else 'ro'})"
+
+
+def mk_pte(page: Page, write: bool) -> Pte:
+    """Build a present PTE for ``page``."""
+    return Pte(page, write)
+
+
+def pte_none(pte: Pte | None) -> bool:
+    """Return whether the entry is empty."""
+    return pte is None
+
+
+def pte_present(pte: Pte | None) -> bool:
+    """Return whether the entry maps a page (no swap entries in the model)."""
+    return pte is not None
+
+
+def pte_write(pte: Pte) -> bool:
+    """Return whether the entry allows writes."""
+    return pte.write
+
+
+def pte_wrprotect(pte: Pte) -> Pte:
+    """Return the entry without its write bit."""
+    return Pte(pte.page, False)
+
+
+def pte_page(pte: Pte) -> Page:
+    """Return the page the entry maps."""
+    return pte.page
+
+
+def pte_pfn(pte: Pte) -> int:
+    """Return the page frame number the entry maps."""
+    return pte.page.pfn
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
+class VmAreaStruct:
+    """Models ``struct vm_area_struct``.
+
+    Attributes:
+        vm_mm: the address space the area belongs to.
+        vm_start: first address (inclusive).
+        vm_end: last address (exclusive).
+        vm_flags: the ``VM_*`` flags.
+        vm_ops: None for anonymous memory (vma_is_anonymous).
+    """
+
+    vm_mm: MmStruct
+    vm_start: int
+    vm_end: int
+    vm_flags: VmFlags
+    vm_ops: object | None = None
+
+    def __repr__(self) -> str:
+        return f"Vma([{self.vm_start:#x}, {self.vm_end:#x}), {self.vm_flags!r})"
+
+
+def vma_is_anonymous(vma: VmAreaStruct) -> bool:
+    """Return whether the area is anonymous memory (no vm_ops)."""
+    return vma.vm_ops is None
+
+
+def vma_pages(vma: VmAreaStruct) -> int:
+    """Return the number of pages the area spans."""
+    return (vma.vm_end - vma.vm_start) >> PAGE_SHIFT
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
+class MmStruct:
+    """Models ``struct mm_struct`` (built by ``fork.mm_alloc``).
+
+    Attributes:
+        name: name used in reports.
+        mmap: the VMAs, sorted by address (protected by ``mmap_sem``).
+        mm_users: users of the address space (mmget/mmput).
+        mm_count: references to the struct itself (mmgrab/mmdrop).
+        mmap_sem: the VMA lock.
+        page_table_lock: the page-table lock; it also protects ``hmm``.
+        flags: the ``MMF_*`` bits.
+        ptes: page-aligned virtual address -> PTE cell.
+        hmm: the ``struct hmm`` of this mm, or None (protected by page_table_lock).
+        mmu_notifier_mm: the notifier list, created at first registration.
+        locked_vm: number of mlocked pages (always 0 in the model).
+        freed: ghost: set by __mmdrop.
+        ghost_starts_in_flight: ghost: invalidate_range_start calls running now.
+        ghost_open_invalidations: ghost: starts that returned 0 minus ends.
+    """
+
+    name: str
+    mm_users: Cell[int]
+    mm_count: Cell[int]
+    mmap_sem: RwSemaphore
+    page_table_lock: SpinLock
+    flags: Cell[int]
+    mmap: list[VmAreaStruct] = field(default_factory=list)
+    ptes: dict[int, Cell[Pte | None]] = field(default_factory=dict)
+    hmm: object | None = None
+    mmu_notifier_mm: MmuNotifierMm | None = None
+    locked_vm: int = 0
+    freed: bool = False
+    # MODEL: ghost state for the oracle
+    ghost_starts_in_flight: int = 0
+    ghost_open_invalidations: int = 0
+
+    def __repr__(self) -> str:
+        return f"MmStruct({self.name!r})"
+
+
+def pte_offset_map(mm: MmStruct, addr: int) -> Cell[Pte | None]:
+    """Return the PTE cell that maps ``addr`` (allocating the table on demand).
+
+    MODEL: page-table pages are allocated lazily and never freed; an empty
+    cell is indistinguishable from a missing table.
+    """
+    addr &= PAGE_MASK
+    cell = mm.ptes.get(addr)
+    if cell is None:
+        cell = Cell(f"{mm.name}.pte[{addr:#x}]", None)
+        mm.ptes[addr] = cell
+    return cell
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
+class RcuHead:
+    """Models ``struct rcu_head`` embedded in a structure (back-pointer to it)."""
+
+    container: object
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
+class TaskStruct:
+    """Models the few ``struct task_struct`` fields the model uses.
+
+    Attributes:
+        pid: process id (for messages).
+        comm: command name.
+        mm: the task's address space, or None after exit_mm.
+        oom_mm: ``tsk->signal->oom_mm``, set by mark_oom_victim.
+    """
+
+    pid: int
+    comm: str
+    mm: MmStruct | None = None
+    oom_mm: MmStruct | None = None
