@@ -30,6 +30,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any, Final, Protocol
 
 from hmmsim.engine.ops import Op
@@ -37,7 +38,7 @@ from hmmsim.engine.program import Instance, Program, TaskBody
 from hmmsim.engine.schedule import Schedule
 from hmmsim.engine.task import Task
 from hmmsim.engine.trace import Event, Finding, Step, Trace
-from hmmsim.errors import InternalError, ScenarioError
+from hmmsim.errors import HmmsimError, InternalError, ScenarioError
 
 __all__ = [
     "Chooser",
@@ -94,17 +95,57 @@ class ExecutionResult:
 class LockGraph:
     """Lock-order graph shared by the executions of one exploration (lockdep).
 
-    An edge ``A -> B`` means some task acquired a lock of class B while
-    holding one of class A.  Adding ``B -> A`` when ``A -> B`` exists is an
-    inversion, reported even if no execution deadlocked.
+    An edge ``A -> B`` means some task went to take a lock of class B while
+    holding one of class A.  An edge that closes a cycle (``B -> A`` when
+    ``A -> B`` exists, or any longer cycle) is an inversion, reported once
+    per set of classes even if no execution deadlocked.
+
+    Attributes:
+        edges: every edge, in the order first seen.
+        reported: the class sets of the cycles already reported.
     """
 
-    __slots__ = ("edges", "reported")
+    __slots__ = ("edges", "reported", "successors")
 
     def __init__(self) -> None:
         """Start with no edges."""
         self.edges: dict[tuple[str, str], Schedule | None] = {}
         self.reported: set[frozenset[str]] = set()
+        self.successors: dict[str, list[str]] = {}
+
+    def add(self, first: str, second: str) -> list[str] | None:
+        """Add the edge ``first -> second``; return the cycle it closes, if any.
+
+        Returns:
+            None if the edge was known or closes no cycle, else the classes
+            ``[second, ..., first]`` of a path back from ``second`` to ``first``.
+        """
+        edge = (first, second)
+        if edge in self.edges:
+            return None
+        self.edges[edge] = None
+        self.successors.setdefault(first, []).append(second)
+        return self.path(second, first)
+
+    def path(self, start: str, goal: str) -> list[str] | None:
+        """Return a shortest path of classes from ``start`` to ``goal``, or None."""
+        parents: dict[str, str] = {start: start}
+        frontier = [start]
+        while frontier:
+            later: list[str] = []
+            for node in frontier:
+                for succ in self.successors.get(node, ()):
+                    if succ in parents:
+                        continue
+                    parents[succ] = node
+                    if succ == goal:
+                        path = [goal]
+                        while path[-1] != start:
+                            path.append(parents[path[-1]])
+                        return path[::-1]
+                    later.append(succ)
+            frontier = later
+        return None
 
 
 _current: Execution | None = None
@@ -226,18 +267,24 @@ class Execution:
         if self.capture:
             self._step_events.append(Event(name=name, fields=dict(fields)))
 
-    def lock_acquired(self, task: Task, lock: Any, lock_class: str) -> None:
-        """Record that ``task`` took ``lock``; check the lock order (lockdep)."""
+    def lock_acquiring(self, task: Task, lock_class: str) -> None:
+        """Check the order of ``task`` going to take a lock of ``lock_class`` (lockdep).
+
+        Called before a blocking acquisition waits, as the kernel's
+        ``lock_acquire()`` is, so that the execution that deadlocks on an
+        AB-BA inversion reports the inversion too.  Trylocks skip it: they
+        cannot wait, and lockdep adds no dependency for them.
+        """
         graph = self.lockdep
         for held in task.held:
             held_class: str = held.lockdep_class
-            if held_class == lock_class:
-                continue
-            edge = (held_class, lock_class)
-            if edge not in graph.edges:
-                graph.edges[edge] = None
-                if (lock_class, held_class) in graph.edges:
-                    self._report_inversion(held_class, lock_class)
+            if held_class != lock_class:
+                cycle = graph.add(held_class, lock_class)
+                if cycle is not None:
+                    self._report_inversion(held_class, lock_class, cycle)
+
+    def lock_acquired(self, task: Task, lock: Any) -> None:
+        """Record that ``task`` holds ``lock`` (for lockdep and might_sleep)."""
         task.held.append(lock)
 
     def lock_released(self, task: Task, lock: Any) -> bool:
@@ -249,15 +296,18 @@ class Execution:
                 return True
         return False
 
-    def _report_inversion(self, first: str, second: str) -> None:
-        key = frozenset((first, second))
+    def _report_inversion(self, held: str, taken: str, cycle: list[str]) -> None:
+        key = frozenset(cycle)
         if key in self.lockdep.reported:
             return
         self.lockdep.reported.add(key)
+        elsewhere = ", ".join(
+            f"{later} while holding {earlier}" for earlier, later in pairwise(cycle)
+        )
         self.report(
             "lock-order",
-            f"possible circular locking dependency: {second} is taken while "
-            f"holding {first}, and elsewhere {first} while holding {second}",
+            f"possible circular locking dependency: {taken} is taken while "
+            f"holding {held}, and elsewhere {elsewhere}",
             fatal=False,
         )
 
@@ -313,6 +363,9 @@ class Execution:
         tasks = self.tasks
         chooser = self.chooser
         capture = self.capture
+        choices = self.choices
+        ops = self.ops
+        step_tasks = self.step_tasks
         prev = -1
         while True:
             enabled = [
@@ -333,16 +386,17 @@ class Execution:
             task = tasks[tid]
             op = task.pending
             assert op is not None, "[hmmsim internal bug] enabled task without an Op"
-            self.choices.append(tid << 1)
-            self.ops.append(op)
-            self.step_tasks.append(tid)
+            choices.append(tid << 1)
+            ops.append(op)
+            step_tasks.append(tid)
             self.current = task
-            self._resume(task)
-            if capture:
-                self._record_step(task, op)
-            self.step += 1
-            if self._has_fatal():
-                return Outcome.VIOLATION
+            try:
+                self._resume(task)
+            finally:
+                # A step that ends in a fatal finding is still a step.
+                if capture:
+                    self._record_step(task, op)
+                self.step += 1
 
     def _resume(self, task: Task) -> None:
         try:
@@ -351,7 +405,9 @@ class Execution:
             task.pending = None
             self._task_finished(task)
             return
-        except _StopExecution:
+        except (_StopExecution, HmmsimError):
+            # A fatal finding unwinding, or a tool or scenario error (strict
+            # replay diverging inside a data choice): never a model exception.
             raise
         except Exception as exc:
             task.pending = None

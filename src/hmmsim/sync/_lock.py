@@ -41,6 +41,7 @@ class ExclusiveLock:
         return self.owner is not None
 
     async def _acquire(self, func: str) -> None:
+        current_execution().lock_acquiring(current_task(), self.lockdep_class)
         await Op(OpKind.ACQUIRE, self.oid, True, func, self, self.is_free)
         self._took()
 
@@ -56,7 +57,7 @@ class ExclusiveLock:
         self.owner = task.id
         if self.is_spin:
             task.atomic += 1
-        current_execution().lock_acquired(task, self, self.lockdep_class)
+        current_execution().lock_acquired(task, self)
 
     async def _release(self, func: str) -> None:
         await Op(OpKind.RELEASE, self.oid, True, func, self)

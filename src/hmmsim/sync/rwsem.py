@@ -81,21 +81,26 @@ def rwsem_is_locked(sem: RwSemaphore) -> bool:
     return sem.writer is not None or bool(sem.readers)
 
 
+def _acquiring(sem: RwSemaphore) -> None:
+    current_execution().lock_acquiring(current_task(), sem.lockdep_class)
+
+
 def _took_read(sem: RwSemaphore) -> None:
     task = current_task()
     sem.readers.append(task.id)
-    current_execution().lock_acquired(task, sem, sem.lockdep_class)
+    current_execution().lock_acquired(task, sem)
 
 
 def _took_write(sem: RwSemaphore) -> None:
     task = current_task()
     sem.writer = task.id
-    current_execution().lock_acquired(task, sem, sem.lockdep_class)
+    current_execution().lock_acquired(task, sem)
 
 
 async def down_read(sem: RwSemaphore) -> None:
     """Take ``sem`` for read, sleeping while a writer holds it."""
     might_sleep("down_read")
+    _acquiring(sem)
     await Op(OpKind.ACQUIRE, sem.oid, True, "down_read", sem, sem.can_read)
     _took_read(sem)
 
@@ -126,6 +131,7 @@ async def up_read(sem: RwSemaphore) -> None:
 async def down_write(sem: RwSemaphore) -> None:
     """Take ``sem`` for write, sleeping while anybody holds it."""
     might_sleep("down_write")
+    _acquiring(sem)
     await Op(OpKind.ACQUIRE, sem.oid, True, "down_write", sem, sem.can_write)
     _took_write(sem)
 
