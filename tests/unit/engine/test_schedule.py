@@ -1,0 +1,169 @@
+"""Tests for `hmmsim.engine.schedule`."""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hmmsim.engine import Schedule
+from hmmsim.engine.schedule import (
+    choice_value,
+    data_choice,
+    is_task_choice,
+    task_choice,
+)
+from hmmsim.errors import ReplayError
+
+choices = st.lists(
+    st.one_of(
+        st.integers(0, 40).map(task_choice), st.integers(0, 3000).map(data_choice)
+    ),
+    max_size=60,
+)
+schedules = st.builds(Schedule.of, choices, seed=st.integers(0, 2**64 - 1))
+
+
+def _token_with_payload(raw: bytes, context: str = "c") -> str:
+    payload = base64.b32encode(raw).decode().rstrip("=").lower()
+    body = f"hs1.{context}.{payload}"
+    return f"{body}.{zlib.crc32(body.encode()):08x}"
+
+
+class TestChoices:
+    def test_task_and_data_choices_are_told_apart(self) -> None:
+        """Task choice t is 2t, data choice v is 2v+1, and each decodes back."""
+        assert (6, 7) == (task_choice(3), data_choice(3))
+        assert (True, False) == (is_task_choice(6), is_task_choice(7))
+        assert (3, 3) == (choice_value(6), choice_value(7))
+
+    def test_tasks_leaves_data_choices_out(self) -> None:
+        """Schedule.tasks lists only the task ids, in order."""
+        schedule = Schedule.of([task_choice(1), data_choice(1), task_choice(0)])
+
+        assert (1, 0) == schedule.tasks
+        assert 3 == len(schedule)
+
+    def test_preemptions_counts_switches_to_a_task_that_runs_again(self) -> None:
+        """preemptions() counts switches away from a task that appears later."""
+        schedule = Schedule.of(task_choice(t) for t in [0, 1, 0, 0, 1, 2])
+
+        # 0->1 (0 runs later), 1->0 (1 runs later); 0->1 and 1->2 do not count.
+        assert 2 == schedule.preemptions()
+
+
+class TestJson:
+    @given(schedules)
+    def test_json_round_trip(self, schedule: Schedule) -> None:
+        """from_json(to_json(s)) == s, also through a JSON text."""
+        text = json.dumps(schedule.to_json())
+
+        assert schedule == Schedule.from_json(json.loads(text))
+
+    def test_json_form_is_readable(self) -> None:
+        """Choices render as 't<N>' and 'd<N>'."""
+        schedule = Schedule.of([task_choice(0), data_choice(1)], seed=5)
+
+        assert {"seed": 5, "choices": ["t0", "d1"]} == schedule.to_json()
+
+    @pytest.mark.parametrize(
+        ("data", "message"),
+        [
+            ([], "schedule must be a JSON object"),
+            ({"seed": -1, "choices": []}, "integer 'seed'"),
+            ({"seed": 0, "choices": "t0"}, "a list 'choices'"),
+            ({"seed": 0}, "a list 'choices'"),
+            ({"seed": 0, "choices": ["x1"]}, "bad schedule choice 'x1'"),
+            ({"seed": 0, "choices": ["t"]}, "bad schedule choice 't'"),
+            ({"seed": 0, "choices": [3]}, "bad schedule choice 3"),
+            ({"seed": 0, "choices": ["t-1"]}, "bad schedule choice 't-1'"),
+        ],
+    )
+    def test_malformed_json_raises_replay_error(
+        self, data: object, message: str
+    ) -> None:
+        """A malformed JSON schedule raises ReplayError saying what is wrong."""
+        with pytest.raises(ReplayError, match=message):
+            Schedule.from_json(data)
+
+
+class TestToken:
+    @given(schedules, st.sampled_from(["", "scenario/variant", "a-b_c:d+e"]))
+    def test_token_round_trip(self, schedule: Schedule, context: str) -> None:
+        """from_token(to_token(s, ctx)) gives back ctx and s."""
+        assert (context, schedule) == Schedule.from_token(schedule.to_token(context))
+
+    def test_token_shape(self) -> None:
+        """A token is hs1.<context>.<base32 payload>.<crc32 hex>, lower case."""
+        token = Schedule.of([0, 2, 3]).to_token("demo")
+        version, context, payload, crc = token.split(".")
+
+        assert ("hs1", "demo", 8) == (version, context, len(crc))
+        assert payload == payload.lower()
+
+    def test_surrounding_whitespace_is_ignored(self) -> None:
+        """A pasted token with blanks around it still decodes."""
+        schedule = Schedule.of([0, 2])
+
+        assert ("", schedule) == Schedule.from_token(f"  {schedule.to_token()}\n")
+
+    def test_a_context_with_dots_is_refused(self) -> None:
+        """to_token refuses a context it could not carry."""
+        with pytest.raises(ValueError, match="characters a token cannot carry"):
+            Schedule().to_token("a.b")
+
+    @pytest.mark.parametrize(
+        "token",
+        ["", "garbage", "hs2.c.abc.00000000", "hs1.c.abc", "hs1.c.d.e.f"],
+    )
+    def test_garbage_tokens_raise_replay_error(self, token: str) -> None:
+        """Text that is not a token at all is refused with a clear message."""
+        with pytest.raises(
+            ReplayError, match=r"not an hmmsim replay token \(expected hs1"
+        ):
+            Schedule.from_token(token)
+
+    def test_a_tampered_payload_fails_the_checksum(self) -> None:
+        """Changing one payload character is caught by the CRC."""
+        token = Schedule.of([0, 2, 4, 1], seed=7).to_token("ctx")
+        version, context, payload, crc = token.split(".")
+        flipped = payload[:-1] + ("a" if payload[-1] != "a" else "b")
+
+        with pytest.raises(ReplayError, match="checksum mismatch"):
+            Schedule.from_token(f"{version}.{context}.{flipped}.{crc}")
+
+    def test_a_changed_context_fails_the_checksum(self) -> None:
+        """The context is covered by the CRC too."""
+        token = Schedule.of([0]).to_token("one")
+
+        with pytest.raises(ReplayError, match="checksum mismatch"):
+            Schedule.from_token(token.replace(".one.", ".two."))
+
+    @pytest.mark.parametrize(
+        ("raw", "message"),
+        [
+            (b"not zlib", "payload is corrupt"),
+            (zlib.compress(b"\x80"), "payload is corrupt: truncated varint"),
+            (zlib.compress(b"\xff" * 11), "payload is corrupt: varint too long"),
+            (zlib.compress(b"\x00\x05\x00"), "payload has the wrong length"),
+            (zlib.compress(b"\x00"), "payload has the wrong length"),
+        ],
+    )
+    def test_a_corrupt_payload_with_a_valid_checksum_is_refused(
+        self, raw: bytes, message: str
+    ) -> None:
+        """A well-formed token around a bad payload raises ReplayError."""
+        with pytest.raises(ReplayError, match=message):
+            Schedule.from_token(_token_with_payload(raw))
+
+    def test_bad_base32_is_refused(self) -> None:
+        """A payload that is not base32 raises ReplayError."""
+        body = "hs1.c.!!!!"
+        token = f"{body}.{zlib.crc32(body.encode()):08x}"
+
+        with pytest.raises(ReplayError, match="payload is corrupt"):
+            Schedule.from_token(token)
