@@ -508,6 +508,24 @@ class TestUserFiles:
 
 
 class TestCompare:
+    def test_compare_a_file_with_several_scenarios_needs_a_name(
+        self, cli: CliRunner, tmp_path: Path
+    ) -> None:
+        """``compare PATH.py`` with several scenarios asks for PATH.py:NAME."""
+        path = tmp_path / "two.py"
+        path.write_text(
+            USER_FILE
+            + USER_FILE.split("\n\n\n", 1)[1]
+            .replace('"pair"', '"pair2"')
+            .replace("def pair(", "def pair2("),
+            encoding="utf-8",
+        )
+
+        ran = cli("compare", str(path), "racy", "calm", *DFS)
+
+        assert 2 == ran.code
+        assert "defines several scenarios (pair, pair2)" in one_error_line(ran)
+
     def test_compare_shows_the_kinds_only_one_variant_has(self, cli: CliRunner) -> None:
         """``compare`` names the kind found only in the buggy variant."""
         ran = cli("compare", "counter", "buggy", "fixed", *DFS)
@@ -647,6 +665,31 @@ class TestUsageErrors:
 
         assert 2 == ran.code
         assert str(blocker) in ran.err.splitlines()[-1]
+
+
+class TestEmptyRegistry:
+    def test_check_all_with_no_scenario_exits_2(
+        self, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """``check --all`` with nothing registered is a usage error."""
+        monkeypatch.setattr(cli_module, "all_scenarios", list)
+
+        ran = cli("check", "--all")
+
+        assert 2 == ran.code
+        assert "no scenario is registered" in one_error_line(ran)
+
+    def test_replay_of_a_directory_named_json_exits_2(
+        self, cli: CliRunner, tmp_path: Path
+    ) -> None:
+        """A report path that cannot be read is a usage error."""
+        folder = tmp_path / "r.json"
+        folder.mkdir()
+
+        ran = cli("replay", str(folder))
+
+        assert 2 == ran.code
+        assert str(folder) in one_error_line(ran)
 
 
 class TestInternalErrors:

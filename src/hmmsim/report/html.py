@@ -157,16 +157,16 @@ def _matrix(runs: Sequence[ScenarioRun]) -> tuple[list[str], list[_Row]]:
 
 def _cell(run: ScenarioRun) -> _Cell:
     result = run.result
-    exhausted = result.exit_reason.value == "exhausted" and result.complete
+    exit_text = f"not exhausted ({result.exit_reason.value})"
+    if result.exit_reason.value == "exhausted":
+        exit_text = "exhausted" if result.complete else "exhausted under a bound"
     return _Cell(
         status=run.status.value,
         links=tuple(
             (cx.kind, counterexample_path(run, cx)) for cx in result.counterexamples
         ),
         executions=result.executions,
-        exit="exhausted"
-        if exhausted
-        else f"not exhausted ({result.exit_reason.value})",
+        exit=exit_text,
         unexpected=run.as_expected is False,
     )
 

@@ -22,9 +22,10 @@ last step (a deadlock, an end-of-execution property) follow the table.
 
 from __future__ import annotations
 
-import textwrap
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from hmmsim.engine import Finding, Step, Trace
 
@@ -141,14 +142,34 @@ def trailing_findings(trace: Trace, findings: Sequence[Finding]) -> list[Finding
     return [f for f in findings if f.step not in indexes]
 
 
+_BREAK_AFTER: Final = re.compile(r"(?<=[(,.\s])|(?<=->)")
+
+
 def _wrap(text: str, width: int) -> list[str]:
-    return textwrap.wrap(
-        text,
-        width=max(width, 1),
-        subsequent_indent="  ",
-        break_long_words=True,
-        break_on_hyphens=False,
-    ) or [""]
+    """Wrap ``text`` to ``width``, preferring breaks after ``( , . ->`` and spaces.
+
+    Continuation lines are indented by two spaces; a piece longer than a line
+    is cut.
+    """
+    width = max(width, 4)
+    lines: list[str] = []
+    current = ""
+    for chunk in _BREAK_AFTER.split(text):
+        piece = chunk
+        limit = width if not lines else width - 2
+        if current and len(current) + len(piece) > limit:
+            lines.append(current.rstrip())
+            current = ""
+            limit = width - 2
+        while len(piece) > limit:
+            lines.append(current + piece[: limit - len(current)])
+            piece = piece[limit - len(current) :]
+            current = ""
+            limit = width - 2
+        current += piece
+    if current.strip() or not lines:
+        lines.append(current.rstrip())
+    return [lines[0]] + ["  " + line.lstrip() for line in lines[1:]]
 
 
 def _finding_lines(finding: Finding, mark: str, width: int) -> list[str]:
