@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -754,3 +757,39 @@ class TestInternalErrors:
 def test_counter_scenario_is_the_default_variant_buggy() -> None:
     """The toy counter scenario runs ``buggy`` when no variant is named."""
     assert "buggy" == COUNTER.default_variant
+
+
+class TestDeterminism:
+    def test_json_is_identical_under_different_hash_seeds(
+        self, user_file: Path, tmp_path: Path
+    ) -> None:
+        """``python -m hmmsim check --json -`` prints the same bytes whatever PYTHONHASHSEED is."""
+        outputs = []
+        for seed in ("0", "12345"):
+            env = {**os.environ, "PYTHONHASHSEED": seed}
+            env.pop("HMMSIM_PROFILE", None)
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "hmmsim",
+                    "check",
+                    str(user_file),
+                    "--all",
+                    "--strategy",
+                    "dfs",
+                    "--json",
+                    "-",
+                    "--report",
+                    str(tmp_path / seed),
+                ],
+                capture_output=True,
+                check=False,
+                env=env,
+                cwd=Path(__file__).resolve().parents[2],
+            )
+            assert 0 == done.returncode, done.stderr
+            outputs.append(done.stdout)
+
+        assert outputs[0] == outputs[1]
+        assert b'"schema": 1' in outputs[0]
