@@ -1,4 +1,4 @@
-"""Helpers to run model code in an engine execution (shared by the kernel tests).
+"""Helpers to run kernel-model code in an engine execution (kernel unit tests).
 
 ``run_tasks(setup)`` builds the world inside a fresh execution (``setup`` is
 called by the program factory and returns the tasks) and runs it with a
@@ -10,13 +10,18 @@ Every tracepoint is recorded through the ``"*"`` probe.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hmmsim.engine import Execution, ExecutionResult, Instance, SimpleInstance
 from hmmsim.engine.execution import strict_coroutines
+from hmmsim.kernel.fork import mm_alloc
+from hmmsim.kernel.mm_types import MmStruct
+from hmmsim.kernel.mmap import vm_mmap
 from hmmsim.kernel.trace import register_probe
+from hmmsim.kernel.types import PAGE_SIZE, VM_READ, VM_WRITE, VmFlags
+from hmmsim.sync import down_write, up_write
 
 TaskBody = Coroutine[Any, Any, Any]
 
@@ -86,3 +91,53 @@ def run_tasks(
 def run_one(body: Callable[[], TaskBody], **kwargs: Any) -> Run:
     """Run one task whose body builds its own world."""
     return run_tasks(lambda: [("task", body())], **kwargs)
+
+
+# -- a small world: an mm with one anonymous VMA, a stub driver ----------------
+
+BASE = 0x100000
+NPAGES = 4
+
+
+async def make_mm(
+    npages: int = NPAGES, vm_flags: VmFlags = VM_READ | VM_WRITE, name: str = "mm"
+) -> MmStruct:
+    """Return a fresh mm with one anonymous VMA of ``npages`` at BASE."""
+    mm = mm_alloc(name)
+    assert BASE == await vm_mmap(mm, BASE, npages * PAGE_SIZE, vm_flags)
+    return mm
+
+
+class StubMirrorOps:
+    """A driver stub: returns ``ret`` from sync_cpu_device_pagetables, records calls."""
+
+    def __init__(self, ret: int = 0, *, blocking_ret: int | None = None) -> None:
+        self.ret = ret
+        self.blocking_ret = blocking_ret
+        self.updates: list[tuple[int, int, bool]] = []
+        self.released: list[str] = []
+
+    async def _release(self, mirror: Any) -> None:
+        self.released.append(mirror.name)
+
+    @property
+    def release(self) -> Callable[[Any], Awaitable[None]] | None:
+        return self._release
+
+    async def sync_cpu_device_pagetables(self, mirror: Any, update: Any) -> int:
+        self.updates.append((update.start, update.end, update.blockable))
+        if update.blockable and self.blocking_ret is not None:
+            return self.blocking_ret
+        return self.ret
+
+
+async def register_mirror(
+    module: Any, mm: MmStruct, ops: Any, name: str = "mirror"
+) -> Any:
+    """Register a mirror of ``module`` (hmm or hmm_prepatch) on ``mm``."""
+    mirror = module.HmmMirror(ops=ops, name=name)
+    await down_write(mm.mmap_sem)
+    ret = await module.hmm_mirror_register(mirror, mm)
+    await up_write(mm.mmap_sem)
+    assert 0 == ret
+    return mirror
