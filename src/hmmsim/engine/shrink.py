@@ -9,6 +9,10 @@ finding of the same kind and is smaller in the shrink order (below).  What is
 kept is the schedule the accepted replay *actually* took, so the result
 replays strictly.
 
+The passes are, coarsest first: drop a trailing segment, delete a run of
+one task's steps, remove a preemption, move a context switch later, swap
+adjacent independent steps, and lower data choices.
+
 The shrink order compares, in turn: steps, preemptions, context switches,
 the sum of the data choices, the positions of the context switches (later
 is smaller), and finally the encoded choices themselves.  The first two are
@@ -145,6 +149,7 @@ class Shrinker:
         self._best = first
         passes: tuple[Callable[[], None], ...] = (
             self.drop_trailing,
+            self.delete_runs,
             self.remove_preemptions,
             self.move_switches_later,
             self.swap_independent,
@@ -217,6 +222,22 @@ class Shrinker:
             ):
                 return
 
+    def delete_runs(self) -> None:
+        """Delete each run of consecutive steps of one task.
+
+        The deleted steps are not lost: the task performs them later, when
+        the lenient replay lets it run.  This removes wasted work, such as
+        the iterations of a spin loop before the write it waits for.
+        """
+        start = 0
+        while start < len(self._groups()[1]) and not self._spent():
+            prelude, groups = self._groups()
+            end = start + 1
+            while end < len(groups) and groups[end][0] == groups[start][0]:
+                end += 1
+            if not self.consider(_join(prelude, [*groups[:start], *groups[end:]])):
+                start = end
+
     def remove_preemptions(self) -> None:
         """At each context switch, let the task switched away from run on.
 
@@ -262,26 +283,60 @@ class Shrinker:
             index += 1
 
     def swap_independent(self) -> None:
-        """Swap adjacent steps of different tasks whose Ops are independent."""
+        """Swap adjacent steps of different tasks whose Ops are independent.
+
+        At each boundary between two tasks' runs, first try to swap the two
+        whole runs (when every Op of one is independent of every Op of the
+        other), then the two steps at the boundary.  Swapping independent
+        steps keeps the execution equivalent, and can merge two runs of one
+        task into one, which saves a context switch.
+        """
         index = 0
         while index + 1 < len(self._groups()[1]) and not self._spent():
-            prelude, groups = self._groups()
-            ops = self.best.ops
-            if groups[index][0] != groups[index + 1][0] and not dependent(
-                ops[index], ops[index + 1]
-            ):
-                self.consider(
-                    _join(
-                        prelude,
-                        [
-                            *groups[:index],
-                            groups[index + 1],
-                            groups[index],
-                            *groups[index + 2 :],
-                        ],
-                    )
-                )
+            groups = self._groups()[1]
+            if groups[index][0] != groups[index + 1][0] and not self._swap_runs(index):
+                self._swap_steps(index)
             index += 1
+
+    def _swap_runs(self, index: int) -> bool:
+        """Try swapping the runs that meet after ``index``; True if accepted."""
+        prelude, groups = self._groups()
+        ops = self.best.ops
+        first = _run_start(groups, index)
+        last = _run_end(groups, index + 1)
+        if last - first <= 2 or not _independent(
+            ops[first : index + 1], ops[index + 1 : last]
+        ):
+            return False
+        return self.consider(
+            _join(
+                prelude,
+                [
+                    *groups[:first],
+                    *groups[index + 1 : last],
+                    *groups[first : index + 1],
+                    *groups[last:],
+                ],
+            )
+        )
+
+    def _swap_steps(self, index: int) -> None:
+        """Try swapping steps ``index`` and ``index + 1`` if they commute."""
+        prelude, groups = self._groups()
+        ops = self.best.ops
+        if dependent(ops[index], ops[index + 1]):
+            return
+        self.consider(
+            _join(
+                prelude,
+                [
+                    *groups[:index],
+                    groups[index + 1],
+                    groups[index],
+                    *groups[index + 2 :],
+                ],
+            )
+        )
 
     def lower_data(self) -> None:
         """Set each data choice to 0 (else one lower), keeping the rest."""
@@ -296,6 +351,27 @@ class Shrinker:
                     if self.consider(choices):
                         break
             position += 1
+
+
+def _run_start(groups: Sequence[_Group], index: int) -> int:
+    """Return where the run of one task's steps that contains ``index`` starts."""
+    task = groups[index][0]
+    while index > 0 and groups[index - 1][0] == task:
+        index -= 1
+    return index
+
+
+def _run_end(groups: Sequence[_Group], index: int) -> int:
+    """Return the end (exclusive) of the run that contains ``index``."""
+    task = groups[index][0]
+    while index < len(groups) and groups[index][0] == task:
+        index += 1
+    return index
+
+
+def _independent(left: Sequence[Op], right: Sequence[Op]) -> bool:
+    """Return whether every Op of ``left`` commutes with every Op of ``right``."""
+    return not any(dependent(a, b) for a in left for b in right)
 
 
 def _next_run_of(groups: Sequence[_Group], index: int) -> tuple[int, int] | None:
