@@ -71,6 +71,15 @@ class ExploreConfig:
         _check_range("max_steps", self.max_steps, 1, _MAX_STEPS_LIMIT)
         _check_range("preemption_bound", self.preemption_bound, 0, 10_000)
         _check_range("pct_depth", self.pct_depth, 1, 1_000)
+        for flag in (
+            "stop_on_first",
+            "shrink",
+            "check_determinism",
+            "capture_locations",
+        ):
+            value: object = getattr(self, flag)
+            if not isinstance(value, bool):
+                raise ConfigError(f"{flag} must be True or False, got {value!r}")
         budget: object = self.time_budget_s
         if budget is not None and not (
             isinstance(budget, int | float)
@@ -84,6 +93,10 @@ class ExploreConfig:
 
     def replace(self, **changes: object) -> ExploreConfig:
         """Return a copy with some fields changed (validated again)."""
+        known = {field.name for field in dataclasses.fields(self)}
+        for name in changes:
+            if name not in known:
+                raise ConfigError(f"unknown config field {name!r}")
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     @classmethod
