@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -295,3 +296,26 @@ class TestReplay:
         result = replay(counter_race, Schedule.of([2]), strict=False)
 
         assert (1, 1, 0, 0) == result.schedule.tasks
+
+
+class TestDeterminism:
+    @pytest.mark.parametrize(
+        "config",
+        [
+            ExploreConfig(strategy="dfs"),
+            ExploreConfig(strategy="random", seed=11, max_executions=50),
+            ExploreConfig(strategy="pct", seed=11, max_executions=50),
+            ExploreConfig(strategy="round_robin"),
+        ],
+        ids=["dfs", "random", "pct", "round_robin"],
+    )
+    def test_the_same_exploration_twice_gives_identical_results(
+        self, config: ExploreConfig
+    ) -> None:
+        """Exploring twice with one config gives equal JSON-able summaries."""
+        program = half_published
+
+        first = json.dumps(_summary(explore(program, config)))
+        second = json.dumps(_summary(explore(program, config)))
+
+        assert first == second
