@@ -31,7 +31,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any, Final, Protocol
+from typing import Any, Final, NoReturn, Protocol
 
 from hmmsim.engine.ops import Op
 from hmmsim.engine.program import Instance, Program, TaskBody
@@ -249,6 +249,14 @@ class Execution:
     ) -> None:
         """Record a finding; a fatal one stops the execution at once."""
         task = self.current
+        self._record(kind, message, fatal=fatal, detail=detail)
+        if fatal and task is not None:
+            raise _StopExecution
+
+    def _record(
+        self, kind: str, message: str, *, fatal: bool, detail: tuple[str, ...] = ()
+    ) -> None:
+        task = self.current
         self.findings.append(
             Finding(
                 kind=kind,
@@ -259,8 +267,6 @@ class Execution:
                 detail=detail,
             )
         )
-        if fatal and task is not None:
-            raise _StopExecution
 
     def tracepoint(self, name: str, fields: Mapping[str, object]) -> None:
         """Record a tracepoint in the current step (only when capturing)."""
@@ -297,10 +303,9 @@ class Execution:
         return False
 
     def _report_inversion(self, held: str, taken: str, cycle: list[str]) -> None:
-        key = frozenset(cycle)
-        if key in self.lockdep.reported:
-            return
-        self.lockdep.reported.add(key)
+        # A cycle is reported when its last edge is added, and edges are never
+        # removed, so no cycle is reported twice.
+        self.lockdep.reported.add(frozenset(cycle))
         elsewhere = ", ".join(
             f"{later} while holding {earlier}" for earlier, later in pairwise(cycle)
         )
@@ -412,7 +417,6 @@ class Execution:
         except Exception as exc:
             task.pending = None
             self._task_raised(task, exc)
-            return
         finally:
             if self.unawaited is not None:
                 message, self.unawaited = self.unawaited, None
@@ -436,18 +440,19 @@ class Execution:
                 fatal=True,
             )
 
-    def _task_raised(self, task: Task, exc: Exception) -> None:
+    def _task_raised(self, task: Task, exc: Exception) -> NoReturn:
         frames = traceback.extract_tb(exc.__traceback__)
         where = f" at {frames[-1].name}() line {frames[-1].lineno}" if frames else ""
         detail = tuple(
             line.rstrip() for line in traceback.format_exception_only(type(exc), exc)
         )
-        self.report(
+        self._record(
             "exception",
             f"task {task.name} raised {type(exc).__name__}{where}: {exc}",
             fatal=True,
             detail=detail,
         )
+        raise _StopExecution
 
     def _stuck(self) -> Outcome:
         blocked = [t for t in self.tasks if t.pending is not None]

@@ -10,10 +10,13 @@ from tests.support.toy_programs import ab_ba, counter_race, timeout_race
 
 from hmmsim.config import ExploreConfig
 from hmmsim.engine import (
+    LOCAL,
     Execution,
     Finding,
     Instance,
     LockGraph,
+    Op,
+    OpKind,
     Outcome,
     Schedule,
     SimpleInstance,
@@ -229,6 +232,27 @@ class TestFindings:
         ) == deadlock.detail
         assert "" == deadlock.task
 
+    def test_a_wait_on_an_object_nobody_holds_names_no_holder(self) -> None:
+        """Deadlock detail for a bare wait says only what the task waits in."""
+
+        def program() -> Instance:
+            async def body() -> None:
+                await Op(OpKind.WAIT, LOCAL, False, "wait_forever", guard=lambda: False)
+
+            cell = Cell("c", 0)
+
+            async def reader() -> None:
+                await Op(OpKind.WAIT, cell.oid, False, "wait_cell", cell, lambda: False)
+
+            return tasks(body(), reader())
+
+        result = sequential(program)
+
+        assert (
+            "t0 waits in wait_forever()",
+            "t1 waits in wait_cell(c)",
+        ) == result.findings[0].detail
+
     def test_end_checks_run_only_when_every_task_finished(self) -> None:
         """check_end findings are added to a finished execution with global task ''."""
         result = along(counter_race, "t0", "t1", "t0", "t1")
@@ -344,12 +368,14 @@ class TestLockdep:
         execution = Execution(counter_race, _FirstChooser(), max_steps=1)
         task = Task(0, "t", _dummy())
         lock = Mutex("m")
-        task.held.append(lock)
+        other = Mutex("other")
+        task.held.extend([lock, other])
 
         assert (True, False) == (
             execution.lock_released(task, lock),
             execution.lock_released(task, lock),
         )
+        assert [other] == task.held
         task.coro.close()
 
 

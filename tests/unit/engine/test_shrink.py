@@ -124,6 +124,32 @@ class TestPasses:
         assert data_choice(1) in shrunk.choices
         assert ["stale-data"] == kinds(replay(timeout_race, shrunk))
 
+    def test_data_choices_before_the_first_step_are_kept(self) -> None:
+        """A data choice made before any step (in a task's prelude) survives."""
+
+        def program() -> Instance:
+            counter = Cell("counter", 0)
+
+            async def incr(first: bool) -> None:
+                if first:
+                    current_execution().choose(2, "prelude")
+                value = await READ_ONCE(counter)
+                await WRITE_ONCE(counter, value + 1)
+
+            def end() -> Iterable[Finding]:
+                if counter.value != 2:
+                    yield Finding(kind="lost-update", message="lost", step=-1)
+
+            return tasks(incr(True), incr(False), end=end)
+
+        original = Schedule.from_json(
+            {"seed": 0, "choices": ["d1", "t0", "t1", "t1", "t0"]}
+        )
+
+        shrunk = shrink(program, original, "lost-update", 100)
+
+        assert ["d0", "t0", "t1", "t1", "t0"] == shrunk.to_json()["choices"]
+
     def test_a_deadlock_keeps_its_two_steps(self) -> None:
         """The AB-BA deadlock is already minimal: two steps, one preemption."""
         shrunk = shrink(ab_ba, _schedule(0, 1), "deadlock", 100)
