@@ -179,15 +179,16 @@ class TestHmmMirrorUnregister:
         assert (3, 1) == out["mm_count"]
         assert ["hmm_free"] == [e for e, _ in run.events if e == "hmm_free"]
 
-    def test_double_unregister_is_a_bug(self) -> None:
+    @BOTH
+    def test_double_unregister_is_a_bug(self, mod: ModuleType) -> None:
         """Unregistering a mirror twice is caught (the hmm pointer is gone)."""
 
         async def body() -> None:
             mm = await make_mm()
-            mirror = await register_mirror(hmm, mm, StubMirrorOps())
-            await hmm.hmm_mirror_unregister(mirror)
+            mirror = await register_mirror(mod, mm, StubMirrorOps())
+            await mod.hmm_mirror_unregister(mirror)
             mirror.hmm = None
-            await hmm.hmm_mirror_unregister(mirror)
+            await mod.hmm_mirror_unregister(mirror)
 
         assert ["bug"] == run_one(body).kinds
 
@@ -308,18 +309,19 @@ class TestHmmRangeWaitUntilValid:
         run_one(body)
         assert [True] == out
 
-    def test_times_out_while_invalidation_open(self) -> None:
+    @BOTH
+    def test_times_out_while_invalidation_open(self, mod: ModuleType) -> None:
         """With an invalidation open and the timeout firing, it returns false."""
         out: list[bool] = []
 
         async def body() -> None:
             mm = await make_mm()
-            _, rng = await registered(hmm, mm)
+            _, rng = await registered(mod, mm)
             nrange = MmuNotifierRange(mm=mm)
             mmu_notifier_range_init(nrange, MMU_NOTIFY_UNMAP, 0, None, mm, BASE, END)
             await mmu_notifier_invalidate_range_start(nrange)
             out.append(
-                await hmm.hmm_range_wait_until_valid(rng, HMM_RANGE_DEFAULT_TIMEOUT)
+                await mod.hmm_range_wait_until_valid(rng, HMM_RANGE_DEFAULT_TIMEOUT)
             )
             await mmu_notifier_invalidate_range_end(nrange)
 
@@ -357,17 +359,18 @@ class TestHmmRangeFault:
         assert [0, 1, 2, 3] == [p.pfn for p in out["pages"]]
         assert out["writable"]
 
-    def test_ebusy_when_invalid(self) -> None:
+    @BOTH
+    def test_ebusy_when_invalid(self, mod: ModuleType) -> None:
         """An invalidated range gives -EBUSY and mmap_sem stays held (v5.3)."""
         out: list[Any] = []
 
         async def body() -> None:
             mm = await make_mm()
-            _, rng = await registered(hmm, mm)
+            _, rng = await registered(mod, mm)
             rng.valid.value = False
             await down_read(mm.mmap_sem)
-            out.append(await hmm.hmm_range_fault(rng, True))
-            out.append(await hmm.hmm_range_snapshot(rng))
+            out.append(await mod.hmm_range_fault(rng, True))
+            out.append(await mod.hmm_range_snapshot(rng))
             out.append(current_execution().current is not None)
             await up_read(mm.mmap_sem)
 
@@ -375,6 +378,7 @@ class TestHmmRangeFault:
         assert [] == run.kinds
         assert [-errno.EBUSY, -errno.EBUSY, True] == out
 
+    @BOTH
     @pytest.mark.parametrize(
         ("flags", "shift", "expected"),
         [
@@ -384,36 +388,39 @@ class TestHmmRangeFault:
             (VM_READ | VM_WRITE | VM_HUGETLB, 16, -errno.EINVAL),
         ],
     )
-    def test_vma_checks(self, flags: Any, shift: int, expected: int) -> None:
+    def test_vma_checks(
+        self, mod: ModuleType, flags: Any, shift: int, expected: int
+    ) -> None:
         """Device VMAs, unreadable VMAs and page-shift mismatches are rejected."""
         out: list[int] = []
 
         async def body() -> None:
             mm = await make_mm(vm_flags=flags)
-            mirror = await register_mirror(hmm, mm, StubMirrorOps())
-            rng = new_range(hmm)
+            mirror = await register_mirror(mod, mm, StubMirrorOps())
+            rng = new_range(mod)
             base = BASE & ~((1 << shift) - 1)
-            await hmm.hmm_range_register(rng, mirror, base, base + (1 << shift), shift)
+            await mod.hmm_range_register(rng, mirror, base, base + (1 << shift), shift)
             await down_read(mm.mmap_sem)
-            out.append(await hmm.hmm_range_fault(rng, True))
-            out.append(await hmm.hmm_range_snapshot(rng))
+            out.append(await mod.hmm_range_fault(rng, True))
+            out.append(await mod.hmm_range_snapshot(rng))
             await up_read(mm.mmap_sem)
 
         run = run_one(body)
         assert [] == run.kinds
         assert [expected, expected] == out
 
-    def test_efault_on_write_to_read_only_vma(self) -> None:
+    @BOTH
+    def test_efault_on_write_to_read_only_vma(self, mod: ModuleType) -> None:
         """A write request on a read-only VMA fails the fault: -EFAULT, entry ERROR."""
         out: list[Any] = []
 
         async def body() -> None:
             mm = await make_mm(vm_flags=VM_READ)
-            mirror = await register_mirror(hmm, mm, StubMirrorOps())
-            rng = new_range(hmm, default_flags=REQ_WRITE)
-            await hmm.hmm_range_register(rng, mirror, BASE, END, PAGE_SHIFT)
+            mirror = await register_mirror(mod, mm, StubMirrorOps())
+            rng = new_range(mod, default_flags=REQ_WRITE)
+            await mod.hmm_range_register(rng, mirror, BASE, END, PAGE_SHIFT)
             await down_read(mm.mmap_sem)
-            out.append(await hmm.hmm_range_fault(rng, False))
+            out.append(await mod.hmm_range_fault(rng, False))
             await up_read(mm.mmap_sem)
             out.append(list(rng.pfns))
 
@@ -422,62 +429,66 @@ class TestHmmRangeFault:
         # The ERROR entry is overwritten: the clear starts at the failing page.
         assert [0, 0, 0, 0] == out[1]
 
-    def test_efault_without_vma(self) -> None:
+    @BOTH
+    def test_efault_without_vma(self, mod: ModuleType) -> None:
         """A range past every VMA gives -EFAULT."""
         out: list[int] = []
 
         async def body() -> None:
             mm = await make_mm()
-            mirror = await register_mirror(hmm, mm, StubMirrorOps())
-            rng = new_range(hmm)
-            await hmm.hmm_range_register(rng, mirror, END, END + PAGE_SIZE, PAGE_SHIFT)
+            mirror = await register_mirror(mod, mm, StubMirrorOps())
+            rng = new_range(mod)
+            await mod.hmm_range_register(rng, mirror, END, END + PAGE_SIZE, PAGE_SHIFT)
             await down_read(mm.mmap_sem)
-            out.append(await hmm.hmm_range_fault(rng, True))
+            out.append(await mod.hmm_range_fault(rng, True))
             await up_read(mm.mmap_sem)
 
         run_one(body)
         assert [-errno.EFAULT] == out
 
-    def test_fault_on_hole_is_the_v53_null_vma_bug(self) -> None:
+    @BOTH
+    def test_fault_on_hole_is_the_v53_null_vma_bug(self, mod: ModuleType) -> None:
         """Faulting a hole before a VMA hands a NULL vma to handle_mm_fault."""
 
         async def body() -> None:
             mm = await make_mm()
-            mirror = await register_mirror(hmm, mm, StubMirrorOps())
-            rng = new_range(hmm, n=NPAGES + 1)
-            await hmm.hmm_range_register(rng, mirror, BASE - PAGE_SIZE, END, PAGE_SHIFT)
+            mirror = await register_mirror(mod, mm, StubMirrorOps())
+            rng = new_range(mod, n=NPAGES + 1)
+            await mod.hmm_range_register(rng, mirror, BASE - PAGE_SIZE, END, PAGE_SHIFT)
             await down_read(mm.mmap_sem)
-            await hmm.hmm_range_fault(rng, True)
+            await mod.hmm_range_fault(rng, True)
             await up_read(mm.mmap_sem)
 
         run = run_one(body)
         assert ["bug"] == run.kinds
         assert "NULL pointer" in run.result.findings[0].message
 
-    def test_lockdep_without_mmap_sem(self) -> None:
+    @BOTH
+    def test_lockdep_without_mmap_sem(self, mod: ModuleType) -> None:
         """Calling hmm_range_fault without mmap_sem is a lockdep finding."""
 
         async def body() -> None:
             mm = await make_mm()
-            _, rng = await registered(hmm, mm)
-            await hmm.hmm_range_fault(rng, True)
+            _, rng = await registered(mod, mm)
+            await mod.hmm_range_fault(rng, True)
 
         assert "lockdep" in run_one(body).kinds
 
 
 class TestHmmRangeSnapshot:
-    def test_reports_present_pages_without_faulting(self) -> None:
+    @BOTH
+    def test_reports_present_pages_without_faulting(self, mod: ModuleType) -> None:
         """Only pages already mapped are reported; holes stay NONE."""
         out: list[Any] = []
 
         async def body() -> None:
             mm = await make_mm()
             await cpu_store(mm, BASE + PAGE_SIZE, 7)
-            _, rng = await registered(hmm, mm)
+            _, rng = await registered(mod, mm)
             await down_read(mm.mmap_sem)
-            out.append(await hmm.hmm_range_snapshot(rng))
+            out.append(await mod.hmm_range_snapshot(rng))
             await up_read(mm.mmap_sem)
-            out.append([hmm.hmm_device_entry_to_pfn(rng, e) for e in rng.pfns])
+            out.append([mod.hmm_device_entry_to_pfn(rng, e) for e in rng.pfns])
             out.append(pfn_to_page(0).contents)
 
         run = run_one(body)
@@ -685,27 +696,29 @@ class TestHmmRelease:
         names = [e for e, _ in run.events]
         assert names.index("exit_mmap") < names.index("mmu_notifier_release")
 
-    def test_warns_with_ranges_left(self) -> None:
+    @BOTH
+    def test_warns_with_ranges_left(self, mod: ModuleType) -> None:
         """hmm_release WARNs if a range is still registered (impossible with mmget)."""
 
         async def body() -> None:
             mm = await make_mm()
-            mirror, _ = await registered(hmm, mm)
-            await hmm.hmm_release(mirror.hmm.mmu_notifier, mm)
+            mirror, _ = await registered(mod, mm)
+            await mod.hmm_release(mirror.hmm.mmu_notifier, mm)
 
         assert ["warn"] == run_one(body).kinds
 
 
 class TestHmmGetOrCreate:
-    def test_reuses_existing_hmm(self) -> None:
+    @BOTH
+    def test_reuses_existing_hmm(self, mod: ModuleType) -> None:
         """A second call returns the installed hmm with one more reference."""
         out: list[Any] = []
 
         async def body() -> None:
             mm = await make_mm()
             await down_write(mm.mmap_sem)
-            first = await hmm.hmm_get_or_create(mm)
-            second = await hmm.hmm_get_or_create(mm)
+            first = await mod.hmm_get_or_create(mm)
+            second = await mod.hmm_get_or_create(mm)
             await up_write(mm.mmap_sem)
             assert first is not None
             out.extend([first is second, first.kref.refcount])
@@ -713,17 +726,18 @@ class TestHmmGetOrCreate:
         run_one(body)
         assert [True, 2] == out
 
-    def test_creates_new_when_old_is_dying(self) -> None:
+    @BOTH
+    def test_creates_new_when_old_is_dying(self, mod: ModuleType) -> None:
         """An installed hmm whose kref is zero is replaced by a new one."""
         out: list[Any] = []
 
         async def body() -> None:
             mm = await make_mm()
             await down_write(mm.mmap_sem)
-            first = await hmm.hmm_get_or_create(mm)
+            first = await mod.hmm_get_or_create(mm)
             assert first is not None
             first.kref.refcount = 0
-            second = await hmm.hmm_get_or_create(mm)
+            second = await mod.hmm_get_or_create(mm)
             await up_write(mm.mmap_sem)
             out.extend([first is second, mm.hmm is second])
 
@@ -731,9 +745,11 @@ class TestHmmGetOrCreate:
         assert [False, True] == out
 
 
-def test_device_entry_helpers() -> None:
+@BOTH
+def test_device_entry_helpers(mod: ModuleType) -> None:
     """Special values and entries without VALID decode to no page."""
-    rng = hmm.HmmRange()
+    hmm = mod
+    rng = mod.HmmRange()
     assert hmm.hmm_device_entry_to_page(rng, rng.values[0]) is None
     assert hmm.hmm_device_entry_to_page(rng, rng.values[2]) is None
     assert hmm.hmm_device_entry_to_page(rng, 4 << 8) is None
