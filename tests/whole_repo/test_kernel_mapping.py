@@ -37,7 +37,7 @@ def is_public(name: str) -> bool:
 
 def defined_symbols() -> list[str]:
     """Return ``module.name`` for every public top-level function or class."""
-    found = []
+    found: list[str] = []
     for path in sorted(KERNEL.rglob("*.py")):
         if path.name == "__init__.py":
             continue
