@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from hmmsim.engine.execution import Execution
 from hmmsim.engine.ops import Op, OpKind
+from hmmsim.engine.task import Task
 from hmmsim.sync._base import current_execution, current_task, new_oid, report
 
 __all__ = ["ExclusiveLock"]
@@ -41,34 +43,39 @@ class ExclusiveLock:
         return self.owner is not None
 
     async def _acquire(self, func: str) -> None:
-        current_execution().lock_acquiring(current_task(), self.lockdep_class)
+        # The task and execution cannot change across the await: look them up once.
+        execution = current_execution()
+        task = current_task()
+        execution.lock_acquiring(task, self.lockdep_class)
         await Op(OpKind.ACQUIRE, self.oid, True, func, self, self.is_free)
-        self._took()
+        self._took(execution, task)
 
     async def _try(self, func: str) -> bool:
+        execution = current_execution()
+        task = current_task()
         await Op(OpKind.TRYLOCK, self.oid, True, func, self)
         if self.owner is not None:
             return False
-        self._took()
+        self._took(execution, task)
         return True
 
-    def _took(self) -> None:
-        task = current_task()
+    def _took(self, execution: Execution, task: Task) -> None:
         self.owner = task.id
         if self.is_spin:
             task.atomic += 1
-        current_execution().lock_acquired(task, self)
+        execution.lock_acquired(task, self)
 
     async def _release(self, func: str) -> None:
-        await Op(OpKind.RELEASE, self.oid, True, func, self)
+        execution = current_execution()
         task = current_task()
+        await Op(OpKind.RELEASE, self.oid, True, func, self)
         if self.owner != task.id:
             state = "not locked" if self.owner is None else "held by another task"
             report(
                 "bad-unlock", f"{func}({self.name}) by {task.name}, but it is {state}"
             )
         self.owner = None
-        current_execution().lock_released(task, self)
+        execution.lock_released(task, self)
         if self.is_spin:
             task.atomic -= 1
 

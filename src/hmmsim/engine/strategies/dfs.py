@@ -63,6 +63,8 @@ class DfsStrategy:
 
     def next_task(self, execution: Execution, enabled: list[int]) -> int:
         """Take the next branch of this node."""
+        if self.preemption_bound is None:
+            return self._pick(enabled)
         options, cut = bounded_options(execution, enabled, self.preemption_bound)
         if cut:
             self.complete = False
