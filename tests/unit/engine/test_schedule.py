@@ -111,14 +111,14 @@ class TestToken:
 
         assert ("", schedule) == Schedule.from_token(f"  {schedule.to_token()}\n")
 
-    def test_a_context_with_dots_is_refused(self) -> None:
+    def test_a_context_with_blanks_is_refused(self) -> None:
         """to_token refuses a context it could not carry."""
         with pytest.raises(ValueError, match="characters a token cannot carry"):
-            Schedule().to_token("a.b")
+            Schedule().to_token("a b")
 
     @pytest.mark.parametrize(
         "token",
-        ["", "garbage", "hs2.c.abc.00000000", "hs1.c.abc", "hs1.c.d.e.f"],
+        ["", "garbage", "hs2.c.abc.00000000", "hs1.c.abc", "hs1"],
     )
     def test_garbage_tokens_raise_replay_error(self, token: str) -> None:
         """Text that is not a token at all is refused with a clear message."""
