@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from collections.abc import Generator, Iterable, Mapping
 
 import pytest
@@ -413,6 +414,23 @@ class TestScenarioErrors:
             return tasks(body())
 
         with pytest.raises(ScenarioError, match="awaited 5, which is not an hmmsim"):
+            sequential(program)
+
+    def test_awaiting_a_bare_generator_raises_scenario_error(self) -> None:
+        """A task awaiting a generator-based coroutine that yields 5 is refused."""
+
+        @types.coroutine
+        def bare() -> Generator[int, None, None]:
+            yield 5
+
+        def program() -> Instance:
+            async def body() -> None:
+                await msleep(1)
+                await bare()
+
+            return tasks(body())
+
+        with pytest.raises(ScenarioError, match="task 't0' awaited 5"):
             sequential(program)
 
     def test_primitives_outside_an_execution_raise_scenario_error(self) -> None:
