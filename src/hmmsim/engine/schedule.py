@@ -10,7 +10,7 @@ Choices are stored as integers: a task choice ``t`` as ``2*t`` and a data
 choice ``v`` as ``2*v + 1``.
 
 The compact *token* form is ``hs1.<context>.<payload>.<crc>``, where
-``context`` names what to run (for example ``scenario/variant``), ``payload``
+``context`` (which may contain dots) names what to run (for example ``scenario/variant``), ``payload``
 is the base32 of the zlib-compressed varint encoding of seed and choices, and
 ``crc`` is the CRC-32 of everything before it, so a damaged or tampered token
 is rejected rather than replayed wrongly.
@@ -30,7 +30,7 @@ from hmmsim.errors import ReplayError
 __all__ = ["Schedule", "choice_value", "data_choice", "is_task_choice", "task_choice"]
 
 _TOKEN_VERSION = "hs1"
-_CONTEXT_RE = re.compile(r"^[A-Za-z0-9_\-/:+]*$")
+_CONTEXT_RE = re.compile(r"^[A-Za-z0-9_\-/:+.]*$")
 
 
 def task_choice(tid: int) -> int:
@@ -119,7 +119,7 @@ class Schedule:
         """Decode a token into (context, schedule); raise ReplayError if bad."""
         token = token.strip()
         parts = token.split(".")
-        if len(parts) != 4 or parts[0] != _TOKEN_VERSION:
+        if len(parts) < 4 or parts[0] != _TOKEN_VERSION:
             raise ReplayError(
                 f"not an hmmsim replay token (expected {_TOKEN_VERSION}.…)"
             )
@@ -128,7 +128,8 @@ class Schedule:
             raise ReplayError(
                 "replay token checksum mismatch (token damaged or edited)"
             )
-        context, payload = parts[1], parts[2]
+        # The context may itself contain dots (e.g. a variant named v5.3).
+        context, payload = ".".join(parts[1:-2]), parts[-2]
         try:
             padded = payload.upper() + "=" * (-len(payload) % 8)
             raw = zlib.decompress(base64.b32decode(padded))

@@ -29,12 +29,13 @@ _BUILTIN: Final[dict[str, str]] = {
         "had freed that page."
     ),
     "device-stale-mapping": (
-        "A device page-table entry still maps a page that was invalidated after "
-        "the driver's read_begin, although read_retry said the snapshot was valid."
+        "The device reached, or still maps, a page at an address that the CPU "
+        "page table no longer maps to that page."
     ),
     "notifier-contract": (
-        "An mmu-notifier callback broke its documented contract, such as sleeping "
-        "or failing in a way the caller does not allow."
+        "The CPU changed a page-table entry that a device still mapped: an "
+        "invalidate_range_start covering it returned success before every "
+        "secondary MMU had dropped the mapping."
     ),
     "notifier-leak": (
         "A failed or unbalanced invalidate_range_start left a notifier count or "

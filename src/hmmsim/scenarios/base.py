@@ -47,9 +47,10 @@ from hmmsim.errors import ConfigError, ScenarioError
 
 __all__ = ["NAME_PATTERN", "Scenario"]
 
-#: Scenario and variant names: lower case, digits, ``-`` and ``_``.  They end
+#: Scenario and variant names: lower case, digits, ``-``, ``_`` and ``.``
+#: (for kernel versions such as ``v5.3``).  They end
 #: up in replay tokens and file names, so nothing else is allowed.
-NAME_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+NAME_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 _CONFIG_FIELDS: Final = frozenset(f.name for f in dataclasses.fields(ExploreConfig))
 
@@ -100,7 +101,7 @@ class Scenario:
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
             raise ScenarioError(
                 f"scenario name {name!r} must match {NAME_PATTERN.pattern} "
-                "(lower case, digits, '-' and '_')"
+                "(lower case, digits, '-', '_' and '.')"
             )
         self._check_text()
         self._check_variants()

@@ -1,0 +1,242 @@
+"""Shared harness of the built-in HMM scenarios: variants, world, set-up.
+
+Every built-in scenario runs on the same worlds: one process (``task``) with
+one address space (``mm``), anonymous private memory at ``BASE``, one or more
+devices mirroring it through the reference driver
+(:mod:`hmmsim.kernel.drivers.dummy_mirror`), optionally a KVM-style secondary
+MMU.  A *variant* picks the HMM model: ``prepatch`` (the state just before the
+seed patch) or ``v5.3`` (at the seed patch).
+
+An execution first runs a ``setup`` task alone (map memory, fault pages in,
+bind mirrors, let devices map pages, mark the OOM victim), which then spawns
+the scenario's actors; only the actors interleave.  The oracle
+(:mod:`hmmsim.oracle.hmm_contract`) is attached before set-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Final
+
+from hmmsim.engine import Finding, current_execution
+from hmmsim.errors import ConfigError
+from hmmsim.kernel import hmm as hmm_v53
+from hmmsim.kernel import hmm_prepatch
+from hmmsim.kernel.drivers.device import Device
+from hmmsim.kernel.drivers.dummy_mirror import (
+    DummyMirror,
+    dummy_device_fault,
+    dummy_mirror_bind,
+)
+from hmmsim.kernel.drivers.kvm_mmu import Kvm, kvm_mmu_page_fault, kvm_register
+from hmmsim.kernel.fork import mm_alloc
+from hmmsim.kernel.mm_types import MmStruct, TaskStruct
+from hmmsim.kernel.mmap import vm_mmap
+from hmmsim.kernel.oom_kill import mark_oom_victim
+from hmmsim.kernel.types import PAGE_SIZE, VM_READ, VM_WRITE
+from hmmsim.kernel.uaccess import cpu_store
+from hmmsim.oracle.hmm_contract import (
+    HmmWorldView,
+    attach_contract_probes,
+    check_end,
+    snapshot,
+)
+from hmmsim.sync import READ_ONCE, WRITE_ONCE, Cell, WaitQueueHead, wait_event, wake_up_all
+
+__all__ = [
+    "BASE",
+    "HMM_VARIANTS",
+    "Completion",
+    "World",
+    "WorldInstance",
+    "complete",
+    "hmm_api",
+    "wait_for_completion",
+]
+
+#: The HMM models a scenario can run on, by variant name.
+HMM_VARIANTS: Final[Mapping[str, ModuleType]] = {
+    "prepatch": hmm_prepatch,
+    "v5.3": hmm_v53,
+}
+
+#: First address of the process's memory.
+BASE: Final = 0x10000
+
+Actor = Callable[[], Awaitable[object]]
+
+
+def hmm_api(variant: str) -> ModuleType:
+    """Return the HMM module of ``variant``."""
+    try:
+        return HMM_VARIANTS[variant]
+    except KeyError:
+        raise ConfigError(f"no HMM model for variant {variant!r}") from None
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
+class Completion:
+    """A one-shot event between actors (``struct completion``, reduced)."""
+
+    done: Cell[bool]
+    wq: WaitQueueHead
+
+
+def new_completion(name: str) -> Completion:
+    """Create an incomplete completion."""
+    return Completion(done=Cell(f"{name}.done", False), wq=WaitQueueHead(f"{name}.wq"))
+
+
+async def complete(c: Completion) -> None:
+    """Signal the completion (complete_all)."""
+    await WRITE_ONCE(c.done, True)
+    await wake_up_all(c.wq)
+
+
+async def wait_for_completion(c: Completion) -> None:
+    """Sleep until the completion is signalled."""
+
+    async def is_done() -> bool:
+        return await READ_ONCE(c.done)
+
+    await wait_event(c.wq, is_done)
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
+class World:
+    """One process, its mm, its mirrors and devices, built for one execution.
+
+    Attributes:
+        variant: the HMM model variant.
+        api: the HMM module of the variant.
+        mm: the address space.
+        task: the process owning it (an OOM victim in some scenarios).
+        mirrors: the reference-driver mirrors, one device each.
+        kvms: KVM-style secondary MMUs on the same mm.
+        view: what the oracle watches.
+        results: return values of the actors, by name (for final states).
+    """
+
+    variant: str
+    api: ModuleType
+    mm: MmStruct
+    task: TaskStruct
+    mirrors: list[DummyMirror] = field(default_factory=list)
+    kvms: list[Kvm] = field(default_factory=list)
+    view: HmmWorldView = field(init=False)
+    results: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Create the oracle's view of this world."""
+        mm = self.mm
+        self.view = HmmWorldView(mm=mm, hmm_of=lambda: mm.hmm)
+
+    @classmethod
+    def create(cls, variant: str, *, mirrors: int = 1, kvms: int = 0) -> World:
+        """Build the objects of a world (no scheduling point)."""
+        api = hmm_api(variant)
+        mm = mm_alloc("mm")
+        world = cls(variant=variant, api=api, mm=mm, task=TaskStruct(pid=100, comm="app", mm=mm))
+        for i in range(mirrors):
+            device = Device(name=f"gpu{i}", mm=mm)
+            world.mirrors.append(DummyMirror(name=f"dmirror{i}", hmm_api=api, device=device))
+            world.view.devices.append(device)
+        for i in range(kvms):
+            kvm = Kvm(name=f"kvm{i}", mm=mm)
+            world.kvms.append(kvm)
+            world.view.devices.append(kvm.shadow)
+            world.view.counters[f"{kvm.name}->mmu_notifier_count"] = (
+                lambda k=kvm: k.mmu_notifier_count
+            )
+        return world
+
+    async def setup(
+        self,
+        *,
+        pages: int = 1,
+        bind: Sequence[int] | None = None,
+        device_maps: Sequence[int] = (),
+        kvm_maps: Sequence[int] = (),
+        oom_victim: bool = False,
+    ) -> None:
+        """Map and touch ``pages`` pages at BASE, bind mirrors, map devices.
+
+        Args:
+            pages: pages of anonymous memory, each written once by the CPU.
+            bind: indexes of the mirrors to register, in order (default all).
+                The mirror bound last is called first by HMM (list_add).
+            device_maps: mirrors whose device maps BASE after a completed fault.
+            kvm_maps: KVM instances whose shadow page table maps BASE.
+            oom_victim: mark the process as an OOM victim.
+        """
+        mm = self.mm
+        await vm_mmap(mm, BASE, pages * PAGE_SIZE, VM_READ | VM_WRITE)
+        for i in range(pages):
+            await cpu_store(mm, BASE + i * PAGE_SIZE, 0x42 + i)
+        order = range(len(self.mirrors)) if bind is None else bind
+        for i in order:
+            ret = await dummy_mirror_bind(self.mirrors[i], mm)
+            assert ret == 0, f"[hmmsim internal bug] set-up: bind failed with {ret}"
+        for kvm in self.kvms:
+            ret = await kvm_register(kvm)
+            assert ret == 0, f"[hmmsim internal bug] set-up: kvm register failed with {ret}"
+        for i in device_maps:
+            ret = await dummy_device_fault(self.mirrors[i], BASE)
+            assert ret == 0, f"[hmmsim internal bug] set-up: device fault failed with {ret}"
+        for i in kvm_maps:
+            ret = await kvm_mmu_page_fault(self.kvms[i], BASE, True)
+            assert ret == 0, f"[hmmsim internal bug] set-up: kvm fault failed with {ret}"
+        if oom_victim:
+            await mark_oom_victim(self.task)
+
+    def final_state(self) -> object:
+        """Return a hashable summary: counters, mappings and actor results."""
+        hmm = self.mm.hmm
+        notifiers = getattr(hmm, "notifiers", None)
+        devices = tuple(
+            (dev.name, tuple((addr, p.page.pfn, p.generation) for addr, p in dev.mapped()))
+            for dev in self.view.devices
+        )
+        ptes = tuple(
+            (addr, None if c.value is None else c.value.page.pfn)
+            for addr, c in sorted(self.mm.ptes.items())
+        )
+        results = tuple(sorted((k, repr(v)) for k, v in self.results.items()))
+        return (notifiers, devices, ptes, results)
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
+class WorldInstance:
+    """The engine Instance of a world: a set-up task that spawns the actors."""
+
+    world: World
+    setup: Callable[[], Awaitable[None]]
+    actors: Sequence[tuple[str, Actor]]
+
+    def tasks(self) -> Sequence[tuple[str, Coroutine[Any, Any, Any]]]:
+        """Return the single set-up task."""
+        return [("setup", self._run())]
+
+    async def _run(self) -> None:
+        attach_contract_probes(self.world.view)
+        await self.setup()
+        execution = current_execution()
+        for name, actor in self.actors:
+            execution.spawn(name, self._actor(name, actor))
+
+    async def _actor(self, name: str, actor: Actor) -> None:
+        self.world.results[name] = await actor()
+
+    def check_end(self) -> Iterable[Finding]:
+        """Run the oracle's end-of-execution properties."""
+        return check_end(self.world.view)
+
+    def final_state(self) -> object:
+        """Return the world's summary."""
+        return self.world.final_state()
+
+    def snapshot(self) -> Mapping[str, object]:
+        """Return the oracle's state excerpt."""
+        return snapshot(self.world.view)
