@@ -104,8 +104,10 @@ class Shrinker:
       after an accepted candidate it goes on from the same position in the
       new schedule rather than starting over.
     * **Coarse first.**  Passes run from the coarsest (cut the whole tail)
-      to the finest (swap two steps, lower one data value), and within a
-      pass the candidates that remove most come first.
+      to the finest (swap two steps, lower one data value); the tail cut
+      tries the shortest prefix first, and at one position a bigger change
+      comes before a smaller one (a whole run before one step, 0 before one
+      lower).
 
     Every accepted candidate still shows a finding of ``kind`` and is
     strictly smaller in the shrink order, so the result is never longer than
