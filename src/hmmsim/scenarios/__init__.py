@@ -40,7 +40,16 @@ __all__ = [
 ]
 
 #: Modules that define the built-in scenarios, imported in this order.
-BUILTIN_MODULES: Final[tuple[str, ...]] = ()
+BUILTIN_MODULES: Final[tuple[str, ...]] = (
+    "hmmsim.scenarios.oom_vs_driver_lock",
+    "hmmsim.scenarios.oom_vs_mirror_unregister",
+    "hmmsim.scenarios.oom_two_mirrors",
+    "hmmsim.scenarios.fault_vs_munmap",
+    "hmmsim.scenarios.concurrent_invalidations",
+    "hmmsim.scenarios.exit_vs_fault",
+    "hmmsim.scenarios.fault_vs_oom_reap",
+    "hmmsim.scenarios.oom_hmm_and_kvm",
+)
 
 
 class Registry:

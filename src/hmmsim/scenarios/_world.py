@@ -53,6 +53,7 @@ __all__ = [
     "WorldInstance",
     "complete",
     "hmm_api",
+    "new_completion",
     "wait_for_completion",
 ]
 

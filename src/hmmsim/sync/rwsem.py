@@ -3,6 +3,11 @@
 ``down_read`` and ``down_write`` may sleep (``might_sleep``); the trylocks
 never do.  Readers share the lock; a writer excludes everyone.
 
+The read-side Ops (down_read, down_read_trylock, up_read) are *read-mode*
+Ops of the semaphore: two readers' operations commute (neither can block or
+change the outcome of the other), so the explorer does not order them; every
+write-side Op writes the semaphore and is ordered against all of them.
+
 Deviations:
     * MODEL: a waiting writer does not hold back new readers (the kernel's
       rwsem does, for fairness); deadlocks that need that rule (recursive
@@ -101,13 +106,14 @@ async def down_read(sem: RwSemaphore) -> None:
     """Take ``sem`` for read, sleeping while a writer holds it."""
     might_sleep("down_read")
     _acquiring(sem)
-    await Op(OpKind.ACQUIRE, sem.oid, True, "down_read", sem, sem.can_read)
+    # Read-side Ops of different tasks commute: read mode (see module docs).
+    await Op(OpKind.ACQUIRE, sem.oid, False, "down_read", sem, sem.can_read)
     _took_read(sem)
 
 
 async def down_read_trylock(sem: RwSemaphore) -> bool:
     """Take ``sem`` for read if no writer holds it; return whether taken."""
-    await Op(OpKind.TRYLOCK, sem.oid, True, "down_read_trylock", sem)
+    await Op(OpKind.TRYLOCK, sem.oid, False, "down_read_trylock", sem)
     if not sem.can_read():
         return False
     _took_read(sem)
@@ -116,7 +122,7 @@ async def down_read_trylock(sem: RwSemaphore) -> bool:
 
 async def up_read(sem: RwSemaphore) -> None:
     """Release a read hold of ``sem``."""
-    await Op(OpKind.RELEASE, sem.oid, True, "up_read", sem)
+    await Op(OpKind.RELEASE, sem.oid, False, "up_read", sem)
     task = current_task()
     if task.id not in sem.readers:
         report(

@@ -45,7 +45,8 @@ class SrcuStruct:
         self.name = name
         self.oid = new_oid()
         self.active: dict[int, int] = {}
-        self.next_index = 0
+        # Per task, so that read-side sections of different tasks commute.
+        self.next_index: dict[int, int] = {}
 
     def holders(self) -> tuple[int, ...]:
         """Return the tasks inside read-side sections."""
@@ -54,16 +55,21 @@ class SrcuStruct:
 
 async def srcu_read_lock(srcu: SrcuStruct) -> int:
     """Open a read-side section; return its index for srcu_read_unlock."""
-    await Op(OpKind.ACQUIRE, srcu.oid, True, "srcu_read_lock", srcu)
-    index = srcu.next_index
-    srcu.next_index += 1
-    srcu.active[index] = current_task().id
+    # Readers commute with each other: a read-mode Op, ordered only against
+    # synchronize_srcu (whose Ops write).  Indexes are per task for the same
+    # reason: the order of two readers must not change what they get.
+    await Op(OpKind.ACQUIRE, srcu.oid, False, "srcu_read_lock", srcu)
+    tid = current_task().id
+    count = srcu.next_index.get(tid, 0)
+    srcu.next_index[tid] = count + 1
+    index = (tid << 32) | count
+    srcu.active[index] = tid
     return index
 
 
 async def srcu_read_unlock(srcu: SrcuStruct, index: int) -> None:
     """Close the read-side section ``index``."""
-    await Op(OpKind.RELEASE, srcu.oid, True, "srcu_read_unlock", srcu)
+    await Op(OpKind.RELEASE, srcu.oid, False, "srcu_read_unlock", srcu)
     if srcu.active.pop(index, None) is None:
         report(
             "bad-unlock",
@@ -74,14 +80,14 @@ async def srcu_read_unlock(srcu: SrcuStruct, index: int) -> None:
 async def synchronize_srcu(srcu: SrcuStruct) -> None:
     """Wait until every read-side section open now has closed."""
     might_sleep("synchronize_srcu")
-    await Op(OpKind.READ, srcu.oid, False, "synchronize_srcu", srcu)
+    await Op(OpKind.READ, srcu.oid, True, "synchronize_srcu", srcu)
     waited = tuple(srcu.active)
 
     def grace_period_over() -> bool:
         return not any(i in srcu.active for i in waited)
 
     await Op(
-        OpKind.WAIT, srcu.oid, False, "synchronize_srcu:wait", srcu, grace_period_over
+        OpKind.WAIT, srcu.oid, True, "synchronize_srcu:wait", srcu, grace_period_over
     )
 
 

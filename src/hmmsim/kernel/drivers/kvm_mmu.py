@@ -12,11 +12,15 @@ lowers the count; a guest fault samples the seq, pins the page, then maps it
 only if no invalidation ran or is running meanwhile.
 
 Deviations:
-    * MODEL: ``mmu_lock`` is a sleeping lock taken with ``mutex_trylock`` when
-      the range is not blockable (-EAGAIN on contention), as gntdev, i915
-      userptr and radeon did in v5.3; real KVM takes a spinlock and never
-      fails.  This is what makes it a second kind of subscriber that can
-      refuse a non-blockable invalidation.
+    * MODEL: before touching ``mmu_lock`` (a spinlock, as in KVM), ``start``
+      takes a sleeping ``flush_lock`` that stands for work that may sleep
+      (waiting for in-flight DMA through the shadow tables); when the range is
+      not blockable it uses ``mutex_trylock`` and returns -EAGAIN on
+      contention, as gntdev, i915 userptr and radeon did in v5.3.  Real KVM
+      never fails; this is what makes the model a second kind of subscriber
+      that can refuse a non-blockable invalidation.  ``end`` takes only the
+      spinlock, so it never sleeps (the contract requires a non-blocking end
+      after a non-blocking start).
     * MODEL: the shadow page table is a :class:`Device`; a vCPU access is a
       device access.  No memslots, no SRCU of KVM's own, no TLB requests.
     * MODEL: ``mmu_notifier_seq`` is a ``Cell`` read with READ_ONCE by the
@@ -53,6 +57,7 @@ from hmmsim.sync import (
     WRITE_ONCE,
     Cell,
     Mutex,
+    SpinLock,
     down_read,
     mutex_lock,
     mutex_trylock,
@@ -82,7 +87,8 @@ class Kvm:
     Attributes:
         name: name used in reports.
         mm: the address space the guest memory lives in.
-        mmu_lock: protects the shadow page table and both counters.
+        mmu_lock: spinlock protecting the shadow page table and both counters.
+        flush_lock: MODEL: sleeping lock around invalidations (see Deviations).
         mmu_notifier: the subscription (``container`` points back here).
         mmu_notifier_seq: bumped at every invalidate_range_end.
         mmu_notifier_count: invalidations in progress (start seen, end not yet).
@@ -92,7 +98,8 @@ class Kvm:
 
     name: str
     mm: MmStruct
-    mmu_lock: Mutex = field(init=False)
+    mmu_lock: SpinLock = field(init=False)
+    flush_lock: Mutex = field(init=False)
     mmu_notifier: MmuNotifier = field(init=False)
     mmu_notifier_seq: Cell[int] = field(init=False)
     mmu_notifier_count: int = 0
@@ -101,7 +108,8 @@ class Kvm:
 
     def __post_init__(self) -> None:
         """Create the lock, the subscription and the shadow page table."""
-        self.mmu_lock = Mutex(f"{self.name}->mmu_lock", lockdep_class="kvm->mmu_lock")
+        self.mmu_lock = SpinLock(f"{self.name}->mmu_lock", lockdep_class="kvm->mmu_lock")
+        self.flush_lock = Mutex(f"{self.name}->flush_lock", lockdep_class="kvm->flush_lock")
         self.mmu_notifier = MmuNotifier(
             ops=KVM_MMU_NOTIFIER_OPS, container=self, name=f"{self.name}->mmu_notifier"
         )
@@ -133,14 +141,16 @@ async def kvm_mmu_notifier_invalidate_range_start(
     """
     kvm = mmu_notifier_to_kvm(mn)
     if mmu_notifier_range_blockable(range):
-        await mutex_lock(kvm.mmu_lock)
-    elif not await mutex_trylock(kvm.mmu_lock):  # MODEL: see Deviations
+        await mutex_lock(kvm.flush_lock)
+    elif not await mutex_trylock(kvm.flush_lock):  # MODEL: see Deviations
         trace("kvm_invalidate_range_start", kvm=kvm.name, ret=-errno.EAGAIN)
         return -errno.EAGAIN
+    await spin_lock(kvm.mmu_lock)
     # The fault side sees this count and retries until the matching end.
     kvm.mmu_notifier_count += 1
     await _kvm_unmap_hva_range(kvm, range.start, range.end)
-    await mutex_unlock(kvm.mmu_lock)
+    await spin_unlock(kvm.mmu_lock)
+    await mutex_unlock(kvm.flush_lock)
     trace(
         "kvm_invalidate_range_start",
         kvm=kvm.name,
@@ -159,13 +169,12 @@ async def kvm_mmu_notifier_invalidate_range_end(
     """
     kvm = mmu_notifier_to_kvm(mn)
     del range
-    # MODEL: end may not fail, so it always takes the lock (see Deviations).
-    await mutex_lock(kvm.mmu_lock)
+    await spin_lock(kvm.mmu_lock)
     # Bump the sequence before dropping the count, so a fault that saw the
     # old sequence and a zero count cannot map a stale page.
     await WRITE_ONCE(kvm.mmu_notifier_seq, kvm.mmu_notifier_seq.value + 1)
     kvm.mmu_notifier_count -= 1
-    await mutex_unlock(kvm.mmu_lock)
+    await spin_unlock(kvm.mmu_lock)
     BUG_ON(kvm.mmu_notifier_count < 0, "kvm->mmu_notifier_count < 0")
     trace(
         "kvm_invalidate_range_end",
@@ -182,11 +191,11 @@ async def kvm_mmu_notifier_release(mn: MmuNotifier, mm: MmStruct) -> None:
     """
     kvm = mmu_notifier_to_kvm(mn)
     del mm
-    await mutex_lock(kvm.mmu_lock)
+    await spin_lock(kvm.mmu_lock)
     for addr, _ in kvm.shadow.mapped():
         await device_pte_clear(kvm.shadow, addr)
     kvm.released = True
-    await mutex_unlock(kvm.mmu_lock)
+    await spin_unlock(kvm.mmu_lock)
 
 
 KVM_MMU_NOTIFIER_OPS = StaticMmuNotifierOps(
@@ -249,13 +258,13 @@ async def kvm_mmu_page_fault(kvm: Kvm, addr: int, write: bool, *, max_retries: i
         page = await kvm_gfn_to_pfn(kvm, addr, write)
         if page is None:
             return -errno.EFAULT
-        await mutex_lock(kvm.mmu_lock)
+        await spin_lock(kvm.mmu_lock)
         if mmu_notifier_retry(kvm, mmu_seq):
-            await mutex_unlock(kvm.mmu_lock)
+            await spin_unlock(kvm.mmu_lock)
             await put_page(page)
             continue
         await device_pte_set(kvm.shadow, addr, page, write)
-        await mutex_unlock(kvm.mmu_lock)
+        await spin_unlock(kvm.mmu_lock)
         await put_page(page)  # kvm_release_pfn_clean
         return 0
     return -errno.EAGAIN

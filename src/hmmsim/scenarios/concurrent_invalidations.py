@@ -1,0 +1,85 @@
+"""Scenario ``concurrent-invalidations``: overlapping invalidations and a waiting fault."""
+
+from __future__ import annotations
+
+from hmmsim.engine import Instance
+from hmmsim.kernel.drivers.dummy_mirror import HMM_RANGE_DEFAULT_TIMEOUT
+from hmmsim.kernel.mmap import find_vma
+from hmmsim.kernel.oom_kill import oom_reap_task
+from hmmsim.kernel.rmap import try_to_unmap_one
+from hmmsim.kernel.types import PAGE_SHIFT, PAGE_SIZE
+from hmmsim.scenarios import Scenario, register
+from hmmsim.scenarios._world import BASE, HMM_VARIANTS, World, WorldInstance
+
+__all__ = ["SCENARIO"]
+
+REAP_ATTEMPTS = 1
+
+
+def build(variant: str) -> Instance:
+    """Build one execution's world and actors."""
+    world = World.create(variant, mirrors=1)
+    dmirror = world.mirrors[0]
+
+    api = world.api
+    rng = api.HmmRange(name="waiter->range", pfns=[0])
+
+    async def setup() -> None:
+        await world.setup(oom_victim=True)
+        # The first step of a device fault (hmm.rst driver_populate_range):
+        # the range is registered before the invalidations start.
+        ret = await api.hmm_range_register(
+            rng, dmirror.mirror, BASE, BASE + PAGE_SIZE, PAGE_SHIFT
+        )
+        assert ret == 0, f"[hmmsim internal bug] set-up: range register: {ret}"
+
+    async def reclaim() -> bool:
+        # Runs when the actor is spawned, right after set-up: page lookup by
+        # the reverse map (not modelled) is done before any actor ran.
+        vma = find_vma(world.mm, BASE)
+        cell = world.mm.ptes[BASE]
+        if vma is None or cell.value is None:
+            return False
+        return await try_to_unmap_one(cell.value.page, vma, BASE)
+
+    async def reaper() -> None:
+        await oom_reap_task(world.task, REAP_ATTEMPTS)
+
+    async def waiter() -> bool:
+        # The next step of the fault: wait for the range to become valid.
+        valid: bool = await api.hmm_range_wait_until_valid(
+            rng, HMM_RANGE_DEFAULT_TIMEOUT
+        )
+        return valid
+
+    return WorldInstance(
+        world=world,
+        setup=setup,
+        actors=[("reclaim", reclaim), ("oom_reaper", reaper), ("waiter", waiter)],
+    )
+
+
+SCENARIO = register(
+    Scenario(
+        name="concurrent-invalidations",
+        title="Page reclaim and the OOM reaper invalidate while a fault waits for its range",
+        description=(
+            "Set-up: one anonymous page at BASE written by the CPU, one mirror "
+            "(gpu0) with a range registered over BASE; the process is an OOM victim.  Actors: 'reclaim' unmaps "
+            "the page through the reverse map (try_to_unmap_one: blockable "
+            "invalidation, no mmap_sem); 'oom_reaper' reaps the VMA with a "
+            f"non-blocking invalidation ({REAP_ATTEMPTS} attempt); 'waiter' "
+            "waits for the range to become valid (hmm_range_wait_until_valid, "
+            "whose timeout is explored), as the documented fault loop does; "
+            "the range stays registered, so the end check sees whether it "
+            "became valid again.  Exercises overlapping "
+            "start/end pairs, hmm->notifiers counting and revalidation, and "
+            "the wake-up of waiters on hmm->wq."
+        ),
+        variants=tuple(HMM_VARIANTS),
+        build=build,
+        config={"max_steps": 4000},
+        kernel_version="v5.3",
+        default_variant="v5.3",
+    )
+)

@@ -1,0 +1,56 @@
+"""Scenario ``exit-vs-fault``: process exit races a driver's device fault."""
+
+from __future__ import annotations
+
+from hmmsim.engine import Instance
+from hmmsim.kernel.drivers.device import device_access
+from hmmsim.kernel.drivers.dummy_mirror import dummy_device_fault
+from hmmsim.kernel.fork import mmput
+from hmmsim.scenarios import Scenario, register
+from hmmsim.scenarios._world import BASE, HMM_VARIANTS, World, WorldInstance
+
+__all__ = ["SCENARIO"]
+
+
+def build(variant: str) -> Instance:
+    """Build one execution's world and actors."""
+    world = World.create(variant, mirrors=1)
+    dmirror = world.mirrors[0]
+
+    async def setup() -> None:
+        await world.setup()
+
+    async def exit_task() -> None:
+        # exit_mm: the process drops its own mm_users reference.
+        await mmput(world.mm)
+
+    async def device() -> tuple[int, int | None]:
+        ret = await dummy_device_fault(dmirror, BASE, max_retries=1)
+        value = await device_access(dmirror.device, BASE, False)
+        return ret, value
+
+    return WorldInstance(
+        world=world, setup=setup, actors=[("exit", exit_task), ("device", device)]
+    )
+
+
+SCENARIO = register(
+    Scenario(
+        name="exit-vs-fault",
+        title="Process exit (last mmput, exit_mmap, hmm_release) races a device fault",
+        description=(
+            "Set-up: one anonymous page at BASE written by the CPU, one mirror "
+            "(gpu0).  Actors: 'exit' drops the process's mm_users reference "
+            "(the last one unless the driver holds one), which runs exit_mmap: "
+            "mmu_notifier_release -> hmm_release -> the mirror's release, then "
+            "unmaps everything; 'device' faults BASE through the reference "
+            "driver (mmget_not_zero first, one retry) and reads it.  Exercises "
+            "the lifetime rules: ranges pin the mm, release stops the device."
+        ),
+        variants=tuple(HMM_VARIANTS),
+        build=build,
+        config={"max_steps": 4000},
+        kernel_version="v5.3",
+        default_variant="v5.3",
+    )
+)

@@ -1,0 +1,65 @@
+"""Scenario ``fault-vs-oom-reap``: a whole invalidation between snapshot and check.
+
+The v5.3 ``range->valid`` flag is set back to true by the last
+invalidate_range_end, so a driver that checks hmm_range_valid after an
+entire start/end pair ran since its walk cannot tell (Jason Gunthorpe,
+"mm/hmm: allow hmm_range to be used with a mmu_interval_notifier or
+hmm_mirror", commit 04ec32fbc2b2, v5.5 — the reason for the sequence counts
+of mmu_interval_notifier).  The OOM reaper can run that pair while the
+driver holds mmap_sem for read.
+"""
+
+from __future__ import annotations
+
+from hmmsim.engine import Instance
+from hmmsim.kernel.drivers.device import device_access
+from hmmsim.kernel.drivers.dummy_mirror import dummy_device_fault
+from hmmsim.kernel.oom_kill import oom_reap_task
+from hmmsim.scenarios import Scenario, register
+from hmmsim.scenarios._world import BASE, HMM_VARIANTS, World, WorldInstance
+
+__all__ = ["SCENARIO"]
+
+REAP_ATTEMPTS = 1
+
+
+def build(variant: str) -> Instance:
+    """Build one execution's world and actors."""
+    world = World.create(variant, mirrors=1)
+    dmirror = world.mirrors[0]
+
+    async def setup() -> None:
+        await world.setup(oom_victim=True)
+
+    async def reaper() -> None:
+        await oom_reap_task(world.task, REAP_ATTEMPTS)
+
+    async def device() -> tuple[int, int | None]:
+        ret = await dummy_device_fault(dmirror, BASE, max_retries=1)
+        value = await device_access(dmirror.device, BASE, False)
+        return ret, value
+
+    return WorldInstance(
+        world=world, setup=setup, actors=[("oom_reaper", reaper), ("device", device)]
+    )
+
+
+SCENARIO = register(
+    Scenario(
+        name="fault-vs-oom-reap",
+        title="The OOM reaper runs a whole invalidation between a driver's walk and its check",
+        description=(
+            "Set-up: one anonymous page at BASE written by the CPU, one mirror "
+            "(gpu0); the process is an OOM victim.  Actors: 'device' faults "
+            "BASE through the reference driver (one retry) and reads it; "
+            f"'oom_reaper' reaps with {REAP_ATTEMPTS} attempt.  Exercises the "
+            "valid-flag protocol of v5.3 against an invalidation that both "
+            "starts and ends while the driver holds mmap_sem for read."
+        ),
+        variants=tuple(HMM_VARIANTS),
+        build=build,
+        config={"max_steps": 4000},
+        kernel_version="v5.3",
+        default_variant="v5.3",
+    )
+)

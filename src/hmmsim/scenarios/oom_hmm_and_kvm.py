@@ -1,0 +1,72 @@
+"""Scenario ``oom-hmm-and-kvm``: two kinds of subscribers, one refuses a reap.
+
+The v5.3 notifier core calls every subscriber's start even after one failed,
+returns the error, and the caller then calls no end at all: a subscriber
+whose start succeeded is never ended.  Fixed in v5.12 by Sean
+Christopherson, "mm/mmu_notifiers: ensure range_end() is paired with
+range_start()" (commit c2655835fd8c).
+"""
+
+from __future__ import annotations
+
+from hmmsim.engine import Instance
+from hmmsim.kernel.drivers.device import device_access
+from hmmsim.kernel.oom_kill import oom_reap_task
+from hmmsim.scenarios import Scenario, register
+from hmmsim.scenarios._world import BASE, HMM_VARIANTS, World, WorldInstance
+from hmmsim.sync import msleep, mutex_lock, mutex_unlock
+
+__all__ = ["SCENARIO"]
+
+REAP_ATTEMPTS = 1
+
+
+def build(variant: str) -> Instance:
+    """Build one execution's world and actors."""
+    world = World.create(variant, mirrors=1, kvms=1)
+    dmirror = world.mirrors[0]
+    kvm = world.kvms[0]
+
+    async def setup() -> None:
+        # The mirror registers first; KVM, registered last, is called first.
+        await world.setup(device_maps=[0], kvm_maps=[0], oom_victim=True)
+
+    async def vcpu() -> None:
+        # KVM work that may sleep under flush_lock (DMA through shadow tables).
+        await mutex_lock(kvm.flush_lock)
+        await msleep(1)
+        await mutex_unlock(kvm.flush_lock)
+
+    async def reaper() -> None:
+        await oom_reap_task(world.task, REAP_ATTEMPTS)
+
+    async def gpu0() -> int | None:
+        return await device_access(dmirror.device, BASE, False)
+
+    return WorldInstance(
+        world=world,
+        setup=setup,
+        actors=[("vcpu", vcpu), ("oom_reaper", reaper), ("gpu0", gpu0)],
+    )
+
+
+SCENARIO = register(
+    Scenario(
+        name="oom-hmm-and-kvm",
+        title="An HMM mirror and a KVM-style MMU on one mm; KVM refuses a reap",
+        description=(
+            "Set-up: one anonymous page at BASE written by the CPU; an HMM "
+            "mirror whose device (gpu0) maps it and a KVM-style secondary MMU "
+            "whose shadow page table maps it; the process is an OOM victim.  "
+            "Actors: 'vcpu' holds KVM's flush_lock for unrelated work; "
+            f"'oom_reaper' reaps with {REAP_ATTEMPTS} attempt; 'gpu0' reads "
+            "BASE through its page table.  Exercises the core's handling of a "
+            "failed start with several subscribers."
+        ),
+        variants=tuple(HMM_VARIANTS),
+        build=build,
+        config={"max_steps": 4000},
+        kernel_version="v5.3",
+        default_variant="v5.3",
+    )
+)
