@@ -76,7 +76,9 @@ def attach_contract_probes(view: HmmWorldView) -> None:
         addr = f["addr"]
         assert isinstance(addr, int)
         if f["free"] or f["generation"] != f["mapped_generation"]:
-            state = "free" if f["free"] else f"reallocated (generation {f['generation']})"
+            state = (
+                "free" if f["free"] else f"reallocated (generation {f['generation']})"
+            )
             _report(
                 "device-use-after-free",
                 f"{f['device']} {'wrote' if f['write'] else 'read'} {addr:#x} "
@@ -203,7 +205,9 @@ def snapshot(view: HmmWorldView) -> dict[str, object]:
     state["open invalidations"] = _open_invalidations(mm)
     for addr, cell in sorted(mm.ptes.items()):
         pte = cell.value
-        state[f"cpu pte {addr:#x}"] = "-" if pte is None else _page_text(pte.page, pte.write)
+        state[f"cpu pte {addr:#x}"] = (
+            "-" if pte is None else _page_text(pte.page, pte.write)
+        )
     for dev in view.devices:
         for addr, slot in sorted(dev.entries.items()):
             dpte = slot.pte

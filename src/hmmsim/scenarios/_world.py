@@ -43,7 +43,14 @@ from hmmsim.oracle.hmm_contract import (
     check_end,
     snapshot,
 )
-from hmmsim.sync import READ_ONCE, WRITE_ONCE, Cell, WaitQueueHead, wait_event, wake_up_all
+from hmmsim.sync import (
+    READ_ONCE,
+    WRITE_ONCE,
+    Cell,
+    WaitQueueHead,
+    wait_event,
+    wake_up_all,
+)
 
 __all__ = [
     "BASE",
@@ -139,17 +146,21 @@ class World:
         """Build the objects of a world (no scheduling point)."""
         api = hmm_api(variant)
         mm = mm_alloc("mm")
-        world = cls(variant=variant, api=api, mm=mm, task=TaskStruct(pid=100, comm="app", mm=mm))
+        world = cls(
+            variant=variant, api=api, mm=mm, task=TaskStruct(pid=100, comm="app", mm=mm)
+        )
         for i in range(mirrors):
             device = Device(name=f"gpu{i}", mm=mm)
-            world.mirrors.append(DummyMirror(name=f"dmirror{i}", hmm_api=api, device=device))
+            world.mirrors.append(
+                DummyMirror(name=f"dmirror{i}", hmm_api=api, device=device)
+            )
             world.view.devices.append(device)
         for i in range(kvms):
             kvm = Kvm(name=f"kvm{i}", mm=mm)
             world.kvms.append(kvm)
             world.view.devices.append(kvm.shadow)
-            world.view.counters[f"{kvm.name}->mmu_notifier_count"] = (
-                lambda k=kvm: k.mmu_notifier_count
+            world.view.counters[f"{kvm.name}->mmu_notifier_count"] = lambda k=kvm: (
+                k.mmu_notifier_count
             )
         return world
 
@@ -182,13 +193,19 @@ class World:
             assert ret == 0, f"[hmmsim internal bug] set-up: bind failed with {ret}"
         for kvm in self.kvms:
             ret = await kvm_register(kvm)
-            assert ret == 0, f"[hmmsim internal bug] set-up: kvm register failed with {ret}"
+            assert ret == 0, (
+                f"[hmmsim internal bug] set-up: kvm register failed with {ret}"
+            )
         for i in device_maps:
             ret = await dummy_device_fault(self.mirrors[i], BASE)
-            assert ret == 0, f"[hmmsim internal bug] set-up: device fault failed with {ret}"
+            assert ret == 0, (
+                f"[hmmsim internal bug] set-up: device fault failed with {ret}"
+            )
         for i in kvm_maps:
             ret = await kvm_mmu_page_fault(self.kvms[i], BASE, True)
-            assert ret == 0, f"[hmmsim internal bug] set-up: kvm fault failed with {ret}"
+            assert ret == 0, (
+                f"[hmmsim internal bug] set-up: kvm fault failed with {ret}"
+            )
         if oom_victim:
             await mark_oom_victim(self.task)
 
@@ -197,7 +214,10 @@ class World:
         hmm = self.mm.hmm
         notifiers = getattr(hmm, "notifiers", None)
         devices = tuple(
-            (dev.name, tuple((addr, p.page.pfn, p.generation) for addr, p in dev.mapped()))
+            (
+                dev.name,
+                tuple((addr, p.page.pfn, p.generation) for addr, p in dev.mapped()),
+            )
             for dev in self.view.devices
         )
         ptes = tuple(

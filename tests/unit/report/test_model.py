@@ -20,7 +20,7 @@ class TestScenarioRun:
 
     def test_kind_a_token_cannot_carry_is_left_out(self, buggy: ScenarioRun) -> None:
         """A kind with characters tokens cannot hold is dropped from the context."""
-        cx = dataclasses.replace(buggy.result.counterexamples[0], kind="lost.update")
+        cx = dataclasses.replace(buggy.result.counterexamples[0], kind="lost update")
 
         context, _ = Schedule.from_token(buggy.token(cx))
 

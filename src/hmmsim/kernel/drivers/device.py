@@ -127,7 +127,9 @@ async def device_pte_clear(dev: Device, addr: int) -> None:
         trace("device_pte_clear", device=dev.name, addr=addr, page=old.page.pfn)
 
 
-async def device_access(dev: Device, addr: int, write: bool, value: int = 0) -> int | None:
+async def device_access(
+    dev: Device, addr: int, write: bool, value: int = 0
+) -> int | None:
     """Let the device read or write the word at ``addr`` through its page table.
 
     Returns:
@@ -135,11 +137,16 @@ async def device_access(dev: Device, addr: int, write: bool, value: int = 0) -> 
         (a real device would raise a device page fault).
     """
     slot = dev.entry(addr)
-    footprint = [pte_offset_map(dev.mm, addr), page_allocator()]
-    if slot.pte is not None:
-        footprint.append(slot.pte.page)
+    cell = pte_offset_map(dev.mm, addr)
+    allocator = page_allocator()
+    extra = () if slot.pte is None else (slot.pte.page,)
     await shared_access(
-        slot, *footprint, write=write, func="device_write" if write else "device_read"
+        slot,
+        cell,
+        allocator,
+        *extra,
+        write=write,
+        func="device_write" if write else "device_read",
     )
     pte = slot.pte
     if pte is None or (write and not pte.write):
