@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from hmmsim.engine import Finding, current_execution
 from hmmsim.errors import ConfigError
@@ -29,6 +29,7 @@ from hmmsim.kernel.drivers.dummy_mirror import (
     DummyMirror,
     dummy_device_fault,
     dummy_mirror_bind,
+    dummy_mirror_unbind,
 )
 from hmmsim.kernel.drivers.kvm_mmu import Kvm, kvm_mmu_page_fault, kvm_register
 from hmmsim.kernel.fork import mm_alloc
@@ -47,6 +48,7 @@ from hmmsim.sync import (
     READ_ONCE,
     WRITE_ONCE,
     Cell,
+    Mutex,
     WaitQueueHead,
     wait_event,
     wake_up_all,
@@ -54,8 +56,11 @@ from hmmsim.sync import (
 
 __all__ = [
     "BASE",
+    "DRIVERS",
     "HMM_VARIANTS",
     "Completion",
+    "HmmMirrorDriver",
+    "MirrorDriver",
     "World",
     "WorldInstance",
     "complete",
@@ -74,6 +79,94 @@ HMM_VARIANTS: Final[Mapping[str, ModuleType]] = {
 BASE: Final = 0x10000
 
 Actor = Callable[[], Awaitable[object]]
+
+
+class MirrorDriver(Protocol):
+    """What a scenario needs from a mirror driver, whatever the HMM design.
+
+    The driver lock ``update`` is the one its invalidation callback takes
+    (with a trylock when the invalidation may not block).
+    """
+
+    @property
+    def name(self) -> str:
+        """Name used in reports."""
+        ...
+
+    @property
+    def device(self) -> Device:
+        """The device page table the driver programs."""
+        ...
+
+    @property
+    def update(self) -> Mutex:
+        """The driver lock its invalidation callback takes."""
+        ...
+
+    async def bind(self, mm: MmStruct) -> int:
+        """Start mirroring ``mm`` (0 or a negative errno)."""
+        ...
+
+    async def unbind(self) -> None:
+        """Stop mirroring."""
+        ...
+
+    async def fault(
+        self, addr: int, *, write: bool = False, max_retries: int = 1
+    ) -> int:
+        """Handle a device fault at ``addr`` (0 when the device maps it)."""
+        ...
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
+class HmmMirrorDriver:
+    """The reference hmm_mirror driver (v5.3 API) behind the adapter."""
+
+    dmirror: DummyMirror
+
+    @property
+    def name(self) -> str:
+        """The driver's name."""
+        return self.dmirror.name
+
+    @property
+    def device(self) -> Device:
+        """The device page table."""
+        return self.dmirror.device
+
+    @property
+    def update(self) -> Mutex:
+        """The driver lock ("driver->update")."""
+        return self.dmirror.update
+
+    async def bind(self, mm: MmStruct) -> int:
+        """hmm_mirror_register under mmap_sem (dummy_mirror_bind)."""
+        return await dummy_mirror_bind(self.dmirror, mm)
+
+    async def unbind(self) -> None:
+        """hmm_mirror_unregister (dummy_mirror_unbind)."""
+        await dummy_mirror_unbind(self.dmirror)
+
+    async def fault(
+        self, addr: int, *, write: bool = False, max_retries: int = 1
+    ) -> int:
+        """The documented fault loop (dummy_device_fault)."""
+        return await dummy_device_fault(
+            self.dmirror, addr, write=write, max_retries=max_retries
+        )
+
+
+def _hmm_mirror_driver(variant: str, name: str, device: Device) -> MirrorDriver:
+    return HmmMirrorDriver(
+        dmirror=DummyMirror(name=name, hmm_api=hmm_api(variant), device=device)
+    )
+
+
+#: variant -> factory of its mirror driver (name, device) -> MirrorDriver.
+DRIVERS: Final[dict[str, Callable[[str, str, Device], MirrorDriver]]] = {
+    "prepatch": _hmm_mirror_driver,
+    "v5.3": _hmm_mirror_driver,
+}
 
 
 def hmm_api(variant: str) -> ModuleType:
@@ -118,20 +211,20 @@ class World:
 
     Attributes:
         variant: the HMM model variant.
-        api: the HMM module of the variant.
+        api: the HMM module of the variant (None for designs without struct hmm).
         mm: the address space.
         task: the process owning it (an OOM victim in some scenarios).
-        mirrors: the reference-driver mirrors, one device each.
+        mirrors: the mirror drivers (adapters), one device each.
         kvms: KVM-style secondary MMUs on the same mm.
         view: what the oracle watches.
         results: return values of the actors, by name (for final states).
     """
 
     variant: str
-    api: ModuleType
+    api: ModuleType | None
     mm: MmStruct
     task: TaskStruct
-    mirrors: list[DummyMirror] = field(default_factory=list)
+    mirrors: list[MirrorDriver] = field(default_factory=list)
     kvms: list[Kvm] = field(default_factory=list)
     view: HmmWorldView = field(init=False)
     results: dict[str, object] = field(default_factory=dict)
@@ -144,16 +237,20 @@ class World:
     @classmethod
     def create(cls, variant: str, *, mirrors: int = 1, kvms: int = 0) -> World:
         """Build the objects of a world (no scheduling point)."""
-        api = hmm_api(variant)
+        try:
+            make_driver = DRIVERS[variant]
+        except KeyError:
+            raise ConfigError(f"no mirror driver for variant {variant!r}") from None
         mm = mm_alloc("mm")
         world = cls(
-            variant=variant, api=api, mm=mm, task=TaskStruct(pid=100, comm="app", mm=mm)
+            variant=variant,
+            api=HMM_VARIANTS.get(variant),
+            mm=mm,
+            task=TaskStruct(pid=100, comm="app", mm=mm),
         )
         for i in range(mirrors):
             device = Device(name=f"gpu{i}", mm=mm)
-            world.mirrors.append(
-                DummyMirror(name=f"dmirror{i}", hmm_api=api, device=device)
-            )
+            world.mirrors.append(make_driver(variant, f"dmirror{i}", device))
             world.view.devices.append(device)
         for i in range(kvms):
             kvm = Kvm(name=f"kvm{i}", mm=mm)
@@ -189,7 +286,7 @@ class World:
             await cpu_store(mm, BASE + i * PAGE_SIZE, 0x42 + i)
         order = range(len(self.mirrors)) if bind is None else bind
         for i in order:
-            ret = await dummy_mirror_bind(self.mirrors[i], mm)
+            ret = await self.mirrors[i].bind(mm)
             assert ret == 0, f"[hmmsim internal bug] set-up: bind failed with {ret}"
         for kvm in self.kvms:
             ret = await kvm_register(kvm)
@@ -197,7 +294,7 @@ class World:
                 f"[hmmsim internal bug] set-up: kvm register failed with {ret}"
             )
         for i in device_maps:
-            ret = await dummy_device_fault(self.mirrors[i], BASE)
+            ret = await self.mirrors[i].fault(BASE)
             assert ret == 0, (
                 f"[hmmsim internal bug] set-up: device fault failed with {ret}"
             )

@@ -9,7 +9,13 @@ from hmmsim.kernel.oom_kill import oom_reap_task
 from hmmsim.kernel.rmap import try_to_unmap_one
 from hmmsim.kernel.types import PAGE_SHIFT, PAGE_SIZE
 from hmmsim.scenarios import Scenario, register
-from hmmsim.scenarios._world import BASE, HMM_VARIANTS, World, WorldInstance
+from hmmsim.scenarios._world import (
+    BASE,
+    HMM_VARIANTS,
+    HmmMirrorDriver,
+    World,
+    WorldInstance,
+)
 
 __all__ = ["SCENARIO"]
 
@@ -22,6 +28,8 @@ def build(variant: str) -> Instance:
     dmirror = world.mirrors[0]
 
     api = world.api
+    assert api is not None, f"[hmmsim internal bug] {variant} has no struct hmm"
+    assert isinstance(dmirror, HmmMirrorDriver)
     rng = api.HmmRange(name="waiter->range", pfns=[0])
 
     async def setup() -> None:
@@ -29,7 +37,7 @@ def build(variant: str) -> Instance:
         # The first step of a device fault (hmm.rst driver_populate_range):
         # the range is registered before the invalidations start.
         ret = await api.hmm_range_register(
-            rng, dmirror.mirror, BASE, BASE + PAGE_SIZE, PAGE_SHIFT
+            rng, dmirror.dmirror.mirror, BASE, BASE + PAGE_SIZE, PAGE_SHIFT
         )
         assert ret == 0, f"[hmmsim internal bug] set-up: range register: {ret}"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from hmmsim.engine import Instance
 from hmmsim.kernel.drivers.device import device_access
-from hmmsim.kernel.drivers.dummy_mirror import dummy_device_fault
 from hmmsim.kernel.fork import mmput
 from hmmsim.scenarios import Scenario, register
 from hmmsim.scenarios._world import BASE, HMM_VARIANTS, World, WorldInstance
@@ -25,7 +24,7 @@ def build(variant: str) -> Instance:
         await mmput(world.mm)
 
     async def device() -> tuple[int, int | None]:
-        ret = await dummy_device_fault(dmirror, BASE, max_retries=1)
+        ret = await dmirror.fault(BASE, max_retries=1)
         value = await device_access(dmirror.device, BASE, False)
         return ret, value
 

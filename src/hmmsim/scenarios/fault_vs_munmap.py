@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from hmmsim.engine import Instance
 from hmmsim.kernel.drivers.device import device_access
-from hmmsim.kernel.drivers.dummy_mirror import dummy_device_fault
 from hmmsim.kernel.mmap import vm_mmap, vm_munmap
 from hmmsim.kernel.types import PAGE_SIZE, VM_READ, VM_WRITE
 from hmmsim.kernel.uaccess import cpu_store
@@ -27,7 +26,7 @@ def build(variant: str) -> Instance:
         await vm_mmap(world.mm, OTHER, PAGE_SIZE, VM_READ | VM_WRITE)
 
     async def device() -> tuple[int, int | None]:
-        ret = await dummy_device_fault(dmirror, BASE, max_retries=1)
+        ret = await dmirror.fault(BASE, max_retries=1)
         value = await device_access(dmirror.device, BASE, False)
         return ret, value
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from hmmsim.engine import Instance
 from hmmsim.kernel.drivers.device import device_access
-from hmmsim.kernel.drivers.dummy_mirror import dummy_device_fault
 from hmmsim.kernel.oom_kill import oom_reap_task
 from hmmsim.scenarios import Scenario, register
 from hmmsim.scenarios._world import BASE, HMM_VARIANTS, World, WorldInstance
@@ -35,7 +34,7 @@ def build(variant: str) -> Instance:
         await oom_reap_task(world.task, REAP_ATTEMPTS)
 
     async def device() -> tuple[int, int | None]:
-        ret = await dummy_device_fault(dmirror, BASE, max_retries=1)
+        ret = await dmirror.fault(BASE, max_retries=1)
         value = await device_access(dmirror.device, BASE, False)
         return ret, value
 

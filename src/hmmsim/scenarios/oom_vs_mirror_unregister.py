@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from hmmsim.engine import Instance
 from hmmsim.kernel.drivers.device import device_access
-from hmmsim.kernel.drivers.dummy_mirror import dummy_device_fault, dummy_mirror_unbind
 from hmmsim.kernel.oom_kill import oom_reap_task
 from hmmsim.scenarios import Scenario, register
 from hmmsim.scenarios._world import (
@@ -38,7 +37,7 @@ def build(variant: str) -> Instance:
         await world.setup(oom_victim=True)
 
     async def unbind() -> None:
-        await dummy_mirror_unbind(second)
+        await second.unbind()
 
     async def reaper() -> None:
         await oom_reap_task(world.task, REAP_ATTEMPTS)
@@ -46,7 +45,7 @@ def build(variant: str) -> Instance:
 
     async def driver() -> tuple[int, int | None]:
         await wait_for_completion(reaped)
-        ret = await dummy_device_fault(first, BASE, max_retries=FAULT_RETRIES)
+        ret = await first.fault(BASE, max_retries=FAULT_RETRIES)
         value = await device_access(first.device, BASE, False)
         return ret, value
 
