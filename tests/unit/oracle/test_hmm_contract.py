@@ -1,0 +1,186 @@
+"""Tests for `hmmsim.oracle.hmm_contract`: each check fires, and only then."""
+
+from __future__ import annotations
+
+from tests.support.kernel_harness import (
+    BASE,
+    StubMirrorOps,
+    make_mm,
+    register_mirror,
+    run_one,
+)
+
+from hmmsim.engine import Finding
+from hmmsim.kernel import hmm
+from hmmsim.kernel.drivers.device import (
+    Device,
+    device_access,
+    device_pte_clear,
+    device_pte_set,
+)
+from hmmsim.kernel.mmap import vm_munmap
+from hmmsim.kernel.page_alloc import alloc_page, put_page
+from hmmsim.kernel.types import PAGE_SIZE
+from hmmsim.kernel.uaccess import cpu_store
+from hmmsim.oracle.hmm_contract import (
+    HmmWorldView,
+    attach_contract_probes,
+    check_end,
+    snapshot,
+)
+
+
+def _kinds(run_findings: tuple[Finding, ...]) -> list[str]:
+    return [f.kind for f in run_findings]
+
+
+class TestProbes:
+    """Checks made at tracepoints."""
+
+    def test_access_to_the_page_the_cpu_maps_is_fine(self) -> None:
+        """Mapping what the CPU maps and reading it reports nothing."""
+        end: list[Finding] = []
+
+        async def body() -> None:
+            mm = await make_mm()
+            dev = Device(name="gpu0", mm=mm)
+            view = HmmWorldView(mm=mm, devices=[dev])
+            attach_contract_probes(view)
+            await cpu_store(mm, BASE, 3)
+            pte = mm.ptes[BASE].value
+            assert pte is not None
+            await device_pte_set(dev, BASE, pte.page, True)
+            assert 3 == await device_access(dev, BASE, False)
+            await device_access(dev, BASE, True, 4)
+            end.extend(check_end(view))
+
+        run = run_one(body)
+
+        assert [] == _kinds(run.result.findings)
+        assert [] == end
+
+    def test_cpu_unmap_under_a_device_mapping_breaks_the_contract(self) -> None:
+        """munmap without a notifier subscriber while the device maps the page."""
+
+        async def body() -> None:
+            mm = await make_mm()
+            dev = Device(name="gpu0", mm=mm)
+            attach_contract_probes(HmmWorldView(mm=mm, devices=[dev]))
+            await cpu_store(mm, BASE, 3)
+            pte = mm.ptes[BASE].value
+            assert pte is not None
+            await device_pte_set(dev, BASE, pte.page, True)
+            await vm_munmap(mm, BASE, PAGE_SIZE)
+            await device_access(dev, BASE, False)
+
+        run = run_one(body)
+
+        assert ["notifier-contract", "device-use-after-free"] == _kinds(
+            run.result.findings
+        )
+
+    def test_access_to_a_page_the_cpu_no_longer_maps_is_stale(self) -> None:
+        """The CPU maps a different page at the address: device-stale-mapping."""
+
+        async def body() -> None:
+            mm = await make_mm()
+            dev = Device(name="gpu0", mm=mm)
+            attach_contract_probes(HmmWorldView(mm=mm, devices=[dev]))
+            other = await alloc_page()
+            assert other is not None
+            await device_pte_set(dev, BASE, other, False)
+            await device_access(dev, BASE, False)
+
+        run = run_one(body)
+
+        assert ["device-stale-mapping"] == _kinds(run.result.findings)
+
+    def test_access_to_a_reallocated_frame_is_use_after_free(self) -> None:
+        """The frame was freed and handed out again: the generation differs."""
+
+        async def body() -> None:
+            mm = await make_mm()
+            dev = Device(name="gpu0", mm=mm)
+            attach_contract_probes(HmmWorldView(mm=mm, devices=[dev]))
+            page = await alloc_page()
+            assert page is not None
+            await device_pte_set(dev, BASE, page, False)
+            await put_page(page)
+            again = await alloc_page()
+            assert again is page
+            await device_access(dev, BASE, False)
+
+        run = run_one(body)
+
+        assert ["device-use-after-free"] == _kinds(run.result.findings)
+
+    def test_timed_out_wait_with_nothing_open_is_stuck(self) -> None:
+        """A range invalid with no invalidation open: the timeout reports it."""
+
+        async def body() -> None:
+            mm = await make_mm()
+            attach_contract_probes(HmmWorldView(mm=mm, hmm_of=lambda: mm.hmm))
+            mirror = await register_mirror(hmm, mm, StubMirrorOps())
+            rng = hmm.HmmRange(name="r", pfns=[0])
+            assert 0 == await hmm.hmm_range_register(
+                rng, mirror, BASE, BASE + PAGE_SIZE, 12
+            )
+            rng.valid.value = False  # a leaked invalidation, as before the patch
+            await hmm.hmm_range_wait_until_valid(rng, 1000)
+
+        run = run_one(body, data=[1])
+
+        assert ["range-stuck-invalid"] == _kinds(run.result.findings)
+
+
+class TestEnd:
+    """End-of-execution properties and the state excerpt."""
+
+    def test_leaked_counter_and_stale_device_entry_are_reported(self) -> None:
+        """A counter left raised and a device entry for a freed page."""
+        end: list[Finding] = []
+        state: list[dict[str, object]] = []
+
+        async def body() -> None:
+            mm = await make_mm()
+            dev = Device(name="gpu0", mm=mm)
+            leak = [1]
+            view = HmmWorldView(
+                mm=mm, devices=[dev], counters={"x->count": lambda: leak[0]}
+            )
+            page = await alloc_page()
+            assert page is not None
+            await device_pte_set(dev, BASE, page, False)
+            other = await alloc_page()
+            assert other is not None
+            await device_pte_set(dev, BASE + PAGE_SIZE, other, False)
+            await put_page(page)
+            end.extend(check_end(view))
+            state.append(snapshot(view))
+            await device_pte_clear(dev, BASE)
+
+        run_one(body)
+
+        assert ["notifier-leak", "device-stale-mapping", "device-stale-mapping"] == [
+            f.kind for f in end
+        ]
+        assert 1 == state[0]["x->count"]
+        assert "page#0(FREE,ro)" == state[0][f"gpu0 pte {BASE:#x}"]
+
+    def test_registered_invalid_range_with_nothing_open_is_stuck(self) -> None:
+        """At the end a registered range must be valid when nothing is open."""
+        end: list[Finding] = []
+
+        async def body() -> None:
+            mm = await make_mm()
+            mirror = await register_mirror(hmm, mm, StubMirrorOps())
+            rng = hmm.HmmRange(name="r", pfns=[0])
+            await hmm.hmm_range_register(rng, mirror, BASE, BASE + PAGE_SIZE, 12)
+            rng.valid.value = False
+            view = HmmWorldView(mm=mm, hmm_of=lambda: mm.hmm)
+            end.extend(check_end(view))
+            assert "hmm->notifiers" in snapshot(view)
+
+        run_one(body)
+
+        assert ["range-stuck-invalid"] == [f.kind for f in end]
