@@ -23,6 +23,10 @@ Deviations:
       ``signal->oom_mm`` pointer set by mark_oom_victim.
     * MODEL: ghost counters for the oracle live in ``MmStruct`` (see the
       ``ghost_*`` fields); model logic never reads them.
+    * MODEL: ``MmStruct.notifier_core`` names the ``mm/mmu_notifier.c`` that
+      serves this mm (None: the v5.3 one in ``kernel.mmu_notifier``; the
+      v5.5 interval-notifier core is ``kernel.mmu_notifier_v55``).  In the
+      kernel this is a build-time choice; here one execution picks it per mm.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from hmmsim.kernel.types import PAGE_MASK, PAGE_SHIFT, VmFlags
 from hmmsim.sync import Cell, RwSemaphore, SpinLock, new_oid
 
 if TYPE_CHECKING:
-    from hmmsim.kernel.mmu_notifier import MmuNotifierMm
+    from hmmsim.kernel.mmu_notifier import MmuNotifierCore, MmuNotifierMm
 
 __all__ = [
     "MmStruct",
@@ -194,6 +198,7 @@ class MmStruct:
         ptes: page-aligned virtual address -> PTE cell.
         hmm: the ``struct hmm`` of this mm, or None (protected by page_table_lock).
         mmu_notifier_mm: the notifier list, created at first registration.
+        notifier_core: MODEL: the notifier core serving this mm (None: v5.3).
         locked_vm: number of mlocked pages (always 0 in the model).
         freed: ghost: set by __mmdrop.
         ghost_starts_in_flight: ghost: invalidate_range_start calls running now.
@@ -210,6 +215,8 @@ class MmStruct:
     ptes: dict[int, Cell[Pte | None]] = field(default_factory=dict)
     hmm: object | None = None
     mmu_notifier_mm: MmuNotifierMm | None = None
+    # MODEL: which mm/mmu_notifier.c this mm is served by (see Deviations)
+    notifier_core: MmuNotifierCore | None = None
     locked_vm: int = 0
     freed: bool = False
     # MODEL: ghost state for the oracle

@@ -34,6 +34,11 @@ Deviations:
       ``mmu_notifier_call_srcu`` has run.
     * MODEL: ``container_of`` is the ``container`` back-pointer of
       ``MmuNotifier``.
+    * MODEL: an mm whose ``notifier_core`` is set (a v5.5 world) is served by
+      that core instead: the inline helpers below and mmu_notifier_register
+      hand the call over, so the mm code (memory, mmap, oom_kill, rmap,
+      mprotect, fork) reaches the right mm/mmu_notifier.c unchanged.  With
+      ``notifier_core`` None nothing changes (no extra Op).
     * MODEL: ghost state for the oracle: ``mm.ghost_starts_in_flight``
       (start calls running), ``mm.ghost_open_invalidations`` (starts the
       caller will close with an end, minus ends), and per subscription
@@ -82,6 +87,7 @@ from hmmsim.sync.once import shared_access
 
 __all__ = [
     "MmuNotifier",
+    "MmuNotifierCore",
     "MmuNotifierMm",
     "MmuNotifierOps",
     "MmuNotifierRange",
@@ -130,6 +136,43 @@ class MmuNotifierRange:
     end: int = 0
     flags: int = 0
     event: MmuNotifierEvent = MMU_NOTIFY_UNMAP
+
+
+class MmuNotifierCore(Protocol):
+    """MODEL: the notifier core serving an mm (a module such as ``mmu_notifier_v55``).
+
+    The kernel is built with one mm/mmu_notifier.c; the model lets each mm
+    name its core (``MmStruct.notifier_core``) so the v5.3 and v5.5 designs
+    share the mm code.  These are the entry points the rest of the model uses.
+    """
+
+    async def mmu_notifier_release(self, mm: MmStruct) -> None:
+        """Tell every subscriber that ``mm`` is going away."""
+        ...
+
+    async def mmu_notifier_invalidate_range_start(
+        self, range: MmuNotifierRange
+    ) -> None:
+        """Start a blockable invalidation."""
+        ...
+
+    async def mmu_notifier_invalidate_range_start_nonblock(
+        self, range: MmuNotifierRange
+    ) -> int:
+        """Start a non-blockable invalidation; 0 or -EAGAIN."""
+        ...
+
+    async def mmu_notifier_invalidate_range_end(self, range: MmuNotifierRange) -> None:
+        """Finish an invalidation started successfully."""
+        ...
+
+    async def mmu_notifier_mm_destroy(self, mm: MmStruct) -> None:
+        """Free the notifier structure of a dead mm."""
+        ...
+
+    async def mmu_notifier_register(self, mn: MmuNotifier, mm: MmStruct) -> int:
+        """Subscribe ``mn`` to ``mm`` (takes ``mmap_sem`` for write)."""
+        ...
 
 
 ReleaseFn = Callable[["MmuNotifier", MmStruct], Awaitable[None]]
@@ -284,6 +327,9 @@ async def mmu_notifier_release(mm: MmStruct) -> None:
 
     Kernel: include/linux/mmu_notifier.h mmu_notifier_release().
     """
+    if mm.notifier_core is not None:  # MODEL: see Deviations
+        await mm.notifier_core.mmu_notifier_release(mm)
+        return
     if mm_has_notifiers(mm):
         await __mmu_notifier_release(mm)
 
@@ -293,6 +339,9 @@ async def mmu_notifier_invalidate_range_start(range: MmuNotifierRange) -> None:
 
     Kernel: include/linux/mmu_notifier.h mmu_notifier_invalidate_range_start().
     """
+    if range.mm.notifier_core is not None:  # MODEL: see Deviations
+        await range.mm.notifier_core.mmu_notifier_invalidate_range_start(range)
+        return
     if mm_has_notifiers(range.mm):
         range.flags |= MMU_NOTIFIER_RANGE_BLOCKABLE
         await __mmu_notifier_invalidate_range_start(range)
@@ -311,6 +360,9 @@ async def mmu_notifier_invalidate_range_start_nonblock(
         sleeping; the caller must then neither touch the PTEs nor call
         mmu_notifier_invalidate_range_end.
     """
+    core = range.mm.notifier_core
+    if core is not None:  # MODEL: see Deviations
+        return await core.mmu_notifier_invalidate_range_start_nonblock(range)
     if mm_has_notifiers(range.mm):
         range.flags &= ~MMU_NOTIFIER_RANGE_BLOCKABLE
         return await __mmu_notifier_invalidate_range_start(range)
@@ -322,6 +374,9 @@ async def mmu_notifier_invalidate_range_end(range: MmuNotifierRange) -> None:
 
     Kernel: include/linux/mmu_notifier.h mmu_notifier_invalidate_range_end().
     """
+    if range.mm.notifier_core is not None:  # MODEL: see Deviations
+        await range.mm.notifier_core.mmu_notifier_invalidate_range_end(range)
+        return
     if mm_has_notifiers(range.mm):
         await __mmu_notifier_invalidate_range_end(range, False)
 
@@ -331,6 +386,9 @@ async def mmu_notifier_mm_destroy(mm: MmStruct) -> None:
 
     Kernel: include/linux/mmu_notifier.h mmu_notifier_mm_destroy().
     """
+    if mm.notifier_core is not None:  # MODEL: see Deviations
+        await mm.notifier_core.mmu_notifier_mm_destroy(mm)
+        return
     if mm_has_notifiers(mm):
         await __mmu_notifier_mm_destroy(mm)
 
@@ -568,6 +626,8 @@ async def mmu_notifier_register(mn: MmuNotifier, mm: MmStruct) -> int:
 
     Kernel: mm/mmu_notifier.c mmu_notifier_register().
     """
+    if mm.notifier_core is not None:  # MODEL: see Deviations
+        return await mm.notifier_core.mmu_notifier_register(mn, mm)
     return await do_mmu_notifier_register(mn, mm, True)
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "MMU_NOTIFY_CLEAR",
     "MMU_NOTIFY_PROTECTION_PAGE",
     "MMU_NOTIFY_PROTECTION_VMA",
+    "MMU_NOTIFY_RELEASE",
     "MMU_NOTIFY_SOFT_DIRTY",
     "MMU_NOTIFY_UNMAP",
     "PAGE_ALIGN",
@@ -192,6 +193,8 @@ class MmuNotifierEvent(enum.Enum):
     MMU_NOTIFY_PROTECTION_VMA = 2
     MMU_NOTIFY_PROTECTION_PAGE = 3
     MMU_NOTIFY_SOFT_DIRTY = 4
+    #: v5.5: the mm is being torn down (mn_itree_release)
+    MMU_NOTIFY_RELEASE = 5
 
 
 MMU_NOTIFY_UNMAP: Final = MmuNotifierEvent.MMU_NOTIFY_UNMAP
@@ -199,6 +202,7 @@ MMU_NOTIFY_CLEAR: Final = MmuNotifierEvent.MMU_NOTIFY_CLEAR
 MMU_NOTIFY_PROTECTION_VMA: Final = MmuNotifierEvent.MMU_NOTIFY_PROTECTION_VMA
 MMU_NOTIFY_PROTECTION_PAGE: Final = MmuNotifierEvent.MMU_NOTIFY_PROTECTION_PAGE
 MMU_NOTIFY_SOFT_DIRTY: Final = MmuNotifierEvent.MMU_NOTIFY_SOFT_DIRTY
+MMU_NOTIFY_RELEASE: Final = MmuNotifierEvent.MMU_NOTIFY_RELEASE
 
 #: Bit of ``mmu_notifier_range.flags``: the invalidation may sleep.
 MMU_NOTIFIER_RANGE_BLOCKABLE: Final = 1 << 0

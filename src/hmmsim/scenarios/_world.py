@@ -2,10 +2,12 @@
 
 Every built-in scenario runs on the same worlds: one process (``task``) with
 one address space (``mm``), anonymous private memory at ``BASE``, one or more
-devices mirroring it through the reference driver
-(:mod:`hmmsim.kernel.drivers.dummy_mirror`), optionally a KVM-style secondary
-MMU.  A *variant* picks the HMM model: ``prepatch`` (the state just before the
-seed patch) or ``v5.3`` (at the seed patch).
+devices mirroring it through a mirror driver, optionally a KVM-style secondary
+MMU.  A *variant* picks the HMM design: ``prepatch`` (the state just before the
+seed patch) or ``v5.3`` (at the seed patch), both with the reference
+hmm_mirror driver (:mod:`hmmsim.kernel.drivers.dummy_mirror`), or ``v5.5``
+(the mmu_interval_notifier core :mod:`hmmsim.kernel.mmu_notifier_v55`, no
+struct hmm, with lib/test_hmm.c's driver :mod:`hmmsim.kernel.drivers.dmirror`).
 
 An execution first runs a ``setup`` task alone (map memory, fault pages in,
 bind mirrors, let devices map pages, mark the OOM victim), which then spawns
@@ -23,8 +25,14 @@ from typing import Any, Final, Protocol
 from hmmsim.engine import Finding, current_execution
 from hmmsim.errors import ConfigError
 from hmmsim.kernel import hmm as hmm_v53
-from hmmsim.kernel import hmm_prepatch
+from hmmsim.kernel import hmm_prepatch, mmu_notifier_v55
 from hmmsim.kernel.drivers.device import Device
+from hmmsim.kernel.drivers.dmirror import (
+    Dmirror,
+    dmirror_fault,
+    dmirror_fops_open,
+    dmirror_fops_release,
+)
 from hmmsim.kernel.drivers.dummy_mirror import (
     DummyMirror,
     dummy_device_fault,
@@ -35,6 +43,7 @@ from hmmsim.kernel.drivers.kvm_mmu import Kvm, kvm_mmu_page_fault, kvm_register
 from hmmsim.kernel.fork import mm_alloc
 from hmmsim.kernel.mm_types import MmStruct, TaskStruct
 from hmmsim.kernel.mmap import vm_mmap
+from hmmsim.kernel.mmu_notifier import MmuNotifierCore
 from hmmsim.kernel.oom_kill import mark_oom_victim
 from hmmsim.kernel.types import PAGE_SIZE, VM_READ, VM_WRITE
 from hmmsim.kernel.uaccess import cpu_store
@@ -58,7 +67,9 @@ __all__ = [
     "BASE",
     "DRIVERS",
     "HMM_VARIANTS",
+    "NOTIFIER_CORES",
     "Completion",
+    "DmirrorDriver",
     "HmmMirrorDriver",
     "MirrorDriver",
     "World",
@@ -74,6 +85,9 @@ HMM_VARIANTS: Final[Mapping[str, ModuleType]] = {
     "prepatch": hmm_prepatch,
     "v5.3": hmm_v53,
 }
+
+#: Variants whose mm is served by another mm/mmu_notifier.c than v5.3's.
+NOTIFIER_CORES: Final[Mapping[str, MmuNotifierCore]] = {"v5.5": mmu_notifier_v55}
 
 #: First address of the process's memory.
 BASE: Final = 0x10000
@@ -162,10 +176,55 @@ def _hmm_mirror_driver(variant: str, name: str, device: Device) -> MirrorDriver:
     )
 
 
+@dataclass(slots=True, kw_only=True, eq=False)
+class DmirrorDriver:
+    """lib/test_hmm.c's dmirror (v5.5 mmu_interval_notifier API) behind the adapter."""
+
+    dmirror: Dmirror
+
+    @property
+    def name(self) -> str:
+        """The driver's name."""
+        return self.dmirror.name
+
+    @property
+    def device(self) -> Device:
+        """The device page table (the xarray ``pt``)."""
+        return self.dmirror.pt
+
+    @property
+    def update(self) -> Mutex:
+        """The driver lock its invalidate callback takes (``dmirror->mutex``)."""
+        return self.dmirror.mutex
+
+    async def bind(self, mm: MmStruct) -> int:
+        """open(): mmu_interval_notifier_insert over the whole address space."""
+        return await dmirror_fops_open(self.dmirror, mm)
+
+    async def unbind(self) -> None:
+        """close(): mmu_interval_notifier_remove, then kfree."""
+        await dmirror_fops_release(self.dmirror)
+
+    async def fault(
+        self, addr: int, *, write: bool = False, max_retries: int = 1
+    ) -> int:
+        """dmirror_fault on the page of ``addr`` (the v5.5 driver loop)."""
+        start = addr & ~(PAGE_SIZE - 1)
+        return await dmirror_fault(
+            self.dmirror, start, start + PAGE_SIZE, write, max_retries
+        )
+
+
+def _dmirror_driver(variant: str, name: str, device: Device) -> MirrorDriver:
+    del variant
+    return DmirrorDriver(dmirror=Dmirror(name=name, pt=device))
+
+
 #: variant -> factory of its mirror driver (name, device) -> MirrorDriver.
 DRIVERS: Final[dict[str, Callable[[str, str, Device], MirrorDriver]]] = {
     "prepatch": _hmm_mirror_driver,
     "v5.3": _hmm_mirror_driver,
+    "v5.5": _dmirror_driver,
 }
 
 
@@ -242,6 +301,8 @@ class World:
         except KeyError:
             raise ConfigError(f"no mirror driver for variant {variant!r}") from None
         mm = mm_alloc("mm")
+        # MODEL: the mm/mmu_notifier.c of the variant (mm_types Deviations).
+        mm.notifier_core = NOTIFIER_CORES.get(variant)
         world = cls(
             variant=variant,
             api=HMM_VARIANTS.get(variant),
@@ -252,6 +313,8 @@ class World:
             device = Device(name=f"gpu{i}", mm=mm)
             world.mirrors.append(make_driver(variant, f"dmirror{i}", device))
             world.view.devices.append(device)
+        if mm.notifier_core is mmu_notifier_v55:
+            world.view.counters.update(_v55_counters(mm))
         for i in range(kvms):
             kvm = Kvm(name=f"kvm{i}", mm=mm)
             world.kvms.append(kvm)
@@ -323,6 +386,33 @@ class World:
         )
         results = tuple(sorted((k, repr(v)) for k, v in self.results.items()))
         return (notifiers, devices, ptes, results)
+
+
+def _v55_counters(mm: MmStruct) -> dict[str, Callable[[], int]]:
+    """The v5.5 core's counts of open write-side sections, for the leak check.
+
+    With every task finished, ``active_invalidate_ranges`` must equal the
+    ghost count of open invalidations, and ``invalidate_seq`` must be even
+    (odd means a write side was never released).
+    """
+    name = f"{mm.name}->mmu_notifier_mm"
+
+    def active() -> int:
+        mmn_mm = mm.mmu_notifier_mm
+        if not isinstance(mmn_mm, mmu_notifier_v55.MmuNotifierMm):
+            return 0
+        return mmn_mm.active_invalidate_ranges
+
+    def odd() -> int:
+        mmn_mm = mm.mmu_notifier_mm
+        if not isinstance(mmn_mm, mmu_notifier_v55.MmuNotifierMm):
+            return 0
+        return mmn_mm.invalidate_seq.value & 1
+
+    return {
+        f"{name}->active_invalidate_ranges": active,
+        f"{name}->invalidate_seq & 1": odd,
+    }
 
 
 @dataclass(slots=True, kw_only=True, eq=False)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from hmmsim.engine import Instance
 from hmmsim.kernel.drivers.dummy_mirror import HMM_RANGE_DEFAULT_TIMEOUT
 from hmmsim.kernel.mmap import find_vma
+from hmmsim.kernel.mmu_notifier_v55 import mmu_interval_read_begin
 from hmmsim.kernel.oom_kill import oom_reap_task
 from hmmsim.kernel.rmap import try_to_unmap_one
 from hmmsim.kernel.types import PAGE_SHIFT, PAGE_SIZE
 from hmmsim.scenarios import Scenario, register
 from hmmsim.scenarios._world import (
     BASE,
-    HMM_VARIANTS,
+    DRIVERS,
+    DmirrorDriver,
     HmmMirrorDriver,
     World,
     WorldInstance,
@@ -24,6 +28,8 @@ REAP_ATTEMPTS = 1
 
 def build(variant: str) -> Instance:
     """Build one execution's world and actors."""
+    if variant == "v5.5":
+        return _build_v55(variant)
     world = World.create(variant, mirrors=1)
     dmirror = world.mirrors[0]
 
@@ -41,18 +47,6 @@ def build(variant: str) -> Instance:
         )
         assert ret == 0, f"[hmmsim internal bug] set-up: range register: {ret}"
 
-    async def reclaim() -> bool:
-        # Runs when the actor is spawned, right after set-up: page lookup by
-        # the reverse map (not modelled) is done before any actor ran.
-        vma = find_vma(world.mm, BASE)
-        cell = world.mm.ptes[BASE]
-        if vma is None or cell.value is None:
-            return False
-        return await try_to_unmap_one(cell.value.page, vma, BASE)
-
-    async def reaper() -> None:
-        await oom_reap_task(world.task, REAP_ATTEMPTS)
-
     async def waiter() -> bool:
         # The next step of the fault: wait for the range to become valid.
         valid: bool = await api.hmm_range_wait_until_valid(
@@ -63,8 +57,58 @@ def build(variant: str) -> Instance:
     return WorldInstance(
         world=world,
         setup=setup,
-        actors=[("reclaim", reclaim), ("oom_reaper", reaper), ("waiter", waiter)],
+        actors=[
+            ("reclaim", _reclaim(world)),
+            ("oom_reaper", _reaper(world)),
+            ("waiter", waiter),
+        ],
     )
+
+
+def _build_v55(variant: str) -> Instance:
+    """The v5.5 world: the interval notifier exists from open(); read_begin waits."""
+    world = World.create(variant, mirrors=1)
+    dmirror = world.mirrors[0]
+    assert isinstance(dmirror, DmirrorDriver)
+
+    async def setup() -> None:
+        # open() inserted the interval notifier before the invalidations.
+        await world.setup(oom_victim=True)
+
+    async def waiter() -> int:
+        # The first step of dmirror_range_fault: sleeps while the
+        # subscription is being invalidated.
+        return await mmu_interval_read_begin(dmirror.dmirror.notifier)
+
+    return WorldInstance(
+        world=world,
+        setup=setup,
+        actors=[
+            ("reclaim", _reclaim(world)),
+            ("oom_reaper", _reaper(world)),
+            ("waiter", waiter),
+        ],
+    )
+
+
+def _reclaim(world: World) -> Callable[[], Awaitable[bool]]:
+    async def reclaim() -> bool:
+        # Runs when the actor is spawned, right after set-up: page lookup by
+        # the reverse map (not modelled) is done before any actor ran.
+        vma = find_vma(world.mm, BASE)
+        cell = world.mm.ptes[BASE]
+        if vma is None or cell.value is None:
+            return False
+        return await try_to_unmap_one(cell.value.page, vma, BASE)
+
+    return reclaim
+
+
+def _reaper(world: World) -> Callable[[], Awaitable[None]]:
+    async def reaper() -> None:
+        await oom_reap_task(world.task, REAP_ATTEMPTS)
+
+    return reaper
 
 
 SCENARIO = register(
@@ -82,9 +126,12 @@ SCENARIO = register(
             "the range stays registered, so the end check sees whether it "
             "became valid again.  Exercises overlapping "
             "start/end pairs, hmm->notifiers counting and revalidation, and "
-            "the wake-up of waiters on hmm->wq."
+            "the wake-up of waiters on hmm->wq.  Variant v5.5: the interval "
+            "notifier is inserted at open() and 'waiter' is "
+            "mmu_interval_read_begin, which sleeps while the subscription is "
+            "being invalidated (odd mm sequence) until the last end."
         ),
-        variants=tuple(HMM_VARIANTS),
+        variants=tuple(DRIVERS),
         build=build,
         config={"max_steps": 4000},
         kernel_version="v5.3",

@@ -6,7 +6,7 @@ from hmmsim.engine import Instance
 from hmmsim.kernel.drivers.device import device_access
 from hmmsim.kernel.fork import mmput
 from hmmsim.scenarios import Scenario, register
-from hmmsim.scenarios._world import BASE, HMM_VARIANTS, World, WorldInstance
+from hmmsim.scenarios._world import BASE, DRIVERS, World, WorldInstance
 
 __all__ = ["SCENARIO"]
 
@@ -46,7 +46,7 @@ SCENARIO = register(
             "driver (mmget_not_zero first, one retry) and reads it.  Exercises "
             "the lifetime rules: ranges pin the mm, release stops the device."
         ),
-        variants=tuple(HMM_VARIANTS),
+        variants=tuple(DRIVERS),
         build=build,
         config={"max_steps": 4000},
         kernel_version="v5.3",

@@ -8,7 +8,7 @@ from hmmsim.kernel.mmap import vm_mmap, vm_munmap
 from hmmsim.kernel.types import PAGE_SIZE, VM_READ, VM_WRITE
 from hmmsim.kernel.uaccess import cpu_store
 from hmmsim.scenarios import Scenario, register
-from hmmsim.scenarios._world import BASE, HMM_VARIANTS, World, WorldInstance
+from hmmsim.scenarios._world import BASE, DRIVERS, World, WorldInstance
 
 __all__ = ["SCENARIO"]
 
@@ -58,7 +58,7 @@ SCENARIO = register(
             "freed.  Exercises the blockable invalidation and the range "
             "validity check under mmap_sem."
         ),
-        variants=tuple(HMM_VARIANTS),
+        variants=tuple(DRIVERS),
         build=build,
         config={"max_steps": 4000},
         kernel_version="v5.3",

@@ -15,7 +15,7 @@ from hmmsim.engine import Instance
 from hmmsim.kernel.drivers.device import device_access
 from hmmsim.kernel.oom_kill import oom_reap_task
 from hmmsim.scenarios import Scenario, register
-from hmmsim.scenarios._world import BASE, HMM_VARIANTS, World, WorldInstance
+from hmmsim.scenarios._world import BASE, DRIVERS, World, WorldInstance
 
 __all__ = ["SCENARIO"]
 
@@ -55,7 +55,7 @@ SCENARIO = register(
             "valid-flag protocol of v5.3 against an invalidation that both "
             "starts and ends while the driver holds mmap_sem for read."
         ),
-        variants=tuple(HMM_VARIANTS),
+        variants=tuple(DRIVERS),
         build=build,
         config={"max_steps": 4000},
         kernel_version="v5.3",

@@ -13,7 +13,7 @@ from hmmsim.engine import Instance
 from hmmsim.kernel.drivers.device import device_access
 from hmmsim.kernel.oom_kill import oom_reap_task
 from hmmsim.scenarios import Scenario, register
-from hmmsim.scenarios._world import BASE, HMM_VARIANTS, World, WorldInstance
+from hmmsim.scenarios._world import BASE, DRIVERS, World, WorldInstance
 from hmmsim.sync import msleep, mutex_lock, mutex_unlock
 
 __all__ = ["SCENARIO"]
@@ -63,7 +63,7 @@ SCENARIO = register(
             "BASE through its page table.  Exercises the core's handling of a "
             "failed start with several subscribers."
         ),
-        variants=tuple(HMM_VARIANTS),
+        variants=tuple(DRIVERS),
         build=build,
         config={"max_steps": 4000},
         kernel_version="v5.3",

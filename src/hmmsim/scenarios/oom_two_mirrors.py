@@ -11,7 +11,7 @@ from hmmsim.engine import Instance
 from hmmsim.kernel.drivers.device import device_access
 from hmmsim.kernel.oom_kill import oom_reap_task
 from hmmsim.scenarios import Scenario, register
-from hmmsim.scenarios._world import BASE, HMM_VARIANTS, World, WorldInstance
+from hmmsim.scenarios._world import BASE, DRIVERS, World, WorldInstance
 from hmmsim.sync import msleep, mutex_lock, mutex_unlock
 
 __all__ = ["SCENARIO"]
@@ -69,7 +69,7 @@ SCENARIO = register(
             "mirror loop: one -EAGAIN must fail the whole start, whatever the "
             "other mirrors did."
         ),
-        variants=tuple(HMM_VARIANTS),
+        variants=tuple(DRIVERS),
         build=build,
         config={"max_steps": 4000},
         kernel_version="v5.3",

@@ -13,7 +13,7 @@ from hmmsim.kernel.oom_kill import oom_reap_task
 from hmmsim.scenarios import Scenario, register
 from hmmsim.scenarios._world import (
     BASE,
-    HMM_VARIANTS,
+    DRIVERS,
     World,
     WorldInstance,
     complete,
@@ -71,7 +71,7 @@ SCENARIO = register(
             "error unwind of a failed non-blocking start: hmm->notifiers must "
             "come back to zero so the range can become valid again."
         ),
-        variants=tuple(HMM_VARIANTS),
+        variants=tuple(DRIVERS),
         build=build,
         config={"max_steps": 4000},
         kernel_version="v5.3",
