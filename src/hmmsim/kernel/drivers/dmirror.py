@@ -20,9 +20,11 @@ Deviations:
     * MODEL: the 1000 ms timeout of dmirror_range_fault and of
       dmirror_range_snapshot is a bound on loop iterations (``max_retries``
       retries after the first attempt, then -EBUSY): time is not modelled.
-    * MODEL: the ioctl layer, the bounce buffer and copy_to/from_user are
-      folded into :class:`HmmDmirrorCmd` (a list of words, one per page);
-      64-page chunks become the whole request (requests are small).
+    * MODEL: a page's data is one word: the user buffer of
+      :class:`HmmDmirrorCmd` and the kernel bounce buffer
+      (:class:`DmirrorBounce`) are lists of words, one per page, and
+      copy_to/from_user are list copies; 64-page chunks become the whole
+      request (requests are small).
     * MODEL: a device read or write is :func:`device_access` on the device
       page table under the mutex (kmap+memcpy in C); the xarray WRITE tag is
       the device entry's write bit.
@@ -93,6 +95,7 @@ __all__ = [
     "HMM_DMIRROR_PROT_WRITE",
     "HMM_DMIRROR_PROT_ZERO",
     "Dmirror",
+    "DmirrorBounce",
     "DmirrorInterval",
     "HmmDmirrorCmd",
     "dmirror_do_fault",
@@ -181,6 +184,21 @@ class HmmDmirrorCmd:
     ptr: list[int] = field(default_factory=list)
     cpages: int = 0
     faults: int = 0
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
+class DmirrorBounce:
+    """Models ``struct dmirror_bounce``: the kernel copy of the data.
+
+    Attributes:
+        ptr: one word per page (vmalloc'ed in C).
+        addr: user address of the first page.
+        cpages: pages copied so far.
+    """
+
+    ptr: list[int]
+    addr: int
+    cpages: int = 0
 
 
 def _to_dmirror(interval_sub: MmuIntervalNotifier) -> Dmirror:
@@ -388,7 +406,7 @@ async def dmirror_fault(
 
 
 async def dmirror_do_read(
-    dmirror: Dmirror, start: int, end: int, cmd: HmmDmirrorCmd
+    dmirror: Dmirror, start: int, end: int, bounce: DmirrorBounce
 ) -> int:
     """Copy [start, end) out of the device into the command buffer (mutex held).
 
@@ -402,9 +420,9 @@ async def dmirror_do_read(
         value = await device_access(dmirror.pt, addr, False)
         if value is None:
             return -errno.ENOENT
-        cmd.ptr[(addr - cmd.addr) >> PAGE_SHIFT] = value
+        bounce.ptr[(addr - bounce.addr) >> PAGE_SHIFT] = value
         addr += PAGE_SIZE
-        cmd.cpages += 1
+        bounce.cpages += 1
     return 0
 
 
@@ -424,26 +442,29 @@ async def dmirror_read(
     end = start + (cmd.npages << PAGE_SHIFT)
     if end < start:
         return -errno.EINVAL
-    cmd.ptr = [0] * cmd.npages  # dmirror_bounce_init
+    bounce = DmirrorBounce(ptr=[0] * cmd.npages, addr=start)  # dmirror_bounce_init
 
     while True:
         await mutex_lock(dmirror.mutex)
-        ret = await dmirror_do_read(dmirror, start, end, cmd)
+        ret = await dmirror_do_read(dmirror, start, end, bounce)
         await mutex_unlock(dmirror.mutex)
         if ret != -errno.ENOENT:
             break
 
-        start = cmd.addr + (cmd.cpages << PAGE_SHIFT)
+        start = cmd.addr + (bounce.cpages << PAGE_SHIFT)
         ret = await dmirror_fault(dmirror, start, end, False, max_retries)
         if ret:
             break
         cmd.faults += 1
 
+    if ret == 0:
+        cmd.ptr = list(bounce.ptr)  # copy_to_user
+    cmd.cpages = bounce.cpages
     return ret
 
 
 async def dmirror_do_write(
-    dmirror: Dmirror, start: int, end: int, cmd: HmmDmirrorCmd
+    dmirror: Dmirror, start: int, end: int, bounce: DmirrorBounce
 ) -> int:
     """Copy the command buffer into [start, end) through the device (mutex held).
 
@@ -454,11 +475,11 @@ async def dmirror_do_write(
     """
     addr = start
     while addr < end:
-        value = cmd.ptr[(addr - cmd.addr) >> PAGE_SHIFT]
+        value = bounce.ptr[(addr - bounce.addr) >> PAGE_SHIFT]
         if await device_access(dmirror.pt, addr, True, value) is None:
             return -errno.ENOENT
         addr += PAGE_SIZE
-        cmd.cpages += 1
+        bounce.cpages += 1
     return 0
 
 
@@ -478,20 +499,23 @@ async def dmirror_write(
     end = start + (cmd.npages << PAGE_SHIFT)
     if end < start:
         return -errno.EINVAL
+    bounce = DmirrorBounce(ptr=list(cmd.ptr), addr=start)  # + copy_from_user
 
     while True:
         await mutex_lock(dmirror.mutex)
-        ret = await dmirror_do_write(dmirror, start, end, cmd)
+        ret = await dmirror_do_write(dmirror, start, end, bounce)
         await mutex_unlock(dmirror.mutex)
         if ret != -errno.ENOENT:
             break
 
-        start = cmd.addr + (cmd.cpages << PAGE_SHIFT)
+        start = cmd.addr + (bounce.cpages << PAGE_SHIFT)
         ret = await dmirror_fault(dmirror, start, end, True, max_retries)
         if ret:
             break
         cmd.faults += 1
 
+    # fini:
+    cmd.cpages = bounce.cpages
     return ret
 
 
