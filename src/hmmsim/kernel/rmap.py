@@ -61,7 +61,9 @@ async def try_to_unmap_one(page: Page, vma: VmAreaStruct, address: int) -> bool:
     if unmapped:
         # The mapping's reference; the page is clean and lazily freed.
         await put_page(page)
-    trace("try_to_unmap_one", mm=mm.name, addr=address, page=page.pfn, unmapped=unmapped)
+    trace(
+        "try_to_unmap_one", mm=mm.name, addr=address, page=page.pfn, unmapped=unmapped
+    )
 
     await mmu_notifier_invalidate_range_end(range)
     return True

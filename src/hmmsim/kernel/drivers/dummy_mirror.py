@@ -59,12 +59,12 @@ __all__ = [
     "HMM_RANGE_DEFAULT_TIMEOUT",
     "DummyMirror",
     "DummyMirrorOps",
+    "driver_populate_range",
     "dummy_device_fault",
     "dummy_mirror_bind",
     "dummy_mirror_release",
     "dummy_mirror_unbind",
     "dummy_sync_cpu_device_pagetables",
-    "driver_populate_range",
 ]
 
 #: include/linux/hmm.h HMM_RANGE_DEFAULT_TIMEOUT (milliseconds).

@@ -108,8 +108,12 @@ class Kvm:
 
     def __post_init__(self) -> None:
         """Create the lock, the subscription and the shadow page table."""
-        self.mmu_lock = SpinLock(f"{self.name}->mmu_lock", lockdep_class="kvm->mmu_lock")
-        self.flush_lock = Mutex(f"{self.name}->flush_lock", lockdep_class="kvm->flush_lock")
+        self.mmu_lock = SpinLock(
+            f"{self.name}->mmu_lock", lockdep_class="kvm->mmu_lock"
+        )
+        self.flush_lock = Mutex(
+            f"{self.name}->flush_lock", lockdep_class="kvm->flush_lock"
+        )
         self.mmu_notifier = MmuNotifier(
             ops=KVM_MMU_NOTIFIER_OPS, container=self, name=f"{self.name}->mmu_notifier"
         )
@@ -237,13 +241,17 @@ async def kvm_gfn_to_pfn(kvm: Kvm, addr: int, write: bool) -> Page | None:
             await up_read(mm.mmap_sem)
             return page
         await spin_unlock(mm.page_table_lock)
-        ret = await handle_mm_fault(vma, addr, FAULT_FLAG_WRITE if write else FaultFlag(0))
+        ret = await handle_mm_fault(
+            vma, addr, FAULT_FLAG_WRITE if write else FaultFlag(0)
+        )
         if ret & VM_FAULT_ERROR:
             await up_read(mm.mmap_sem)
             return None
 
 
-async def kvm_mmu_page_fault(kvm: Kvm, addr: int, write: bool, *, max_retries: int = 2) -> int:
+async def kvm_mmu_page_fault(
+    kvm: Kvm, addr: int, write: bool, *, max_retries: int = 2
+) -> int:
     """Map ``addr`` in the shadow page table, retrying on a racing invalidation.
 
     Kernel: arch/x86/kvm/mmu.c tdp_page_fault() (v5.3), reduced to the
