@@ -33,6 +33,7 @@ import importlib.util
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ from rich.progress import (
 from hmmsim import __version__
 from hmmsim.api import resolve_config, run
 from hmmsim.config import ExploreConfig
-from hmmsim.engine import ExitReason, ExplorationResult, Schedule, replay
+from hmmsim.engine import ExitReason, Schedule, replay
 from hmmsim.errors import (
     INTERNAL_BUG_TAG,
     ConfigError,
@@ -62,6 +63,7 @@ from hmmsim.errors import (
     ReplayError,
 )
 from hmmsim.loader import is_file_target, load_file, select, split_target
+from hmmsim.parallel import Unit, available_cpus, explore_units
 from hmmsim.report import ScenarioRun
 from hmmsim.report import json as json_report
 from hmmsim.report.html import write_report
@@ -70,6 +72,7 @@ from hmmsim.report.text import (
     outcome_label,
     render_comparison,
     render_replay,
+    render_replays,
     render_run,
     render_summary,
 )
@@ -131,7 +134,8 @@ def _one_line(message: str) -> str:
 
 
 def _width() -> int:
-    return shutil.get_terminal_size((100, 24)).columns
+    """COLUMNS if set, else the terminal's width, else 120 (not a terminal)."""
+    return shutil.get_terminal_size((120, 24)).columns
 
 
 # -- argument parsing --------------------------------------------------------
@@ -186,11 +190,25 @@ def _parser() -> _Parser:
     check.add_argument("--report", metavar="DIR", help="write an HTML report to DIR")
     check.add_argument("--fail-on-violation", action="store_true")
     check.add_argument("--fail-on-unexpected", action="store_true")
+    check.add_argument(
+        "--full", action="store_true", help="show the set-up steps in timelines"
+    )
+    check.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        metavar="N",
+        help="explore up to N scenario variants at once, in worker processes "
+        "(default: one per CPU; 1: in this process)",
+    )
 
     rep = sub.add_parser("replay", help="replay a token or a JSON report")
     rep.add_argument("source", metavar="TOKEN|FILE.json")
     rep.add_argument("--file", metavar="PATH.py", help="the user file of the scenario")
     rep.add_argument("--quiet", "-q", action="store_true")
+    rep.add_argument(
+        "--full", action="store_true", help="show the set-up steps in the timeline"
+    )
 
     compare = sub.add_parser(
         "compare",
@@ -293,7 +311,11 @@ def _config(job: _Job, args: argparse.Namespace) -> ExploreConfig:
 
 
 class _Progress:
-    """Progress on stderr: rich bars on a terminal, one line per run otherwise."""
+    """Progress on stderr: rich bars on a terminal, one line per run otherwise.
+
+    The bars are redrawn by the events themselves (``auto_refresh=False``, at
+    most ten times a second), so no thread runs while workers are forked.
+    """
 
     def __init__(self, *, quiet: bool, total_runs: int) -> None:
         """Report the progress of ``total_runs`` runs (nothing when quiet)."""
@@ -301,7 +323,8 @@ class _Progress:
         self.total_runs = total_runs
         self._bars: Progress | None = None
         self._overall: TaskID | None = None
-        self._current: TaskID | None = None
+        self._tasks: dict[int, TaskID] = {}
+        self._drawn = 0.0
 
     @contextmanager
     def running(self) -> Iterator[None]:
@@ -316,38 +339,49 @@ class _Progress:
             TimeElapsedColumn(),
             console=Console(stderr=True),
             transient=True,
+            auto_refresh=False,
         )
         with bars:  # pragma: no cover - needs a terminal
             self._bars = bars
             self._overall = bars.add_task("all runs", total=self.total_runs)
+            bars.refresh()
             yield
         self._bars = None  # pragma: no cover - needs a terminal
 
-    def callback(
-        self, job: _Job, config: ExploreConfig
-    ) -> Callable[[ExplorationResult], None] | None:
-        """Return the per-execution callback of ``job`` (None without bars)."""
-        bars = self._bars
-        if bars is None:
-            return None
-        task = bars.add_task(  # pragma: no cover - needs a terminal
-            f"{job.scenario.name}/{job.variant}", total=config.max_executions
+    def _draw(self, *, now: bool = False) -> None:  # pragma: no cover - terminal
+        moment = time.monotonic()
+        if self._bars is not None and (now or moment - self._drawn >= 0.1):
+            self._drawn = moment
+            self._bars.refresh()
+
+    def started(self, index: int, unit: Unit) -> None:
+        """Add a bar for unit ``index``."""
+        if self._bars is None:
+            return
+        self._tasks[index] = self._bars.add_task(  # pragma: no cover - terminal
+            f"{unit.scenario.name}/{unit.variant}", total=unit.config.max_executions
         )
-        self._current = task  # pragma: no cover - needs a terminal
+        self._draw(now=True)  # pragma: no cover - needs a terminal
 
-        def tick(result: ExplorationResult) -> None:  # pragma: no cover - terminal
-            bars.update(task, completed=result.executions)
+    def progressed(self, index: int, executions: int) -> None:
+        """Move the bar of unit ``index``."""
+        if self._bars is None or index not in self._tasks:
+            return
+        self._bars.update(  # pragma: no cover - needs a terminal
+            self._tasks[index], completed=executions
+        )
+        self._draw()  # pragma: no cover - needs a terminal
 
-        return tick  # pragma: no cover - needs a terminal
-
-    def finished(self, done: ScenarioRun) -> None:
+    def finished(self, index: int, done: ScenarioRun) -> None:
         """Record that a run finished."""
         bars = self._bars
         if bars is not None:  # pragma: no cover - needs a terminal
-            if self._current is not None:
-                bars.remove_task(self._current)
+            task = self._tasks.pop(index, None)
+            if task is not None:
+                bars.remove_task(task)
             if self._overall is not None:
                 bars.advance(self._overall)
+            self._draw(now=True)
         elif not self.quiet:
             kinds = ", ".join(done.result.kinds)
             _err(
@@ -388,26 +422,31 @@ def _check_json_target(path: str | None) -> None:
         raise ConfigError(f"--json {path}: directory {parent} does not exist")
 
 
+def _workers(args: argparse.Namespace, units: int) -> int:
+    jobs: int | None = getattr(args, "jobs", None)
+    if jobs is None:
+        return min(available_cpus(), units)
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, not {jobs}")
+    return min(jobs, units)
+
+
 def _explore_all(
     jobs: Sequence[_Job], args: argparse.Namespace
 ) -> tuple[list[ScenarioRun], bool]:
-    configs = [_config(job, args) for job in jobs]
-    runs: list[ScenarioRun] = []
-    progress = _Progress(quiet=args.quiet, total_runs=len(jobs))
+    units = [
+        Unit(
+            scenario=job.scenario,
+            variant=job.variant,
+            config=_config(job, args),
+            file=job.file,
+        )
+        for job in jobs
+    ]
+    workers = _workers(args, len(units))
+    progress = _Progress(quiet=args.quiet, total_runs=len(units))
     with progress.running():
-        for job, config in zip(jobs, configs, strict=True):
-            outcome = run(
-                job.scenario,
-                job.variant,
-                config=config,
-                file=job.file,
-                on_progress=progress.callback(job, config),
-            )
-            runs.append(outcome)
-            progress.finished(outcome)
-            if outcome.result.exit_reason is ExitReason.INTERRUPTED:
-                return runs, True
-    return runs, False
+        return explore_units(units, progress, workers=workers)
 
 
 def _write_files(runs: Sequence[ScenarioRun], args: argparse.Namespace) -> None:
@@ -424,12 +463,11 @@ def _write_files(runs: Sequence[ScenarioRun], args: argparse.Namespace) -> None:
             _err(f"HTML report: {index}")
 
 
-def _print_summary(runs: Sequence[ScenarioRun]) -> None:
-    _out(render_summary(runs))
-    for item in runs:
-        for cx in item.result.counterexamples:
-            _out(f"\nreplay {item.scenario.name}/{item.variant} {cx.kind}:\n")
-            _out(item.replay_command(cx) + "\n")
+def _print_summary(runs: Sequence[ScenarioRun], args: argparse.Namespace) -> None:
+    _out(render_summary(runs, timings=not args.quiet))
+    replays = render_replays(runs)
+    if replays:
+        _out("\n" + replays)
 
 
 def _print_short(item: ScenarioRun) -> None:
@@ -447,13 +485,13 @@ def _write_outputs(
     if args.json == "-":
         return
     if many:
-        _print_summary(runs)
+        _print_summary(runs, args)
         return
     for item in runs:
         if args.quiet:
             _print_short(item)
         else:
-            _out(render_run(item, version=__version__, width=_width()))
+            _out(render_run(item, version=__version__, width=_width(), full=args.full))
 
 
 def _exit_code(runs: Sequence[ScenarioRun], args: argparse.Namespace) -> int:
@@ -581,6 +619,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
                     result=result,
                     reproduced=reproduced,
                     width=_width(),
+                    full=args.full,
+                    full_hint="--full shows them",
                 )
             )
         if not reproduced:

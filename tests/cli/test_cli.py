@@ -189,10 +189,11 @@ class TestCheck:
         assert re.search(r"counter\s+buggy\s+VIOLATION\s+lost-update", ran.out)
         assert re.search(r"counter\s+fixed\s+VERIFIED", ran.out)
         assert re.search(
-            r"mp\s+ok\s+VERIFIED\s+-\s+\d+\s+exhausted\s+UNEXPECTED", ran.out
+            r"mp\s+ok\s+VERIFIED\s+-\s+\d+\s+\d+\.\d s\s+yes\s+UNEXPECTED", ran.out
         )
         assert "5 runs: 1 verified" not in ran.out
-        assert "replay locks/abba deadlock:" in ran.out
+        assert "counterexamples (replay one to see its timeline):" in ran.out
+        assert "  hmmsim replay hs1.locks/abba:deadlock." in ran.out
         assert (tmp_path / "hmmsim-report" / "index.html").is_file()
         assert "HTML report: hmmsim-report/index.html" in ran.err
 

@@ -7,8 +7,11 @@ scripts, no external assets, so it opens from a CI artifact as it is):
   gives the outcome, the violation kinds (each linking to its page), the
   executions and whether the exploration was exhausted;
 - ``cx/<scenario>--<variant>--<kind>.html``: the counterexample as swimlanes,
-  one lane per task, the state values changed at each step highlighted, the
-  violating step marked, and the replay command.
+  one lane per task, with the one-sentence explanation on top, the set-up
+  steps folded into a ``<details>`` element (the state they leave shown
+  beside it), the state values changed at each step highlighted, the
+  violating step marked ``>>>`` (other findings ``!!``), and the replay
+  command last.
 
 The pages carry no timestamps, so the same runs give the same files.
 """
@@ -22,14 +25,15 @@ from typing import Final
 
 import jinja2
 
-from hmmsim.engine import Counterexample, Trace
+from hmmsim.engine import Counterexample
 from hmmsim.oracle import explain
 from hmmsim.report.model import ScenarioRun
 from hmmsim.report.timeline import (
+    OTHER_MARK,
     PRIMARY_MARK,
+    Timeline,
     TimelineRow,
-    timeline_rows,
-    trailing_findings,
+    build_timeline,
 )
 
 __all__ = ["counterexample_path", "write_report"]
@@ -45,12 +49,21 @@ code, .lane, .state { font-family: ui-monospace, monospace; font-size: 13px; }
 .incomplete { background: #fff6d6; } .none { color: #999; }
 .unexpected { outline: 2px solid #c00; }
 .badge { font-weight: bold; }
-.lanes td.lane { min-width: 12em; white-space: pre-wrap; }
+.lanes td.lane { min-width: 14em; }
+.lanes td.step { white-space: nowrap; text-align: right; color: #666; }
 .lanes td.empty { background: #fafafa; }
-.lanes tr.marked td { background: #fde2e1; }
+.lanes .note { color: #555; padding-left: 1.5em; font-size: 12px; }
+.lanes tr.marked td { background: #fde2e1; border-top: 2px solid #c00;
+  border-bottom: 2px solid #c00; }
 .lanes tr.marked td.step { font-weight: bold; color: #c00; }
-.state .changed { background: #fff3b0; padding: 0 2px; }
+.lanes tr.other td { background: #fff0e0; }
+.lanes tr.other .finding { color: #a50; }
+.state .changed { background: #fff3b0; padding: 0 2px; display: inline-block;
+  margin: 1px 0; }
 .finding { color: #c00; }
+.explanation { font-size: 1.1em; }
+details.setup { margin: 1em 0; } details.setup summary { cursor: pointer; }
+.after-setup code { background: #eef; padding: 0 2px; }
 .replay { background: #f3f3f3; padding: 6px; display: block; overflow-x: auto; }
 """
 
@@ -81,22 +94,30 @@ _INDEX: Final = """{% extends "base.html" %}{% block body %}
 _CX: Final = """{% extends "base.html" %}{% block body %}
 <p><a href="../index.html">&larr; all results</a></p>
 <h1>{{ scenario }} / {{ variant }}: {{ kind }}</h1>
-<p>{{ title }}</p>
-<p class="finding"><b>{{ kind }}</b>: {{ message }}</p>
-<p>{{ explanation }}</p>
-<p>{{ steps }} steps, {{ preemptions }} preemptions (shrunk from
-{{ original_steps }}); strategy {{ strategy }}, seed {{ seed }}.</p>
-{% if lanes %}<table class="lanes">
+<p class="explanation">{{ explanation }}</p>
+<p class="finding"><b>{{ kind }}</b>{% if task %} ({{ task }}){% endif %}: {{ message }}</p>
+<p><small>{{ scenario_title }}. {{ steps }} steps, {{ preemptions }} preemptions
+(shrunk from {{ original_steps }}); strategy {{ strategy }}, seed {{ seed }};
+{% if marked is not none %}the violation is marked at <a href="#step-{{ marked }}">step {{ marked }}</a>{% else %}the violation was found after the last step{% endif %}.</small></p>
+{% if setup_rows %}<details class="setup"><summary>set-up: {{ setup_rows|length }} steps of
+task <code>setup</code> (click to show)</summary>
+<table class="lanes"><tr><th>step</th><th>setup</th><th>state changes</th></tr>
+{% for r in setup_rows %}<tr id="step-{{ r.index }}"><td class="step">{{ r.index }}</td>
+<td class="lane"><div class="op">{{ r.op }}</div>{% for n in r.notes %}<div class="note">{{ n }}</div>{% endfor %}</td>
+<td class="state">{% for c in r.changes %}<span class="changed">{{ c }}</span> {% endfor %}</td></tr>
+{% endfor %}</table></details>
+<p class="after-setup">State after set-up: {% for c in setup_state %}<code>{{ c }}</code>{% if not loop.last %}, {% endif %}{% endfor %}</p>
+{% endif %}{% if lanes %}<table class="lanes">
 <tr><th>step</th>{% for t in tasks %}<th>{{ t }}</th>{% endfor %}<th>state changes</th></tr>
-{% for r in lanes %}<tr id="step-{{ r.index }}"{% if r.mark %} class="marked"{% endif %}>
+{% for r in lanes %}<tr id="step-{{ r.index }}"{% if r.mark == primary_mark %} class="marked"{% elif r.mark %} class="other"{% endif %}>
 <td class="step">{{ r.mark }} {{ r.index }}</td>
 {% for cell in r.cells %}{% if cell is none %}<td class="lane empty"></td>
-{% else %}<td class="lane">{{ cell }}{% for f in r.findings %}
+{% else %}<td class="lane"><div class="op">{{ cell.op }}</div>{% for n in cell.notes %}<div class="note">{{ n }}</div>{% endfor %}{% for f in r.findings %}
 <div class="finding">{{ f.kind }}: {{ f.message }}</div>{% endfor %}</td>{% endif %}
 {% endfor %}<td class="state">{% for c in r.changes %}<span class="changed">{{ c }}</span> {% endfor %}</td>
 </tr>{% endfor %}</table>
 {% else %}<p>(no trace captured)</p>{% endif %}
-{% for f in trailing %}<p class="finding">{{ f.when }}: <b>{{ f.kind }}</b>: {{ f.message }}
+{% for f in trailing %}<p class="finding trailing">{{ f.when }}: <b>{{ f.kind }}</b>: {{ f.message }}
 {% for d in f.detail %}<br>{{ d }}{% endfor %}</p>{% endfor %}
 <h2>Replay</h2><code class="replay">{{ command }}</code>
 {% endblock %}
@@ -172,38 +193,45 @@ def _cell(run: ScenarioRun) -> _Cell:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class _LaneCell:
+    op: str
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Lane:
     index: int
     mark: str
-    cells: tuple[str | None, ...]
+    cells: tuple[_LaneCell | None, ...]
     changes: tuple[str, ...]
     findings: tuple[object, ...]
 
 
-def _lanes(trace: Trace, rows: Sequence[TimelineRow]) -> list[_Lane]:
-    ncols = len(trace.tasks)
+def _lanes(timeline: Timeline) -> list[_Lane]:
+    ncols = len(timeline.columns)
     return [
         _Lane(
             index=row.index,
             mark=row.mark,
             cells=tuple(
-                "\n".join(row.lines) if t == row.task else None for t in range(ncols)
+                _LaneCell(op=row.op, notes=row.notes) if c == row.column else None
+                for c in range(ncols)
             ),
             changes=row.changes,
             findings=row.findings,
         )
-        for row in rows
+        for row in timeline.rows
     ]
 
 
-def _trailing(trace: Trace, cx: Counterexample) -> list[dict[str, object]]:
+def _trailing(timeline: Timeline, cx: Counterexample) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
-    for finding in trailing_findings(trace, cx.findings):
+    for finding in timeline.trailing:
         when = "at the end" if finding.step < 0 else "after the last step"
-        mark = PRIMARY_MARK if finding.kind == cx.kind else ""
+        mark = PRIMARY_MARK if finding.kind == cx.kind else OTHER_MARK
         out.append(
             {
-                "when": f"{mark} {when}".strip(),
+                "when": f"{mark} {when}",
                 "kind": finding.kind,
                 "message": finding.message,
                 "detail": finding.detail,
@@ -214,19 +242,30 @@ def _trailing(trace: Trace, cx: Counterexample) -> list[dict[str, object]]:
 
 def _cx_page(run: ScenarioRun, index: int, cx: Counterexample) -> str:
     trace = run.trace_of(index)
-    lanes = []
+    lanes: list[_Lane] = []
     trailing: list[dict[str, object]] = []
     tasks: tuple[str, ...] = ()
+    setup_rows: tuple[TimelineRow, ...] = ()
+    setup_state: tuple[str, ...] = ()
+    marked = None
     if trace is not None:
-        lanes = _lanes(trace, timeline_rows(trace, cx.findings, primary=cx.kind))
-        trailing = _trailing(trace, cx)
-        tasks = trace.tasks
+        timeline = build_timeline(trace, cx.findings, primary=cx.kind)
+        full = build_timeline(trace, cx.findings, primary=cx.kind, full=True)
+        setup_rows = full.rows[: timeline.hidden]
+        setup_state = timeline.setup_state
+        lanes = _lanes(timeline)
+        trailing = _trailing(timeline, cx)
+        tasks = timeline.names
+        marked = next((r.index for r in timeline.rows if r.mark == PRIMARY_MARK), None)
     return _ENV.get_template("cx.html").render(
         css=_CSS,
         title=f"{run.scenario.name}/{run.variant}: {cx.kind}",
+        scenario_title=run.scenario.title,
+        primary_mark=PRIMARY_MARK,
         scenario=run.scenario.name,
         variant=run.variant,
         kind=cx.kind,
+        task=cx.finding.task,
         message=cx.finding.message,
         explanation=explain(cx.kind),
         steps=cx.steps,
@@ -234,6 +273,9 @@ def _cx_page(run: ScenarioRun, index: int, cx: Counterexample) -> str:
         original_steps=cx.original_steps,
         strategy=run.result.strategy,
         seed=run.config.seed,
+        marked=marked,
+        setup_rows=setup_rows,
+        setup_state=setup_state,
         tasks=tasks,
         lanes=lanes,
         trailing=trailing,

@@ -24,6 +24,7 @@ __all__ = [
     "outcome_label",
     "render_comparison",
     "render_replay",
+    "render_replays",
     "render_run",
     "render_summary",
 ]
@@ -88,7 +89,13 @@ def _verdict(run: ScenarioRun) -> list[str]:
 
 
 def _counterexample(
-    index: int, cx: Counterexample, trace: Trace | None, width: int
+    index: int,
+    cx: Counterexample,
+    trace: Trace | None,
+    *,
+    width: int,
+    full: bool,
+    full_hint: str,
 ) -> list[str]:
     finding = cx.finding
     where = f"task {finding.task}, " if finding.task else ""
@@ -105,7 +112,14 @@ def _counterexample(
     ]
     if trace is not None:
         lines.append(
-            render_timeline(trace, cx.findings, primary=cx.kind, width=width).rstrip()
+            render_timeline(
+                trace,
+                cx.findings,
+                primary=cx.kind,
+                width=width,
+                full=full,
+                full_hint=full_hint,
+            ).rstrip()
         )
     else:
         lines.append("  (no trace captured)")
@@ -128,7 +142,12 @@ def _stats(run: ScenarioRun, timings: bool) -> list[str]:
 
 
 def render_run(
-    run: ScenarioRun, *, version: str, width: int = 100, timings: bool = True
+    run: ScenarioRun,
+    *,
+    version: str,
+    width: int = 120,
+    timings: bool = True,
+    full: bool = False,
 ) -> str:
     """Return the full human report of ``run``; its last lines replay each finding.
 
@@ -137,11 +156,18 @@ def render_run(
         version: the hmmsim version, for the header.
         width: target line width of the timelines.
         timings: include the wall-clock time in the stats.
+        full: show the set-up steps of each timeline instead of folding them.
     """
     lines = [*_header(run, version), "", *_verdict(run)]
     cxs = run.result.counterexamples
     for i, cx in enumerate(cxs):
-        lines += ["", *_counterexample(i + 1, cx, run.trace_of(i), width)]
+        hint = f"{run.replay_command(cx)} --full shows them"
+        lines += [
+            "",
+            *_counterexample(
+                i + 1, cx, run.trace_of(i), width=width, full=full, full_hint=hint
+            ),
+        ]
     lines += ["", *_stats(run, timings)]
     for cx in cxs:
         lines += ["", f"replay {cx.kind}:", run.replay_command(cx)]
@@ -168,8 +194,24 @@ def _expect_cell(run: ScenarioRun) -> str:
     return "ok" if verdict else "UNEXPECTED"
 
 
-def render_summary(runs: Sequence[ScenarioRun]) -> str:
-    """Return a table with one row per run: outcome, kinds, executions, exit."""
+def _seconds(run: ScenarioRun) -> str:
+    return f"{run.result.seconds:.1f} s"
+
+
+def _exhausted(run: ScenarioRun) -> str:
+    result = run.result
+    if result.exit_reason.value != "exhausted":
+        return f"no ({result.exit_reason.value})"
+    return "yes" if result.complete else "yes, bounded"
+
+
+def render_summary(runs: Sequence[ScenarioRun], *, timings: bool = False) -> str:
+    """Return a table with one row per run, then the totals.
+
+    Columns: scenario, variant, outcome, violation kinds, executions, time
+    (only with ``timings``: it varies from run to run), whether the
+    exploration was exhausted, and whether the result is as expected.
+    """
     rows = [
         [
             run.scenario.name,
@@ -177,12 +219,22 @@ def render_summary(runs: Sequence[ScenarioRun]) -> str:
             outcome_label(run),
             ", ".join(run.result.kinds) or "-",
             str(run.result.executions),
-            run.result.exit_reason.value,
+            *([_seconds(run)] if timings else []),
+            _exhausted(run),
             _expect_cell(run),
         ]
         for run in runs
     ]
-    header = ["scenario", "variant", "outcome", "kinds", "executions", "exit", "expect"]
+    header = [
+        "scenario",
+        "variant",
+        "outcome",
+        "kinds",
+        "executions",
+        *(["time"] if timings else []),
+        "exhausted",
+        "expect",
+    ]
     counts: dict[str, int] = {}
     for run in runs:
         counts[run.status.value] = counts.get(run.status.value, 0) + 1
@@ -192,6 +244,18 @@ def render_summary(runs: Sequence[ScenarioRun]) -> str:
     unexpected = sum(1 for run in runs if run.as_expected is False)
     if unexpected:
         lines.append(f"{_plural(unexpected, 'run')} UNEXPECTED")
+    return "\n".join(lines) + "\n"
+
+
+def render_replays(runs: Sequence[ScenarioRun]) -> str:
+    """Return one replay command per counterexample, or ``""`` if none."""
+    commands = [
+        item.replay_command(cx) for item in runs for cx in item.result.counterexamples
+    ]
+    if not commands:
+        return ""
+    lines = ["counterexamples (replay one to see its timeline):"]
+    lines += [f"  {command}" for command in commands]
     return "\n".join(lines) + "\n"
 
 
@@ -239,7 +303,9 @@ def render_replay(
     kind: str,
     result: ExecutionResult,
     reproduced: bool,
-    width: int = 100,
+    width: int = 120,
+    full: bool = False,
+    full_hint: str = "",
 ) -> str:
     """Return the output of ``hmmsim replay``: what ran, its timeline and verdict.
 
@@ -249,6 +315,8 @@ def render_replay(
         result: the replayed execution, with its trace captured.
         reproduced: whether ``kind`` was found again.
         width: target line width of the timeline.
+        full: show the set-up steps instead of folding them.
+        full_hint: how to see the folded set-up (see ``render_timeline``).
     """
     found = ", ".join(dict.fromkeys(f.kind for f in result.findings)) or "none"
     lines = [
@@ -261,7 +329,12 @@ def render_replay(
     if result.trace is not None:
         lines.append(
             render_timeline(
-                result.trace, result.findings, primary=kind or None, width=width
+                result.trace,
+                result.findings,
+                primary=kind or None,
+                width=width,
+                full=full,
+                full_hint=full_hint,
             ).rstrip()
         )
         lines.append("")

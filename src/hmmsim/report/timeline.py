@@ -9,15 +9,24 @@ The kernel draws races as columns, one per CPU, time flowing down::
 
 :func:`render_timeline` draws a :class:`~hmmsim.engine.Trace` the same way:
 one column per task, one row per step holding the Op the task performed
-(``mutex_lock(hmm->lock)``), the data choices made (``? timeout=1``) and the
-tracepoints emitted (``-> read_begin seq=5``).  A side column lists the
-state values that changed at that step.  The step where a finding was
-reported is marked ``>>`` (the counterexample's own kind) or ``!!`` (other
-findings), with the finding's message underneath.  Findings made after the
-last step (a deadlock, an end-of-execution property) follow the table.
+(``mutex_lock(mm->hmm->lock)``), then, indented under it, the data choices
+made (``? timeout=1``) and the tracepoints emitted (``-> hmm_range_valid
+range=dmirror0->range valid=True``; addresses in hex).  A side column lists
+only the state values that *changed* at that step (``hmm->notifiers=1``).
 
-:func:`timeline_rows` gives the same content as data for other renderers
-(the HTML swimlanes).  Everything here is pure: strings in, a string out.
+The set-up is folded: the leading steps of the task named ``setup`` (the
+harness that maps memory and binds mirrors before the actors start, see
+:mod:`hmmsim.scenarios._world`) are replaced by one line saying how many
+there were, followed by the state they left, unless ``full=True`` or a
+finding was made during them.
+
+The step where a finding was reported is marked ``>>>`` (the
+counterexample's own kind) or ``!!`` (other findings), with the finding's
+message underneath.  Findings made after the last step (a deadlock, an
+end-of-execution property) follow the table.
+
+:func:`build_timeline` gives the same content as data for other renderers
+(the HTML swimlanes).  Everything here is pure: data in, a string out.
 """
 
 from __future__ import annotations
@@ -27,22 +36,35 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from hmmsim.engine import Finding, Step, Trace
+from hmmsim.engine import Event, Finding, Step, Trace
 
 __all__ = [
     "OTHER_MARK",
     "PRIMARY_MARK",
+    "SETUP_TASK",
+    "Timeline",
     "TimelineRow",
+    "build_timeline",
+    "format_event",
     "format_value",
     "render_timeline",
     "timeline_rows",
+    "trailing_findings",
 ]
 
-PRIMARY_MARK = ">>"
-OTHER_MARK = "!!"
+#: Marks the step of the counterexample's own violation.
+PRIMARY_MARK: Final = ">>>"
+#: Marks the step of another finding of the same execution.
+OTHER_MARK: Final = "!!"
+#: The task whose leading steps are folded as set-up.
+SETUP_TASK: Final = "setup"
 
-_MIN_COLUMN = 14
-_GAP = "  "
+_MIN_COLUMN: Final = 14
+_MAX_COLUMN: Final = 60
+_GAP: Final = "  "
+_STATE_SEP: Final = " | "
+#: Event fields shown in hex when they hold an int (addresses).
+_HEX_FIELDS: Final = frozenset({"addr", "address", "start", "end", "va"})
 
 
 def format_value(value: object) -> str:
@@ -58,14 +80,40 @@ def format_value(value: object) -> str:
     return str(value)
 
 
+def _field(key: str, value: object) -> str:
+    if key in _HEX_FIELDS and isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:#x}"
+    return format_value(value)
+
+
+def format_event(event: Event) -> str:
+    """Return ``name k=v ...``, compactly.
+
+    Addresses are in hex, ``start`` and ``end`` become ``[start, end)``, and
+    a field whose value is its own name (``mm=mm``) is left out.
+    """
+    fields = dict(event.fields)
+    parts = [event.name]
+    if "start" in fields and "end" in fields:
+        start, end = fields.pop("start"), fields.pop("end")
+        parts.append(f"[{_field('start', start)}, {_field('end', end)})")
+    for key, value in fields.items():
+        text = _field(key, value)
+        if text != key:
+            parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TimelineRow:
     """One step of a timeline, as data.
 
     Attributes:
         index: the step index.
-        task: the column (task id) the step belongs to.
-        lines: the Op, then ``? label=value`` data choices, then ``-> event``.
+        task: the task id the step belongs to.
+        column: the column of that task among the shown columns.
+        op: the Op performed, e.g. ``mutex_lock(mm->hmm->lock)``.
+        notes: ``? label=value`` data choices, then ``-> event`` tracepoints.
         changes: ``key=value`` for each state value changed by the step.
         findings: the findings reported during this step.
         mark: ``PRIMARY_MARK``, ``OTHER_MARK`` or ``""``.
@@ -73,27 +121,58 @@ class TimelineRow:
 
     index: int
     task: int
-    lines: tuple[str, ...]
+    column: int
+    op: str
+    notes: tuple[str, ...]
     changes: tuple[str, ...]
     findings: tuple[Finding, ...]
     mark: str
 
+    @property
+    def lines(self) -> tuple[str, ...]:
+        """The op followed by its notes."""
+        return (self.op, *self.notes)
 
-def _step_lines(step: Step) -> tuple[str, ...]:
-    lines = [step.op]
-    lines.extend(f"? {label}={value}" for label, value in step.data)
-    lines.extend(f"-> {event.describe()}" for event in step.events)
-    return tuple(lines)
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timeline:
+    """A trace prepared for display.
+
+    Attributes:
+        columns: the task ids shown as columns, in order.
+        names: their names.
+        hidden: how many leading set-up steps were folded (0: none).
+        setup_state: ``key=value`` for every state value after the folded
+            set-up (empty when nothing was folded).
+        rows: the shown steps.
+        trailing: findings not made during a shown step (after the last
+            step, or at the end).
+        last_step: index of the last step of the trace (-1: no step).
+    """
+
+    columns: tuple[int, ...]
+    names: tuple[str, ...]
+    hidden: int
+    setup_state: tuple[str, ...]
+    rows: tuple[TimelineRow, ...]
+    trailing: tuple[Finding, ...]
+    last_step: int
+
+
+def _notes(step: Step) -> tuple[str, ...]:
+    notes = [f"? {label}={value}" for label, value in step.data]
+    notes.extend(f"-> {format_event(event)}" for event in step.events)
+    return tuple(notes)
 
 
 def _changes(
     state: Mapping[str, object], previous: Mapping[str, object] | None
 ) -> tuple[str, ...]:
-    changed = []
-    for key, value in state.items():
-        if previous is None or key not in previous or previous[key] != value:
-            changed.append(f"{key}={format_value(value)}")
-    return tuple(changed)
+    return tuple(
+        f"{key}={format_value(value)}"
+        for key, value in state.items()
+        if previous is None or key not in previous or previous[key] != value
+    )
 
 
 def _mark(findings: Sequence[Finding], primary: str | None) -> str:
@@ -104,36 +183,81 @@ def _mark(findings: Sequence[Finding], primary: str | None) -> str:
     return OTHER_MARK
 
 
-def timeline_rows(
-    trace: Trace, findings: Sequence[Finding] = (), *, primary: str | None = None
-) -> list[TimelineRow]:
-    """Return one row per step of ``trace``.
+def _setup_prefix(trace: Trace, finding_steps: set[int]) -> int:
+    """Return how many leading steps belong to the set-up task (0: none to fold)."""
+    count = 0
+    for step in trace.steps:
+        if step.task_name != SETUP_TASK:
+            break
+        count += 1
+    if count == len(trace.steps) or any(
+        trace.steps[i].index in finding_steps for i in range(count)
+    ):
+        return 0  # the set-up is all there is, or something went wrong in it
+    return count
+
+
+def build_timeline(
+    trace: Trace,
+    findings: Sequence[Finding] = (),
+    *,
+    primary: str | None = None,
+    full: bool = False,
+) -> Timeline:
+    """Prepare ``trace`` for display (see the module docstring).
 
     Args:
         trace: a captured trace.
         findings: findings of the execution; each marks the step it names.
-        primary: the kind of the counterexample, marked ``>>``; other kinds
-            get ``!!``.  ``None`` marks every finding ``>>``.
+        primary: the kind of the counterexample, marked ``>>>``; other kinds
+            get ``!!``.  ``None`` marks every finding ``>>>``.
+        full: show the set-up steps instead of folding them.
     """
     by_step: dict[int, list[Finding]] = {}
     for finding in findings:
         by_step.setdefault(finding.step, []).append(finding)
-    rows = []
+    hidden = 0 if full else _setup_prefix(trace, set(by_step))
+    shown = trace.steps[hidden:]
     previous: Mapping[str, object] | None = None
-    for step in trace.steps:
+    setup_state: tuple[str, ...] = ()
+    if hidden:
+        previous = trace.steps[hidden - 1].state
+        setup_state = _changes(previous, None)
+    used = {step.task for step in shown}
+    columns = tuple(t for t in range(len(trace.tasks)) if t in used or not hidden)
+    position = {task: i for i, task in enumerate(columns)}
+    rows = []
+    for step in shown:
         here = tuple(by_step.get(step.index, ()))
         rows.append(
             TimelineRow(
                 index=step.index,
                 task=step.task,
-                lines=_step_lines(step),
+                column=position[step.task],
+                op=step.op,
+                notes=_notes(step),
                 changes=_changes(step.state, previous),
                 findings=here,
                 mark=_mark(here, primary),
             )
         )
         previous = step.state
-    return rows
+    return Timeline(
+        columns=columns,
+        names=tuple(trace.tasks[t] for t in columns),
+        hidden=hidden,
+        setup_state=setup_state,
+        rows=tuple(rows),
+        trailing=tuple(trailing_findings(trace, findings)),
+        last_step=trace.steps[-1].index if trace.steps else -1,
+    )
+
+
+def timeline_rows(
+    trace: Trace, findings: Sequence[Finding] = (), *, primary: str | None = None
+) -> list[TimelineRow]:
+    """Return one row per step of ``trace``, set-up included."""
+    return list(build_timeline(trace, findings, primary=primary, full=True).rows)
 
 
 def trailing_findings(trace: Trace, findings: Sequence[Finding]) -> list[Finding]:
@@ -142,83 +266,178 @@ def trailing_findings(trace: Trace, findings: Sequence[Finding]) -> list[Finding
     return [f for f in findings if f.step not in indexes]
 
 
-_BREAK_AFTER: Final = re.compile(r"(?<=[(,.\s])|(?<=->)")
+_BREAK_AFTER: Final = re.compile(r"(?<=[(,\s])|(?<=->)")
 
 
-def _wrap(text: str, width: int) -> list[str]:
-    """Wrap ``text`` to ``width``, preferring breaks after ``( , . ->`` and spaces.
+def _wrap(text: str, width: int, indent: int = 2) -> list[str]:
+    """Wrap ``text`` to ``width``, preferring breaks after ``( ,``, ``->`` and spaces.
 
-    Continuation lines are indented by two spaces; a piece longer than a line
-    is cut.
+    Continuation lines are indented by ``indent`` spaces beyond the first
+    line's own indentation; a piece longer than a line is cut.
     """
-    width = max(width, 4)
+    width = max(width, 8)
+    lead = len(text) - len(text.lstrip(" "))
+    pad = " " * min(lead + indent, width // 2)
     lines: list[str] = []
     current = ""
     for chunk in _BREAK_AFTER.split(text):
         piece = chunk
-        limit = width if not lines else width - 2
-        if current and len(current) + len(piece) > limit:
+        limit = width if not lines else width - len(pad)
+        if current.strip() and len(current) + len(piece.rstrip()) > limit:
             lines.append(current.rstrip())
             current = ""
-            limit = width - 2
-        while len(piece) > limit:
-            lines.append(current + piece[: limit - len(current)])
-            piece = piece[limit - len(current) :]
+            limit = width - len(pad)
+        if not current and lines:
+            piece = piece.lstrip()
+        while len(current) + len(piece.rstrip()) > limit:
+            cut = limit - len(current)
+            lines.append(current + piece[:cut])
+            piece = piece[cut:]
             current = ""
-            limit = width - 2
+            limit = width - len(pad)
         current += piece
     if current.strip() or not lines:
         lines.append(current.rstrip())
-    return [lines[0]] + ["  " + line.lstrip() for line in lines[1:]]
+    return [lines[0]] + [pad + line for line in lines[1:]]
+
+
+#: Prefix of a state change shown under the op (when there is no state column).
+_CHANGE: Final = "* "
+#: A column with a state column beside it is never squeezed below this.
+_COMFORTABLE: Final = 30
+
+
+def _op_lines(row: TimelineRow) -> list[str]:
+    return [row.op] + ["  " + note for note in row.notes]
+
+
+class _Layout:
+    """Column widths: as wide as the ops they hold, the widest shrunk first.
+
+    State changes get a column of their own on the right when that leaves
+    every task column comfortable; otherwise they go under the op, ``* ``
+    first, like the tracepoints.
+    """
+
+    def __init__(self, timeline: Timeline, width: int) -> None:
+        self.ncols = max(len(timeline.columns), 1)
+        last = timeline.last_step
+        self.gutter = max(len("step"), len(PRIMARY_MARK) + 1 + len(str(max(last, 0))))
+        natural = [len(name) for name in timeline.names] or [len("(no task)")]
+        natural += [0] * (self.ncols - len(natural))
+        wants = list(natural)  # room for the notes too, if there is some to spare
+        for row in timeline.rows:
+            natural[row.column] = max(natural[row.column], len(row.op))
+            longest = max(len(line) for line in _op_lines(row))
+            wants[row.column] = max(wants[row.column], longest)
+        natural = [min(n, _MAX_COLUMN) for n in natural]
+        wants = [min(n, _MAX_COLUMN) for n in wants]
+        changes = [len(c) for row in timeline.rows for c in row.changes]
+        need = min(max(changes), 40) if changes else 0
+        fixed = self.gutter + len(_GAP) * self.ncols
+        side = _fit(natural, width - fixed - len(_STATE_SEP) - need)
+        self.side_state = bool(need) and all(
+            c >= min(n, _COMFORTABLE) for c, n in zip(side, natural, strict=True)
+        )
+        if self.side_state:
+            room = width - fixed - len(_STATE_SEP) - need
+            self.columns = _grow(side, wants, room - sum(side))
+            spare = width - fixed - sum(self.columns) - len(_STATE_SEP)
+            self.state = max(need, min(max(changes), spare))
+        else:
+            self.columns = _fit(natural, width - fixed)
+            self.columns = _grow(self.columns, wants, width - fixed - sum(self.columns))
+            self.state = 0
+
+    def cell_lines(self, row: TimelineRow) -> list[str]:
+        """The lines of ``row`` in its column, wrapped."""
+        lines = _op_lines(row)
+        if not self.side_state:
+            lines += ["  " + _CHANGE + change for change in row.changes]
+        width = self.columns[row.column]
+        return [w for line in lines for w in _wrap(line, width)]
+
+    def state_lines(self, row: TimelineRow) -> list[str]:
+        """The lines of ``row`` in the state column (none without one)."""
+        if not self.side_state:
+            return []
+        return [w for c in row.changes for w in _wrap(c, self.state)]
+
+    def line(self, gutter: str, cells: Sequence[str], state: str) -> str:
+        text = gutter.rjust(self.gutter)
+        text += "".join(
+            _GAP + cell.ljust(w) for cell, w in zip(cells, self.columns, strict=True)
+        )
+        if self.side_state:
+            text += _STATE_SEP + state
+        return text.rstrip()
+
+
+def _fit(natural: Sequence[int], room: int) -> list[int]:
+    """Shrink the widest of ``natural`` until they fit ``room`` (never below 14)."""
+    if sum(natural) <= room:
+        return list(natural)
+    cap = max(natural)
+    while cap > _MIN_COLUMN and sum(min(n, cap) for n in natural) > room:
+        cap -= 1
+    return [min(n, cap) for n in natural]
+
+
+def _grow(columns: Sequence[int], wants: Sequence[int], spare: int) -> list[int]:
+    """Give ``spare`` characters to the narrowest columns that want more."""
+    out = list(columns)
+    while spare > 0:
+        hungry = [i for i, w in enumerate(wants) if out[i] < w]
+        if not hungry:
+            break
+        narrowest = min(hungry, key=lambda i: (out[i], i))
+        out[narrowest] += 1
+        spare -= 1
+    return out
+
+
+def _row_lines(row: TimelineRow, layout: _Layout) -> list[str]:
+    column = layout.cell_lines(row)
+    state = layout.state_lines(row)
+    out = []
+    for i in range(max(len(column), len(state))):
+        cells = [""] * layout.ncols
+        cells[row.column] = column[i] if i < len(column) else ""
+        gutter = ""
+        if i == 0:
+            gutter = f"{row.mark} {row.index}" if row.mark else str(row.index)
+        out.append(layout.line(gutter, cells, state[i] if i < len(state) else ""))
+    return out
 
 
 def _finding_lines(finding: Finding, mark: str, width: int) -> list[str]:
     where = f" ({finding.task})" if finding.task else ""
-    lines = _wrap(f"{mark} {finding.kind}{where}: {finding.message}", width)
+    lines = _wrap(f"{mark} {finding.kind}{where}: {finding.message}", width, 4)
     for extra in finding.detail:
         lines.extend(_wrap(f"     {extra}", width))
     return lines
 
 
-class _Layout:
-    """Column widths for a trace at a given total width."""
-
-    def __init__(self, trace: Trace, rows: Sequence[TimelineRow], width: int) -> None:
-        last = trace.steps[-1].index if trace.steps else 0
-        self.gutter = len(PRIMARY_MARK) + 1 + len(str(last))
-        changes = [c for row in rows for c in row.changes]
-        self.state = 0
-        if changes:
-            self.state = min(max(len(c) for c in changes), max(16, width // 4))
-        ncols = max(len(trace.tasks), 1)
-        fixed = (
-            self.gutter
-            + len(_GAP) * ncols
-            + (len(" | ") + self.state) * bool(self.state)
-        )
-        self.column = max(_MIN_COLUMN, (width - fixed) // ncols)
-        self.ncols = ncols
-
-    def line(self, gutter: str, cells: Sequence[str], state: str) -> str:
-        text = gutter.rjust(self.gutter)
-        text += "".join(_GAP + cell.ljust(self.column) for cell in cells)
-        if self.state:
-            text += " | " + state
-        return text.rstrip()
+def _pack(items: Sequence[str], first: str, width: int) -> list[str]:
+    """Join ``items`` with ``, `` into lines of ``width``, never splitting one."""
+    lines = [first]
+    for i, item in enumerate(items):
+        text = item + ("," if i < len(items) - 1 else "")
+        if len(lines[-1]) + 1 + len(text) > width and lines[-1].strip():
+            lines.append("    " + text)
+        else:
+            lines[-1] += ("" if lines[-1].endswith(" ") else " ") + text
+    return lines
 
 
-def _row_lines(row: TimelineRow, layout: _Layout) -> list[str]:
-    column = [w for line in row.lines for w in _wrap(line, layout.column)]
-    state = [w for c in row.changes for w in _wrap(c, layout.state or 1)]
-    out = []
-    for i in range(max(len(column), len(state))):
-        cells = [""] * layout.ncols
-        cells[row.task] = column[i] if i < len(column) else ""
-        gutter = f"{row.mark} {row.index}" if i == 0 else ""
-        if i == 0 and not row.mark:
-            gutter = str(row.index)
-        out.append(layout.line(gutter, cells, state[i] if i < len(state) else ""))
-    return out
+def _setup_lines(timeline: Timeline, hint: str, width: int) -> list[str]:
+    # The hint is a command: never wrapped, so it can be copied.
+    lines = [
+        f"{SETUP_TASK}: {timeline.hidden} steps hidden ({hint or '--full shows them'})"
+    ]
+    if timeline.setup_state:
+        lines.extend(_pack(timeline.setup_state, "state after set-up:", width))
+    return [*lines, ""]
 
 
 def render_timeline(
@@ -226,40 +445,53 @@ def render_timeline(
     findings: Sequence[Finding] = (),
     *,
     primary: str | None = None,
-    width: int = 100,
+    width: int = 120,
+    full: bool = False,
+    full_hint: str = "",
 ) -> str:
     """Return ``trace`` as a per-task column timeline (see the module docstring).
 
     Args:
         trace: a captured trace (``engine.replay(..., capture=True).trace``).
         findings: the execution's findings, marked at their steps.
-        primary: the counterexample's kind (marked ``>>``; others ``!!``).
-        width: target line width; columns never get narrower than 14.
+        primary: the counterexample's kind (marked ``>>>``; others ``!!``).
+        width: target line width; a column never gets narrower than 14.
+        full: show the set-up steps instead of folding them.
+        full_hint: how to see the folded set-up, e.g. the replay command
+            with ``--full`` (default: ``--full shows them``).
     """
-    rows = timeline_rows(trace, findings, primary=primary)
-    layout = _Layout(trace, rows, width)
-    names = list(trace.tasks) or ["(no task)"]
-    header = [
-        layout.line("step", [n[: layout.column] for n in names], "state"),
-        layout.line("", ["-" * min(len(n), layout.column) for n in names], "-----"),
+    timeline = build_timeline(trace, findings, primary=primary, full=full)
+    layout = _Layout(timeline, width)
+    names = list(timeline.names) or ["(no task)"]
+    lines = _setup_lines(timeline, full_hint, width) if timeline.hidden else []
+    lines += [
+        layout.line(
+            "step",
+            [n[:w] for n, w in zip(names, layout.columns, strict=True)],
+            "state changes",
+        ),
+        layout.line(
+            "-" * len("step"),
+            ["-" * min(len(n), w) for n, w in zip(names, layout.columns, strict=True)],
+            "-------------",
+        ),
     ]
-    lines = list(header)
-    for row in rows:
+    indent = " " * (layout.gutter + len(_GAP))
+    for row in timeline.rows:
         lines.extend(_row_lines(row, layout))
         for finding in row.findings:
-            indent = " " * (layout.gutter + len(_GAP))
-            mark = (
-                row.mark if finding.kind == primary or primary is None else OTHER_MARK
-            )
+            mark = PRIMARY_MARK if primary in (None, finding.kind) else OTHER_MARK
             lines.extend(
                 indent + text
                 for text in _finding_lines(finding, mark, width - len(indent))
             )
-    last = trace.steps[-1].index if trace.steps else -1
-    for finding in trailing_findings(trace, findings):
+    for finding in timeline.trailing:
         mark = PRIMARY_MARK if primary in (None, finding.kind) else OTHER_MARK
-        when = "at the end" if finding.step < 0 else f"after step {last}"
-        if last < 0:
+        if finding.step < 0:
+            when = "at the end"
+        elif timeline.last_step < 0:
             when = "before any step"
+        else:
+            when = f"after step {timeline.last_step}"
         lines.extend(_finding_lines(finding, f"{mark} {when}:", width))
     return "\n".join(lines) + "\n"

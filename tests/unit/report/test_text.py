@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from hmmsim.config import ExploreConfig
 from hmmsim.engine import ExecutionResult, Outcome, Schedule
@@ -10,6 +11,7 @@ from hmmsim.report import ScenarioRun
 from hmmsim.report.text import (
     render_comparison,
     render_replay,
+    render_replays,
     render_run,
     render_summary,
 )
@@ -117,7 +119,7 @@ class TestSummaryAndComparison:
             "outcome",
             "kinds",
             "executions",
-            "exit",
+            "exhausted",
             "expect",
         ]
         assert "counter   buggy    VIOLATION" in lines[2]
@@ -125,6 +127,19 @@ class TestSummaryAndComparison:
         assert lines[5].endswith("-")
         assert "4 runs: 2 verified, 2 violation" == lines[6]
         assert "1 run UNEXPECTED" == lines[7]
+
+    def test_summary_with_timings_and_replays(
+        self, buggy: ScenarioRun, fixed: ScenarioRun
+    ) -> None:
+        """Timings add a time column; each counterexample gets a replay line."""
+        text = render_summary([buggy, fixed], timings=True)
+        replays = render_replays([buggy, fixed])
+
+        assert "time" in text.splitlines()[0].split()
+        assert re.search(r"VIOLATION\s+lost-update\s+\d+\s+\d+\.\d s\s+yes", text)
+        assert replays.startswith("counterexamples (replay one to see its timeline):\n")
+        assert f"  {buggy.replay_command(buggy.result.counterexamples[0])}\n" in replays
+        assert "" == render_replays([fixed])
 
     def test_empty_summary(self) -> None:
         """A summary of nothing says none."""
