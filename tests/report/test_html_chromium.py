@@ -1,0 +1,155 @@
+"""The HTML report renders in a real browser: headless Chromium (Debian's chromium).
+
+Chromium parses each page and dumps the DOM it built (``--dump-dom``); the
+tests look for what a reader must see: the matrix rows on ``index.html``, and
+on a counterexample page the swimlanes, the folded set-up, the highlighted
+state changes and the marked violating step.  The ``<tbody>`` elements the
+parser inserts (the report writes none) show the DOM is the browser's, not
+our text.  A screenshot is taken too.
+
+CI (``CI`` set) installs chromium in ``.ci/run``; there a missing browser is
+a failure.  Elsewhere the tests are skipped without it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Final
+
+import pytest
+from tests.support.toy_scenarios import COUNTER, MP
+
+from hmmsim.api import run
+from hmmsim.config import ExploreConfig
+from hmmsim.report import ScenarioRun
+from hmmsim.report.html import counterexample_path, write_report
+from hmmsim.scenarios import get
+
+CHROMIUM_NAMES: Final = ("/usr/bin/chromium", "chromium", "chromium-browser")
+FLAGS: Final = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+def chromium() -> str:
+    """Return the browser's path; fail in CI, skip elsewhere, if there is none."""
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    message = (
+        "chromium is not installed: the HTML report test needs headless Chromium "
+        "(apt-get install -y chromium; .ci/run does it)"
+    )
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def browse(page: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """Run headless Chromium on ``page`` with its own throwaway profile."""
+    return subprocess.run(
+        [
+            chromium(),
+            *FLAGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            *extra,
+            page.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=tmp_path,
+    )
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ScenarioRun]:
+    """A report of toy runs and of a built-in scenario with a folded set-up."""
+    dfs = ExploreConfig(strategy="dfs")
+    builtin = run(get("oom-vs-driver-lock"), "prepatch")
+    runs = [run(COUNTER, "buggy", config=dfs), run(MP, "ok", config=dfs), builtin]
+    root = tmp_path_factory.mktemp("report")
+    write_report(root, runs, version="test")
+    return root, builtin
+
+
+def test_index_renders_the_matrix(
+    report: tuple[Path, ScenarioRun], tmp_path: Path
+) -> None:
+    """index.html, as Chromium builds it, holds a row per scenario with its cells."""
+    root, _ = report
+
+    dom = browse(root / "index.html", tmp_path, "--dump-dom").stdout
+
+    assert '<table class="matrix">\n<tbody>' in dom
+    assert ">counter<br>" in dom
+    assert ">oom-vs-driver-lock<br>" in dom
+    assert '<td class="violation">' in dom
+    assert '<td class="verified unexpected">' in dom
+    assert 'href="cx/oom-vs-driver-lock--prepatch--notifier-contract.html"' in dom
+
+
+def test_counterexample_page_renders_swimlanes(
+    report: tuple[Path, ScenarioRun], tmp_path: Path
+) -> None:
+    """A counterexample page has lanes per task, folded set-up, marks and replay."""
+    root, builtin = report
+    cx = builtin.result.counterexamples[1]
+    page = root / counterexample_path(builtin, cx)
+
+    dom = browse(page, tmp_path, "--dump-dom").stdout
+
+    assert '<table class="lanes"><tbody>' in dom
+    assert "<th>driver</th><th>oom_reaper</th><th>device</th>" in dom
+    assert '<details class="setup"><summary>set-up:' in dom
+    assert '<tr id="step-' in dom
+    assert 'class="marked"' in dom
+    assert '<span class="changed">hmm-&gt;notifiers=1</span>' in dom
+    assert "notifier-contract" in dom
+    assert builtin.replay_command(cx) in dom
+
+
+def test_counterexample_page_screenshot(
+    report: tuple[Path, ScenarioRun], tmp_path: Path
+) -> None:
+    """Chromium draws the page: a PNG of a real size comes out."""
+    root, builtin = report
+    page = root / counterexample_path(builtin, builtin.result.counterexamples[1])
+
+    browse(page, tmp_path, "--screenshot=shot.png", "--window-size=1200,900")
+
+    png = (tmp_path / "shot.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(png) > 20_000
+
+
+class TestWithoutChromium:
+    def test_missing_browser_fails_in_ci(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """In CI a missing chromium is a failure that says how to install it."""
+        monkeypatch.setattr(shutil, "which", lambda name: None)
+        monkeypatch.setenv("CI", "true")
+
+        with pytest.raises(pytest.fail.Exception, match="apt-get install -y chromium"):
+            chromium()
+
+    def test_missing_browser_skips_elsewhere(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Outside CI a missing chromium skips the test."""
+        monkeypatch.setattr(shutil, "which", lambda name: None)
+        monkeypatch.delenv("CI", raising=False)
+
+        with pytest.raises(pytest.skip.Exception, match="chromium is not installed"):
+            chromium()
