@@ -65,6 +65,10 @@ _BUILTIN: Final[dict[str, str]] = {
         "A reference count was misused: an object was used or put again after its "
         "last reference was dropped."
     ),
+    "use-after-free": (
+        "Kernel code touched a structure after it was freed (what KASAN reports), "
+        "for example a notifier callback running on a freed subscription."
+    ),
     "exception": (
         "A task raised a Python exception, which the model treats as a crash of "
         "that code path."

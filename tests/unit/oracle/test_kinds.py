@@ -24,6 +24,7 @@ CATALOGUE = (
     "bad-unlock",
     "lockdep",
     "kref",
+    "use-after-free",
     "exception",
 )
 
