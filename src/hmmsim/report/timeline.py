@@ -63,6 +63,7 @@ _MIN_COLUMN: Final = 14
 _MAX_COLUMN: Final = 60
 _GAP: Final = "  "
 _STATE_SEP: Final = " | "
+_STATE_HEADER: Final = "state changes"
 #: Event fields shown in hex when they hold an int (addresses).
 _HEX_FIELDS: Final = frozenset({"addr", "address", "start", "end", "va"})
 
@@ -266,6 +267,8 @@ def trailing_findings(trace: Trace, findings: Sequence[Finding]) -> list[Finding
     return [f for f in findings if f.step not in indexes]
 
 
+#: A line never ends with one of these alone (nor is empty).
+_MARKERS: Final = frozenset({"", "->", "*", "?", ">>>", "!!"})
 _BREAK_AFTER: Final = re.compile(r"(?<=[(,\s])|(?<=->)")
 
 
@@ -283,7 +286,10 @@ def _wrap(text: str, width: int, indent: int = 2) -> list[str]:
     for chunk in _BREAK_AFTER.split(text):
         piece = chunk
         limit = width if not lines else width - len(pad)
-        if current.strip() and len(current) + len(piece.rstrip()) > limit:
+        if (
+            current.strip() not in _MARKERS
+            and len(current) + len(piece.rstrip()) > limit
+        ):
             lines.append(current.rstrip())
             current = ""
             limit = width - len(pad)
@@ -325,37 +331,48 @@ class _Layout:
         self.gutter = max(len("step"), len(PRIMARY_MARK) + 1 + len(str(max(last, 0))))
         natural = [len(name) for name in timeline.names] or [len("(no task)")]
         natural += [0] * (self.ncols - len(natural))
-        wants = list(natural)  # room for the notes too, if there is some to spare
         for row in timeline.rows:
             natural[row.column] = max(natural[row.column], len(row.op))
-            longest = max(len(line) for line in _op_lines(row))
-            wants[row.column] = max(wants[row.column], longest)
         natural = [min(n, _MAX_COLUMN) for n in natural]
-        wants = [min(n, _MAX_COLUMN) for n in wants]
         changes = [len(c) for row in timeline.rows for c in row.changes]
-        need = min(max(changes), 40) if changes else 0
+        need = min(max(*changes, len(_STATE_HEADER)), 40) if changes else 0
         fixed = self.gutter + len(_GAP) * self.ncols
         side = _fit(natural, width - fixed - len(_STATE_SEP) - need)
         self.side_state = bool(need) and all(
             c >= min(n, _COMFORTABLE) for c, n in zip(side, natural, strict=True)
         )
         if self.side_state:
-            room = width - fixed - len(_STATE_SEP) - need
-            self.columns = _grow(side, wants, room - sum(side))
-            spare = width - fixed - sum(self.columns) - len(_STATE_SEP)
-            self.state = max(need, min(max(changes), spare))
+            # The state column sits at the right edge; the last task column
+            # takes the spare room, where the notes of every column can run.
+            self.columns = side
+            self.columns[-1] += max(
+                0, width - fixed - sum(side) - len(_STATE_SEP) - need
+            )
+            self.state = need
         else:
             self.columns = _fit(natural, width - fixed)
-            self.columns = _grow(self.columns, wants, width - fixed - sum(self.columns))
             self.state = 0
 
     def cell_lines(self, row: TimelineRow) -> list[str]:
-        """The lines of ``row`` in its column, wrapped."""
-        lines = _op_lines(row)
+        """The lines of ``row``: the op in its column, the notes under it.
+
+        Only one task acts per row, so the notes may run on over the (empty)
+        columns to the right of the op's, up to the state column.
+        """
+        notes = ["  " + note for note in row.notes]
         if not self.side_state:
-            lines += ["  " + _CHANGE + change for change in row.changes]
+            notes += ["  " + _CHANGE + change for change in row.changes]
         width = self.columns[row.column]
-        return [w for line in lines for w in _wrap(line, width)]
+        room = sum(self.columns[row.column :]) + len(_GAP) * (
+            self.ncols - row.column - 1
+        )
+        lines = _wrap(row.op, width)
+        return lines + [w for note in notes for w in _wrap(note, room)]
+
+    @property
+    def state_at(self) -> int:
+        """The column where the state separator starts."""
+        return self.gutter + sum(len(_GAP) + c for c in self.columns)
 
     def state_lines(self, row: TimelineRow) -> list[str]:
         """The lines of ``row`` in the state column (none without one)."""
@@ -364,12 +381,16 @@ class _Layout:
         return [w for c in row.changes for w in _wrap(c, self.state)]
 
     def line(self, gutter: str, cells: Sequence[str], state: str) -> str:
+        """One output line: the gutter, each cell at its column, the state."""
         text = gutter.rjust(self.gutter)
-        text += "".join(
-            _GAP + cell.ljust(w) for cell, w in zip(cells, self.columns, strict=True)
-        )
+        start = self.gutter
+        for cell, width in zip(cells, self.columns, strict=True):
+            start += len(_GAP)
+            if cell:  # a note may run on past its column: place, do not pad
+                text = text.ljust(start) + cell
+            start += width
         if self.side_state:
-            text += _STATE_SEP + state
+            text = text.ljust(self.state_at) + _STATE_SEP + state
         return text.rstrip()
 
 
@@ -381,19 +402,6 @@ def _fit(natural: Sequence[int], room: int) -> list[int]:
     while cap > _MIN_COLUMN and sum(min(n, cap) for n in natural) > room:
         cap -= 1
     return [min(n, cap) for n in natural]
-
-
-def _grow(columns: Sequence[int], wants: Sequence[int], spare: int) -> list[int]:
-    """Give ``spare`` characters to the narrowest columns that want more."""
-    out = list(columns)
-    while spare > 0:
-        hungry = [i for i, w in enumerate(wants) if out[i] < w]
-        if not hungry:
-            break
-        narrowest = min(hungry, key=lambda i: (out[i], i))
-        out[narrowest] += 1
-        spare -= 1
-    return out
 
 
 def _row_lines(row: TimelineRow, layout: _Layout) -> list[str]:
@@ -468,7 +476,7 @@ def render_timeline(
         layout.line(
             "step",
             [n[:w] for n, w in zip(names, layout.columns, strict=True)],
-            "state changes",
+            _STATE_HEADER,
         ),
         layout.line(
             "-" * len("step"),

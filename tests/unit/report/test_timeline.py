@@ -168,12 +168,12 @@ class TestSetupFolding:
             "setup: 2 steps hidden (--full shows them)\n"
             "state after set-up: notifiers=0, pte=page#0\n"
             "\n"
-            " step  fault                   reaper                                   | state changes\n"
-            " ----  -----                   ------                                   | -------------\n"
-            "    2  hmm_range_fault(range)                                           |\n"
-            "    3                          mutex_trylock(mm->hmm->lock)             | notifiers=1\n"
-            "                                 -> invalidate_start [0x10000, 0x11000) |\n"
-            ">>> 4  mutex_lock(update)                                               | pte=-\n"
+            " step  fault                   reaper                                                | state changes\n"
+            " ----  -----                   ------                                                | -------------\n"
+            "    2  hmm_range_fault(range)                                                        |\n"
+            "    3                          mutex_trylock(mm->hmm->lock)                          | notifiers=1\n"
+            "                                 -> invalidate_start [0x10000, 0x11000)              |\n"
+            ">>> 4  mutex_lock(update)                                                            | pte=-\n"
             "       >>> stale (fault): pte cleared\n"
         ) == text
 
