@@ -41,6 +41,7 @@ from hmmsim.engine.trace import Event, Finding, Step, Trace
 from hmmsim.errors import HmmsimError, InternalError, ScenarioError
 
 __all__ = [
+    "ABANDON",
     "Chooser",
     "Execution",
     "ExecutionResult",
@@ -55,19 +56,30 @@ _UNAWAITED: Final = "was never awaited"
 
 
 class Outcome(enum.Enum):
-    """How one execution ended."""
+    """How one execution ended.
+
+    ``REDUNDANT``: the strategy abandoned the execution (``ABANDON``) because
+    the executions it explores anyway cover every way to continue it.
+    """
 
     PASSED = "passed"
     VIOLATION = "violation"
     STEP_LIMIT = "step-limit"
     PRUNED = "pruned"
+    REDUNDANT = "redundant"
+
+
+#: Returned by ``Chooser.next_task`` to abandon an execution as redundant (a
+#: DPOR sleep-set-blocked state).  A chooser abandons only an execution that
+#: has no findings yet: a finding needs the full schedule to be replayed.
+ABANDON: Final = -1
 
 
 class Chooser(Protocol):
     """The part of a Strategy that makes the choices of one execution."""
 
     def next_task(self, execution: Execution, enabled: list[int]) -> int:
-        """Return the id of the enabled task that performs the next step."""
+        """Return the id of the enabled task that performs the next step (or ABANDON)."""
         ...
 
     def next_int(self, execution: Execution, bound: int, label: str) -> int:
@@ -384,6 +396,8 @@ class Execution:
                 return Outcome.STEP_LIMIT
             tid = chooser.next_task(self, enabled)
             if tid not in enabled:
+                if tid == ABANDON and not self.findings:
+                    return Outcome.REDUNDANT
                 raise InternalError(f"strategy chose task {tid}, not in {enabled}")
             if prev != tid and prev in enabled:
                 self.preemptions += 1
