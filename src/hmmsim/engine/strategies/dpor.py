@@ -1,0 +1,728 @@
+"""Dynamic partial-order reduction (DPOR) with sleep sets and source sets.
+
+Flanagan and Godefroid, "Dynamic Partial-Order Reduction for Model Checking
+Software", POPL 2005 (FG05): stateless depth-first exploration that finds
+the races of each execution and adds backtrack points only where reversing
+a race can lead somewhere new.  Sleep sets: Godefroid, "Partial-Order
+Methods for the Verification of Concurrent Systems", LNCS 1032, 1996.
+Backtrack points are chosen as in source-DPOR, Algorithm 1 of Abdulla,
+Aronis, Jonsson and Sagonas, "Optimal Dynamic Partial Order Reduction",
+POPL 2014: an *initial* of the reversed sequence, not the racing task.
+
+Two schedules that differ only in the order of adjacent *independent* steps
+(:func:`hmmsim.engine.ops.dependent` is false for their Ops) reach the same
+state; exploring one of them is enough.  When a step ``x`` of task ``p``
+runs, the steps it *races* with are the dependent steps of other tasks that
+it immediately follows in happens-before order without happening before
+``p`` (vector clocks, :mod:`hmmsim.engine.clock`).  To reverse a race of
+step ``e`` with ``x``, the state before ``e`` must explore some initial of
+``v = notdep(e).x`` (the steps after ``e`` that do not happen after it,
+then ``x``): a task whose first step in ``v`` depends on no earlier step of
+``v``.  If one is already explored, scheduled or asleep there, nothing is
+added.  A *sleep set* per state holds tasks whose next step was already
+explored from an equivalent state; they are not scheduled until a
+dependent step wakes them.  Two independent tasks of m and n steps are
+explored in exactly one execution, whatever m and n; n racing
+read-then-increment tasks in exactly (n!)^2, one per Mazurkiewicz trace.
+
+Per step, the work is O(tasks) plus race detection through a per-object
+index of the execution's accesses (all writes, the reads since the last
+write, and the joins of their clocks), never a scan of the whole trace.
+Replaying the prefix of the next execution costs no race detection and no
+clock work: the clocks and the index of the prefix are kept, and the steps
+after the backtrack point are undone (an undo record per step).
+
+Deviations from the papers (each keeps the exploration sound):
+    * Blocked tasks (FG05): source-DPOR only sees steps that run, but a
+      pending Op that is blocked may never run.  As in FG05, the races of
+      the Ops of blocked tasks are reversed at every new state, and those of
+      every pending Op at the end of an execution (a deadlock).  When no
+      initial of ``v`` is enabled at the state before ``e`` (``x`` itself
+      would have to go first while it is blocked there), every enabled task
+      is added there, as FG05 does.
+    * Data choices (``next_int``) are depth-first nodes nested in the step
+      that makes them; every value of every data choice is explored.  The
+      footprint of a step is its Op whatever the values chosen.  A task
+      enters a sleep set only after all the values of its step were explored
+      beneath the state (depth-first order guarantees it).
+    * "Co-enabled" (FG05) is approximated by "always", except for one pair:
+      a RELEASE performed by a holder and a guarded ACQUIRE of the same
+      object that was blocked, with the same pending Op, at the state before
+      the release.  A hold that blocks an acquirer blocks it until it is
+      released, so the two are never enabled together and the acquirer
+      races with an earlier step (the holder's acquisition).  This is FG05's
+      treatment of locks; without it every unlock of a contended lock would
+      be a race.
+    * A step that ends the execution with a fatal finding (``BUG_ON``, an
+      exception, a lock leak) is dependent with every step: it races with
+      every other task's pending Op (which it prevents) and with the last
+      step of every other task that does not happen before it (which it
+      would have prevented); it never enters a sleep set.
+    * Tasks spawned during a step (``call_srcu``) start with the clock of the
+      spawning step.  Spawns are LOCAL Ops, so two spawns in different tasks
+      commute: the children's ids follow the order explored.
+    * When every enabled task is asleep the execution is redundant and is
+      abandoned (``ABANDON``, outcome ``REDUNDANT``); if it already has
+      findings it is run to completion instead, exploring nothing, so that
+      its schedule can be replayed as a counterexample.  Blocked acquirers
+      (the co-enabled rule above cannot see that a lock will be held) make
+      a few such executions; the AB-BA program has two.
+    * With a preemption bound (``bounded_options``), a backtrack point that
+      needs a choice the bound forbids is dropped and ``complete`` becomes
+      False; an exploration that never drops one is an ordinary, complete
+      DPOR exploration.
+
+Assumptions on the program (as for every stateless explorer): it is
+deterministic given its schedule; tasks share state only through the objects
+named by their Ops (state read without an Op is protected by a lock whose
+Ops order it); a guard reads only the objects of its own Op; a RELEASE is
+performed by a task that holds the object.
+
+Invariants (checked with ``assert``):
+    * the stack holds the choice points of the current execution in choice
+      order, and the task nodes among them are exactly ``_nodes``;
+    * states are committed once each, in order: the races of step j are
+      found with the clocks and the index of steps ``0..j-1`` and nothing
+      more, and a backtrack keeps exactly the states before its point.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from hmmsim.engine.clock import VectorClock
+from hmmsim.engine.execution import ABANDON, Execution, ExecutionResult
+from hmmsim.engine.ops import LOCAL, Op, OpKind, dependent
+from hmmsim.engine.strategies.base import bounded_options
+from hmmsim.errors import InternalError
+
+__all__ = ["DporStrategy"]
+
+_BUG = "[hmmsim internal bug]"
+
+
+class _Node:
+    """A task choice point: the state before step ``index``.
+
+    Attributes:
+        index: step index of the state.
+        enabled: the enabled task ids there.
+        allowed: the ids the preemption bound allows, or None if all.
+        backtrack: tasks to explore from here (the chosen one included).
+        done: tasks explored from here, with the Op each performed.
+        sleep: tasks asleep here, with their pending Op.
+        fatal: tasks whose step from here ended the execution with a finding.
+        chosen: the task explored now.
+        chosen_op: its Op (set whenever the state is visited).
+    """
+
+    __slots__ = (
+        "allowed",
+        "backtrack",
+        "chosen",
+        "chosen_op",
+        "done",
+        "enabled",
+        "fatal",
+        "index",
+        "sleep",
+    )
+
+    def __init__(
+        self,
+        *,
+        index: int,
+        enabled: list[int],
+        allowed: tuple[int, ...] | None,
+        sleep: dict[int, Op],
+        chosen: int,
+        chosen_op: Op | None,
+    ) -> None:
+        self.index = index
+        self.enabled = enabled
+        self.allowed = allowed
+        self.backtrack = {chosen}
+        self.done: dict[int, Op] = {}
+        self.sleep = sleep
+        self.fatal: set[int] = set()
+        self.chosen = chosen
+        self.chosen_op = chosen_op
+
+    def covers(self, t: int) -> bool:
+        """Return whether exploring ``t`` from here is scheduled, done or redundant."""
+        return t in self.backtrack or t in self.done or t in self.sleep
+
+    def child_sleep(self) -> dict[int, Op]:
+        """Return the sleep set of the state after the chosen task's step."""
+        op = self.chosen_op
+        assert op is not None, f"{_BUG} dpor node without the chosen Op"
+        fatal = self.fatal
+        sleep = {t: o for t, o in self.sleep.items() if not dependent(o, op)}
+        sleep.update(
+            (t, o)
+            for t, o in self.done.items()
+            if t not in fatal and not dependent(o, op)
+        )
+        return sleep
+
+
+class _DataNode:
+    """A data choice point, nested in step ``step`` (-1: before the first step)."""
+
+    __slots__ = ("bound", "step", "value")
+
+    def __init__(self, *, step: int, bound: int) -> None:
+        self.step = step
+        self.bound = bound
+        self.value = 0
+
+
+class _Accesses:
+    """The accesses of the current execution to one object.
+
+    Attributes:
+        writes: every write, as (step index, task, is a RELEASE, reads came
+            between it and the previous write).
+        write_clock: clock of the last write.
+        readers: task -> index of its last read since the last write.
+        read_clock: join of the clocks of the reads since the last write.
+    """
+
+    __slots__ = ("read_clock", "readers", "write_clock", "writes")
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[int, int, bool, bool]] = []
+        self.write_clock: VectorClock | None = None
+        self.readers: dict[int, int] = {}
+        self.read_clock: VectorClock | None = None
+
+
+#: What a commit changed in one record: the record, its previous
+#: ``write_clock``, ``read_clock`` and ``readers``, and the task's previous
+#: index in ``readers`` (-1: none).
+_Change = tuple[_Accesses, VectorClock | None, VectorClock | None, dict[int, int], int]
+
+
+class _Step:
+    """A committed step: its clock, and how to undo the commit."""
+
+    __slots__ = ("changes", "clock", "previous", "task", "tasks", "write")
+
+    def __init__(
+        self,
+        *,
+        task: int,
+        clock: VectorClock,
+        previous: VectorClock,
+        tasks: int,
+        write: bool,
+        changes: list[_Change],
+    ) -> None:
+        self.task = task  # the task that took the step
+        self.clock = clock  # the step's clock
+        self.previous = previous  # the task's clock before the step
+        self.tasks = tasks  # how many tasks there were before the step
+        self.write = write
+        self.changes = changes
+
+
+def _objects_of(op: Op) -> tuple[int, ...]:
+    if op.more_oids:
+        return tuple(o for o in dict.fromkeys((op.oid, *op.more_oids)) if o != LOCAL)
+    return () if op.oid == LOCAL else (op.oid,)
+
+
+class DporStrategy:
+    """Stateless DPOR with sleep sets and source sets (see the module docstring).
+
+    Attributes:
+        preemption_bound: bound on preemptions, or None.
+        complete: False once a backtrack point was dropped by the bound.
+        redundant: executions abandoned because every enabled task slept.
+    """
+
+    name = "dpor"
+    exhaustive = True
+
+    def __init__(self, *, preemption_bound: int | None = None) -> None:
+        """Start before the first execution."""
+        self.preemption_bound = preemption_bound
+        self.complete = True
+        self.redundant = 0
+        # The choice points of the current execution, in choice order.
+        self._stack: list[_Node | _DataNode] = []
+        # The task nodes of the stack: _nodes[i] is the state before step i.
+        self._nodes: list[_Node] = []
+        self._pos = 0
+        # The first state after the backtrack point: the states before it
+        # are replayed, with their clocks and races already known.
+        self._fresh_from = 0
+        self._started = False
+        # Happens-before state of the committed steps of the execution: task
+        # clocks, per-task step indices, per-object accesses, and the steps.
+        # A backtrack rolls them back to the backtrack point.
+        self._clocks: list[VectorClock] = []
+        self._task_steps: list[list[int]] = []
+        self._objects: dict[int, _Accesses] = {}
+        self._steps: list[_Step] = []
+        self._committed = -1  # -1: not even the initial tasks are registered
+        # Per execution.
+        self._execution: Execution | None = None
+        # Races of pending Ops already reversed, as (step, task, task's clock
+        # entry): a blocked task's races are looked at in every state.
+        self._reversed: set[tuple[int, int, int]] = set()
+        self._abandoned = False
+        self._coasting = False
+
+    # -- the Strategy protocol ------------------------------------------------
+
+    def begin_execution(self) -> bool:
+        """Move to the deepest unexplored branch; False when none is left."""
+        if self._started:
+            if not self._next_branch():
+                return False
+            self._rollback(self._fresh_from - 1)
+        self._started = True
+        self._pos = 0
+        self._execution = None
+        self._reversed = set()
+        self._abandoned = False
+        self._coasting = False
+        return True
+
+    def next_task(self, execution: Execution, enabled: list[int]) -> int:
+        """Check the new state for races, then replay or open a choice point."""
+        if self._coasting:
+            return _no_preemption(execution, enabled)
+        self._execution = execution
+        n = len(execution.step_tasks)
+        if n > self._committed:
+            self._advance(execution, n)
+            if len(enabled) < len(execution.tasks):
+                self._blocked_races(execution, enabled)
+        pos = self._pos
+        stack = self._stack
+        if pos < len(stack):
+            node = stack[pos]
+            if not isinstance(node, _Node) or node.enabled != enabled:
+                raise InternalError(
+                    f"dpor replay diverged at choice {pos}: the program offers tasks "
+                    f"{enabled} where it offered {_describe(node)}"
+                )
+            self._pos = pos + 1
+            node.chosen_op = execution.tasks[node.chosen].pending
+            return node.chosen
+        return self._open(execution, enabled, n)
+
+    def next_int(self, execution: Execution, bound: int, label: str) -> int:
+        """Replay the value of a known data choice, or open one at value 0."""
+        if self._coasting:
+            return 0
+        self._execution = execution
+        pos = self._pos
+        stack = self._stack
+        self._pos = pos + 1
+        if pos < len(stack):
+            node = stack[pos]
+            if not isinstance(node, _DataNode) or node.bound != bound:
+                raise InternalError(
+                    f"dpor replay diverged at choice {pos}: the program asks for "
+                    f"{label} in range({bound}) where it made {_describe(node)}"
+                )
+            return node.value
+        stack.append(_DataNode(step=len(execution.step_tasks) - 1, bound=bound))
+        return 0
+
+    def end_execution(self, result: ExecutionResult) -> None:
+        """Check the final state for races (blocked tasks, a fatal last step)."""
+        execution = self._execution
+        if execution is not None and not (self._abandoned or self._coasting):
+            n = len(execution.step_tasks)
+            # A fatal finding reported while a task ran (not by the deadlock
+            # check or the end-of-execution properties) was made by the last
+            # step, and ended the execution there.
+            fatal = n > 0 and any(
+                f.fatal and f.task and f.step == n - 1 for f in result.findings
+            )
+            self._advance(execution, n)
+            if fatal:
+                self._nodes[n - 1].fatal.add(execution.step_tasks[n - 1])
+                self._fatal_races(execution, n - 1)
+            skip = execution.step_tasks[n - 1] if fatal else -1
+            for p, task in enumerate(execution.tasks):
+                if p != skip and task.pending is not None:
+                    self._pending_races(p, task.pending)
+        assert self._pos == len(self._stack), (
+            f"{_BUG} dpor execution ended after {self._pos} of "
+            f"{len(self._stack)} known choices"
+        )
+        self._execution = None
+
+    # -- choice points --------------------------------------------------------
+
+    def _open(self, execution: Execution, enabled: list[int], n: int) -> int:
+        nodes = self._nodes
+        assert len(nodes) == n, f"{_BUG} dpor has {len(nodes)} nodes at step {n}"
+        sleep = nodes[n - 1].child_sleep() if n else {}
+        allowed, cut = bounded_options(execution, enabled, self.preemption_bound)
+        available = [t for t in allowed if t not in sleep] if sleep else allowed
+        if not available:
+            # Never because of the bound: the previous task, the only one a
+            # cut allows, is never asleep right after its own step.
+            self.redundant += 1
+            if execution.findings:
+                self._coasting = True
+                return _no_preemption(execution, enabled)
+            self._abandoned = True
+            return ABANDON
+        prev = execution.step_tasks[-1] if n else -1
+        chosen = prev if prev in available else available[0]
+        node = _Node(
+            index=n,
+            enabled=enabled.copy(),
+            allowed=tuple(allowed) if cut else None,
+            sleep=sleep,
+            chosen=chosen,
+            chosen_op=execution.tasks[chosen].pending,
+        )
+        self._stack.append(node)
+        nodes.append(node)
+        self._pos += 1
+        return chosen
+
+    def _next_branch(self) -> bool:
+        stack = self._stack
+        nodes = self._nodes
+        while stack:
+            top = stack[-1]
+            if isinstance(top, _DataNode):
+                if top.value + 1 < top.bound:
+                    top.value += 1
+                    self._fresh_from = top.step + 1
+                    break
+                stack.pop()
+                continue
+            op = top.chosen_op
+            assert op is not None, f"{_BUG} dpor node {top.index} never visited"
+            top.done[top.chosen] = op
+            candidates = [
+                t for t in top.backtrack if t not in top.done and t not in top.sleep
+            ]
+            if candidates:
+                top.chosen = min(candidates)
+                top.chosen_op = None
+                self._fresh_from = top.index + 1
+                break
+            stack.pop()
+            nodes.pop()
+        else:
+            return False
+        assert len(nodes) == self._fresh_from, (
+            f"{_BUG} dpor keeps {len(nodes)} nodes for {self._fresh_from} old states"
+        )
+        return True
+
+    # -- happens-before -------------------------------------------------------
+
+    def _advance(self, execution: Execution, n: int) -> None:
+        """Bring the clocks and the access index up to state ``n``."""
+        committed = self._committed
+        if committed < 0:
+            for _ in range(len(self._clocks), len(execution.tasks)):
+                self._clocks.append(VectorClock())
+                self._task_steps.append([])
+            self._committed = committed = 0
+        assert n - committed in (0, 1), f"{_BUG} dpor skipped states {committed}..{n}"
+        if committed < n:
+            self._commit(execution, committed)
+            self._committed = n
+
+    def _commit(self, execution: Execution, j: int) -> None:
+        """Add step ``j`` to the clocks and the access index."""
+        q = execution.step_tasks[j]
+        op = execution.ops[j]
+        write = op.write
+        clocks = self._clocks
+        previous = clocks[q]
+        races = self._races_of(q, op, previous)
+        clock = previous.copy()
+        objects = self._objects
+        records = []
+        for oid in _objects_of(op):
+            record = objects.get(oid)
+            if record is None:
+                record = objects[oid] = _Accesses()
+            else:
+                if record.write_clock is not None:
+                    clock.join(record.write_clock)
+                if write and record.read_clock is not None:
+                    clock.join(record.read_clock)
+            records.append(record)
+        clock.set(q, j + 1)
+        clocks[q] = clock
+        self._task_steps[q].append(j)
+        release = op.kind is OpKind.RELEASE
+        changes: list[_Change] = []
+        # A record is changed in place only by appending to ``writes`` and
+        # setting one key of ``readers``; the change keeps the rest.
+        for record in records:
+            readers = record.readers
+            changes.append(
+                (
+                    record,
+                    record.write_clock,
+                    record.read_clock,
+                    readers,
+                    readers.get(q, -1),
+                )
+            )
+            if write:
+                record.writes.append((j, q, release, bool(readers)))
+                record.write_clock = clock
+                if readers:
+                    record.readers = {}
+                    record.read_clock = None
+            else:
+                readers[q] = j
+                read_clock = record.read_clock
+                record.read_clock = (
+                    clock if read_clock is None else read_clock.joined(clock)
+                )
+        # Tasks spawned during step j start with its clock.  Clocks are never
+        # mutated once stored: every commit extends a copy.
+        self._steps.append(
+            _Step(
+                task=q,
+                clock=clock,
+                previous=previous,
+                tasks=len(clocks),
+                write=write,
+                changes=changes,
+            )
+        )
+        for _ in range(len(clocks), len(execution.tasks)):
+            clocks.append(clock)
+            self._task_steps.append([])
+        for e in races:
+            self._reverse_race(e, q, clock, end=j)
+
+    def _rollback(self, keep: int) -> None:
+        """Undo the commits of steps ``keep`` and later (and the initial tasks if < 0)."""
+        if keep < 0:
+            self._clocks = []
+            self._task_steps = []
+            self._objects = {}
+            self._steps = []
+            self._committed = -1
+            return
+        steps = self._steps
+        clocks = self._clocks
+        task_steps = self._task_steps
+        while len(steps) > keep:
+            step = steps.pop()
+            task = step.task
+            del clocks[step.tasks :]
+            del task_steps[step.tasks :]
+            clocks[task] = step.previous
+            task_steps[task].pop()
+            write = step.write
+            for record, write_clock, read_clock, readers, reader_index in reversed(
+                step.changes
+            ):
+                record.write_clock = write_clock
+                record.read_clock = read_clock
+                record.readers = readers
+                if write:
+                    record.writes.pop()
+                elif reader_index < 0:
+                    del readers[task]
+                else:
+                    readers[task] = reader_index
+        self._committed = len(steps)
+
+    # -- races ----------------------------------------------------------------
+
+    def _races_of(
+        self, p: int, x: Op, clock: VectorClock, x_clock: VectorClock | None = None
+    ) -> list[int]:
+        """Return the steps that race with ``x``, next Op of ``p`` (clock ``clock``).
+
+        They are the steps ``x`` immediately depends on that do not happen
+        before ``p``: the reads since the last write (if ``x`` writes) and
+        else the last write (skipping RELEASEs never co-enabled with ``x``),
+        latest first.  If given, ``x_clock`` is joined with the clocks of the
+        steps ``x`` depends on, making it the clock ``x`` would have.
+        """
+        races: list[int] = []
+        objects = self._objects
+        write = x.write
+        for oid in _objects_of(x):
+            record = objects.get(oid)
+            if record is None:
+                continue
+            if x_clock is not None:
+                if record.write_clock is not None:
+                    x_clock.join(record.write_clock)
+                if write and record.read_clock is not None:
+                    x_clock.join(record.read_clock)
+            found = False
+            if write:
+                for t, i in record.readers.items():
+                    if not clock.covers(t, i):
+                        races.append(i)
+                        found = True
+            if not found:
+                i = self._last_racing_write(record, p, x, clock)
+                if i >= 0:
+                    races.append(i)
+        if len(races) > 1:
+            races = sorted(set(races), reverse=True)
+        return races
+
+    def _blocked_races(self, execution: Execution, enabled: list[int]) -> None:
+        """Reverse the races of the Ops of the tasks blocked at a new state.
+
+        FG05 checks the pending Ops of blocked tasks at every state: a race
+        that keeps a task blocked (an acquisition of the lock it waits for)
+        is reversed even if the task never gets to run in this execution.
+        """
+        runnable = set(enabled)
+        for p, task in enumerate(execution.tasks):
+            x = task.pending
+            if x is not None and x.guard is not None and p not in runnable:
+                self._pending_races(p, x)
+
+    def _pending_races(self, p: int, x: Op) -> None:
+        """Reverse the races of ``x``, the pending Op of ``p``, with the steps so far."""
+        clock = self._clocks[p]
+        x_clock = clock.copy()
+        # A race reversed once stays reversed for the rest of the execution:
+        # v only grows at its end, so the initial found stays an initial.
+        reversed_ = self._reversed
+        here = clock.get(p)
+        for e in self._races_of(p, x, clock, x_clock):
+            if (e, p, here) not in reversed_:
+                reversed_.add((e, p, here))
+                self._reverse_race(e, p, x_clock, end=len(self._steps))
+
+    def _fatal_races(self, execution: Execution, j: int) -> None:
+        """Reverse the races of step ``j``, which ended the execution.
+
+        A fatal step is dependent with every step: it prevents the pending
+        Op of every other task, and would have prevented the last step of
+        every other task that does not happen before it.
+        """
+        node = self._nodes[j]
+        q = execution.step_tasks[j]
+        step = self._steps[j]
+        for p in range(step.tasks):
+            if p != q and execution.tasks[p].pending is not None:
+                self._reverse(node, (p,))
+        previous = step.previous
+        for t, clock in enumerate(self._clocks):
+            last = clock.get(t) - 1  # a task's own entry is its last step
+            if t != q and 0 <= last < j and not previous.covers(t, last):
+                self._reverse_race(last, q, None, end=j)
+
+    def _last_racing_write(
+        self, record: _Accesses, p: int, x: Op, clock: VectorClock
+    ) -> int:
+        writes = record.writes
+        for k in range(len(writes) - 1, -1, -1):
+            i, t, release, reads_before = writes[k]
+            if clock.covers(t, i):
+                # Every earlier access to the object happens before this write.
+                return -1
+            if (
+                release
+                and not (x.write and reads_before)
+                and self._blocked_at(i, p, x, clock)
+            ):
+                continue
+            return i
+        return -1
+
+    def _blocked_at(self, i: int, p: int, x: Op, clock: VectorClock) -> bool:
+        """Return whether ``x`` was p's pending Op, a blocked ACQUIRE, before step i.
+
+        Step ``i`` is a RELEASE of an object ``x`` acquires.  Then the two are
+        never co-enabled (see the module docstring) and do not race.
+        """
+        if x.kind is not OpKind.ACQUIRE or x.guard is None:
+            return False
+        if clock.get(p) > i:
+            return False  # p took a step after i: x was not pending at i
+        if p >= self._steps[i].tasks:
+            return False  # p did not exist yet at i
+        return p not in self._nodes[i].enabled
+
+    def _reverse_race(
+        self, e: int, p: int, x_clock: VectorClock | None, *, end: int
+    ) -> None:
+        """Reverse the race of step ``e`` with ``x``, the next Op of ``p``.
+
+        ``x`` comes after the steps before ``end``.  ``x_clock`` says which
+        of them happen before ``x``; None means all of them (``x`` is a fatal
+        step, dependent with everything).
+        """
+        steps = self._steps
+        r = steps[e].task
+        # g[t]: the first step of task t after e, if it does not happen after
+        # e: then it and the steps of t up to the last one that does not are
+        # in v = notdep(e).x.
+        first_in_v: dict[int, int] = {}
+        for t, indices in enumerate(self._task_steps):
+            k = bisect_right(indices, e)
+            if k < len(indices) and indices[k] < end:
+                g = indices[k]
+                if not steps[g].clock.covers(r, e):
+                    first_in_v[t] = g
+        initials = []
+        for t, g in first_in_v.items():
+            clock = steps[g].clock
+            if not any(u != t and clock.covers(u, h) for u, h in first_in_v.items()):
+                initials.append(t)
+        if p not in first_in_v and (
+            not first_in_v
+            if x_clock is None
+            else not any(x_clock.covers(u, h) for u, h in first_in_v.items())
+        ):
+            initials.append(p)
+        self._reverse(self._nodes[e], initials)
+
+    def _reverse(self, node: _Node, initials: tuple[int, ...] | list[int]) -> None:
+        """Make ``node`` explore one of ``initials`` (or, if none is enabled, all)."""
+        enabled = node.enabled
+        usable = [t for t in initials if t in enabled]
+        if not usable:
+            # FG05: the race needs a task that is blocked here to go first.
+            for t in enabled:
+                if not node.covers(t):
+                    self._add_backtrack(node, t)
+            return
+        if any(node.covers(t) for t in usable):
+            return
+        allowed = node.allowed
+        for t in usable:
+            if allowed is None or t in allowed:
+                node.backtrack.add(t)
+                return
+        self.complete = False
+
+    def _add_backtrack(self, node: _Node, t: int) -> None:
+        if node.allowed is not None and t not in node.allowed:
+            self.complete = False
+            return
+        node.backtrack.add(t)
+
+
+def _no_preemption(execution: Execution, enabled: list[int]) -> int:
+    step_tasks = execution.step_tasks
+    prev = step_tasks[-1] if step_tasks else -1
+    return prev if prev in enabled else enabled[0]
+
+
+def _describe(node: _Node | _DataNode) -> str:
+    if isinstance(node, _Node):
+        return f"tasks {node.enabled}"
+    return f"a data choice in range({node.bound})"
