@@ -64,6 +64,7 @@ EXPECTED: Final[dict[str, dict[str, tuple[set[str], set[str]]]]] = {
 PYTEST_CASES: Final = [
     ("mirror_trusts_valid.py", "fault-vs-oom", "v5.3", UAF),
     ("mirror_correct.py", "fault-vs-oom", "v5.3", NONE),
+    ("mirror_check_before_lock.py", "fault-vs-reclaim", "v5.3", STALE),
 ]
 
 
