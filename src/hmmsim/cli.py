@@ -512,7 +512,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         _err(
             f"interrupted after {last.executions} executions of "
             f"{runs[-1].scenario.name}/{runs[-1].variant} "
-            f"({last.exit_reason.describe()}); {len(jobs) - len(runs)} runs not started"
+            f"({last.describe_exit()}); {len(jobs) - len(runs)} runs not started"
         )
         return EXIT_INTERRUPTED
     return _exit_code(runs, args)

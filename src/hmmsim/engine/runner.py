@@ -123,6 +123,22 @@ class ExplorationResult:
             return Status.VERIFIED
         return Status.INCOMPLETE
 
+    def describe_exit(self) -> str:
+        """Say why the exploration stopped, and whether a bound cut it short."""
+        if self.exit_reason is ExitReason.EXHAUSTED and not self.complete:
+            return (
+                "every schedule class within the bounds was explored, but the "
+                "preemption bound (or a sampling strategy) skipped others"
+            )
+        if self.exit_reason is ExitReason.EXHAUSTED and self.outcomes.get(
+            Outcome.STEP_LIMIT.value, 0
+        ):
+            return (
+                "every schedule class was explored, but some executions hit the "
+                "step limit and were cut short"
+            )
+        return self.exit_reason.describe()
+
     @property
     def kinds(self) -> list[str]:
         """Violation kinds found, in the order first found."""

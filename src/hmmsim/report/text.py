@@ -83,7 +83,7 @@ def _verdict(run: ScenarioRun) -> list[str]:
     else:
         lines = [
             "outcome: INCOMPLETE (no violation found, but not every schedule "
-            f"was explored: {result.exit_reason.describe()})"
+            f"was explored: {result.describe_exit()})"
         ]
     return lines + _expectation(run)
 
@@ -132,7 +132,7 @@ def _stats(run: ScenarioRun, timings: bool) -> list[str]:
     lines = [
         f"stats: {_plural(result.executions, 'execution')}, "
         f"{_plural(result.steps, 'step')}" + (f" ({outcomes})" if outcomes else ""),
-        f"exit: {result.exit_reason.value}: {result.exit_reason.describe()}",
+        f"exit: {result.exit_reason.value}: {result.describe_exit()}",
     ]
     if not result.complete:
         lines.append("note: a bound cut some schedules, so this is not a proof")
