@@ -67,6 +67,7 @@ __all__ = [
     "BASE",
     "DRIVERS",
     "HMM_VARIANTS",
+    "KERNEL_VERSIONS",
     "NOTIFIER_CORES",
     "Completion",
     "DmirrorDriver",
@@ -88,6 +89,9 @@ HMM_VARIANTS: Final[Mapping[str, ModuleType]] = {
 
 #: Variants whose mm is served by another mm/mmu_notifier.c than v5.3's.
 NOTIFIER_CORES: Final[Mapping[str, MmuNotifierCore]] = {"v5.5": mmu_notifier_v55}
+
+#: The kernel versions the variants model (report headers).
+KERNEL_VERSIONS: Final = "v5.3 (prepatch, v5.3) and v5.5"
 
 #: First address of the process's memory.
 BASE: Final = 0x10000

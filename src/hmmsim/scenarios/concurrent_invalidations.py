@@ -15,6 +15,7 @@ from hmmsim.scenarios import Scenario, register
 from hmmsim.scenarios._world import (
     BASE,
     DRIVERS,
+    KERNEL_VERSIONS,
     DmirrorDriver,
     HmmMirrorDriver,
     World,
@@ -132,9 +133,14 @@ SCENARIO = register(
             "being invalidated (odd mm sequence) until the last end."
         ),
         variants=tuple(DRIVERS),
+        expect={
+            "prepatch": ("sleep-in-nonblockable",),
+            "v5.3": (),
+            "v5.5": (),
+        },
         build=build,
         config={"max_steps": 4000},
-        kernel_version="v5.3",
+        kernel_version=KERNEL_VERSIONS,
         default_variant="v5.3",
     )
 )

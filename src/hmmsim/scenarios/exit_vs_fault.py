@@ -6,7 +6,7 @@ from hmmsim.engine import Instance
 from hmmsim.kernel.drivers.device import device_access
 from hmmsim.kernel.fork import mmput
 from hmmsim.scenarios import Scenario, register
-from hmmsim.scenarios._world import BASE, DRIVERS, World, WorldInstance
+from hmmsim.scenarios._world import BASE, DRIVERS, KERNEL_VERSIONS, World, WorldInstance
 
 __all__ = ["SCENARIO"]
 
@@ -47,9 +47,14 @@ SCENARIO = register(
             "the lifetime rules: ranges pin the mm, release stops the device."
         ),
         variants=tuple(DRIVERS),
+        expect={
+            "prepatch": (),
+            "v5.3": (),
+            "v5.5": (),
+        },
         build=build,
         config={"max_steps": 4000},
-        kernel_version="v5.3",
+        kernel_version=KERNEL_VERSIONS,
         default_variant="v5.3",
     )
 )

@@ -8,7 +8,7 @@ from hmmsim.kernel.mmap import vm_mmap, vm_munmap
 from hmmsim.kernel.types import PAGE_SIZE, VM_READ, VM_WRITE
 from hmmsim.kernel.uaccess import cpu_store
 from hmmsim.scenarios import Scenario, register
-from hmmsim.scenarios._world import BASE, DRIVERS, World, WorldInstance
+from hmmsim.scenarios._world import BASE, DRIVERS, KERNEL_VERSIONS, World, WorldInstance
 
 __all__ = ["SCENARIO"]
 
@@ -59,9 +59,14 @@ SCENARIO = register(
             "validity check under mmap_sem."
         ),
         variants=tuple(DRIVERS),
+        expect={
+            "prepatch": ("bug",),
+            "v5.3": ("bug",),
+            "v5.5": (),
+        },
         build=build,
         config={"max_steps": 4000},
-        kernel_version="v5.3",
+        kernel_version=KERNEL_VERSIONS,
         default_variant="v5.3",
     )
 )

@@ -15,7 +15,7 @@ from hmmsim.engine import Instance
 from hmmsim.kernel.drivers.device import device_access
 from hmmsim.kernel.oom_kill import oom_reap_task
 from hmmsim.scenarios import Scenario, register
-from hmmsim.scenarios._world import BASE, DRIVERS, World, WorldInstance
+from hmmsim.scenarios._world import BASE, DRIVERS, KERNEL_VERSIONS, World, WorldInstance
 
 __all__ = ["SCENARIO"]
 
@@ -56,9 +56,19 @@ SCENARIO = register(
             "starts and ends while the driver holds mmap_sem for read."
         ),
         variants=tuple(DRIVERS),
+        expect={
+            "prepatch": (
+                "sleep-in-nonblockable",
+                "notifier-contract",
+                "device-use-after-free",
+                "device-stale-mapping",
+            ),
+            "v5.3": ("device-use-after-free",),
+            "v5.5": (),
+        },
         build=build,
         config={"max_steps": 4000},
-        kernel_version="v5.3",
+        kernel_version=KERNEL_VERSIONS,
         default_variant="v5.3",
     )
 )

@@ -13,7 +13,7 @@ from hmmsim.engine import Instance
 from hmmsim.kernel.drivers.device import device_access
 from hmmsim.kernel.oom_kill import oom_reap_task
 from hmmsim.scenarios import Scenario, register
-from hmmsim.scenarios._world import BASE, DRIVERS, World, WorldInstance
+from hmmsim.scenarios._world import BASE, DRIVERS, KERNEL_VERSIONS, World, WorldInstance
 from hmmsim.sync import msleep, mutex_lock, mutex_unlock
 
 __all__ = ["SCENARIO"]
@@ -64,9 +64,14 @@ SCENARIO = register(
             "failed start with several subscribers."
         ),
         variants=tuple(DRIVERS),
+        expect={
+            "prepatch": ("sleep-in-nonblockable", "notifier-leak"),
+            "v5.3": ("notifier-leak",),
+            "v5.5": ("notifier-leak",),
+        },
         build=build,
         config={"max_steps": 4000},
-        kernel_version="v5.3",
+        kernel_version=KERNEL_VERSIONS,
         default_variant="v5.3",
     )
 )

@@ -11,7 +11,7 @@ from hmmsim.engine import Instance
 from hmmsim.kernel.drivers.device import device_access
 from hmmsim.kernel.oom_kill import oom_reap_task
 from hmmsim.scenarios import Scenario, register
-from hmmsim.scenarios._world import BASE, DRIVERS, World, WorldInstance
+from hmmsim.scenarios._world import BASE, DRIVERS, KERNEL_VERSIONS, World, WorldInstance
 from hmmsim.sync import msleep, mutex_lock, mutex_unlock
 
 __all__ = ["SCENARIO"]
@@ -64,9 +64,19 @@ SCENARIO = register(
             "taken, and HMM must pass it on so the reaper skips the VMA."
         ),
         variants=tuple(DRIVERS),
+        expect={
+            "prepatch": (
+                "sleep-in-nonblockable",
+                "notifier-contract",
+                "device-use-after-free",
+                "device-stale-mapping",
+            ),
+            "v5.3": (),
+            "v5.5": (),
+        },
         build=build,
         config={"max_steps": 3000},
-        kernel_version="v5.3",
+        kernel_version=KERNEL_VERSIONS,
         default_variant="v5.3",
     )
 )

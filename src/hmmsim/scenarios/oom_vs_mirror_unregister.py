@@ -14,6 +14,7 @@ from hmmsim.scenarios import Scenario, register
 from hmmsim.scenarios._world import (
     BASE,
     DRIVERS,
+    KERNEL_VERSIONS,
     World,
     WorldInstance,
     complete,
@@ -72,9 +73,18 @@ SCENARIO = register(
             "come back to zero so the range can become valid again."
         ),
         variants=tuple(DRIVERS),
+        expect={
+            "prepatch": (
+                "sleep-in-nonblockable",
+                "range-stuck-invalid",
+                "notifier-leak",
+            ),
+            "v5.3": (),
+            "v5.5": ("use-after-free",),
+        },
         build=build,
         config={"max_steps": 4000},
-        kernel_version="v5.3",
+        kernel_version=KERNEL_VERSIONS,
         default_variant="v5.3",
     )
 )
