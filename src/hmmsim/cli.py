@@ -674,6 +674,14 @@ def _failure(exc: Exception) -> int:
     return EXIT_INTERNAL
 
 
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (e.g. captured in tests)
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``hmmsim`` command with ``argv`` (default: ``sys.argv[1:]``).
 
@@ -685,5 +693,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (``hmmsim ... | head``): stop quietly, as
+        # Unix tools do; point stdout at /dev/null so the interpreter's final
+        # flush does not complain again.
+        _silence_stdout()
+        return EXIT_OK
     except Exception as exc:  # every error becomes one line and a status
         return _failure(exc)

@@ -152,3 +152,22 @@ def test_time_budget_in_the_full_report(capsys: pytest.CaptureFixture[str]) -> N
 
     assert "exit: time-budget:" in out
     assert "time budget 0.3 s" in out
+
+
+class TestBrokenPipe:
+    """Output piped into a reader that goes away."""
+
+    def test_closed_pipe_stops_quietly_with_status_zero(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A BrokenPipeError while printing exits 0 without an error line."""
+
+        def broken(argv: object) -> int:
+            raise BrokenPipeError
+
+        monkeypatch.setattr("hmmsim.cli._run", broken)
+
+        status = main(["list"])
+
+        assert EXIT_OK == status
+        assert "" == capsys.readouterr().err
