@@ -5,11 +5,19 @@ visits every branch of every node, lowest task id / value first.  Two
 independent tasks of m and n steps give exactly C(m+n, n) executions.  It is
 the reference the reducing strategies are tested against.
 
+A *prefix* (encoded choices, see :mod:`hmmsim.engine.schedule`) restricts
+the exploration to the subtree below it: the first ``len(prefix)`` choices
+are fixed and never backtracked.  A *horizon* stops branching below a depth
+(only the first option is taken there): :mod:`hmmsim.engine.partition` uses
+it to enumerate the prefixes of a work split.
+
 Invariant: replaying the recorded prefix meets the same options at each node
 (the program is deterministic); a mismatch is an internal error.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from hmmsim.engine.execution import Execution, ExecutionResult
 from hmmsim.engine.strategies.base import bounded_options
@@ -24,9 +32,23 @@ class DfsStrategy:
     name = "dfs"
     exhaustive = True
 
-    def __init__(self, *, preemption_bound: int | None = None) -> None:
-        """Start before the first execution."""
+    def __init__(
+        self,
+        *,
+        preemption_bound: int | None = None,
+        prefix: Sequence[int] = (),
+        horizon: int | None = None,
+    ) -> None:
+        """Start before the first execution.
+
+        Args:
+            preemption_bound: skip schedules with more preemptions.
+            prefix: encoded choices that every execution starts with.
+            horizon: branch only at the first ``horizon`` choice points.
+        """
         self.preemption_bound = preemption_bound
+        self.prefix = tuple(prefix)
+        self.horizon = horizon
         self.complete = True
         # Each node: [options, index of the option taken].
         self._stack: list[tuple[list[int], int]] = []
@@ -50,6 +72,17 @@ class DfsStrategy:
     def _pick(self, options: list[int]) -> int:
         depth = self._depth
         self._depth = depth + 1
+        prefix = self.prefix
+        if depth < len(prefix):
+            value = prefix[depth] >> 1
+            if value not in options:
+                raise InternalError(
+                    f"dfs prefix diverged at choice {depth}: {value} not in {options}"
+                )
+            return value
+        if self.horizon is not None and depth >= self.horizon:
+            options = options[:1]
+        depth -= len(prefix)
         stack = self._stack
         if depth < len(stack):
             known, index = stack[depth]
@@ -76,4 +109,4 @@ class DfsStrategy:
 
     def end_execution(self, result: ExecutionResult) -> None:
         """Nothing to learn: the stack already holds the branch taken."""
-        del self._stack[self._depth :]
+        del self._stack[max(0, self._depth - len(self.prefix)) :]
