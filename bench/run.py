@@ -6,8 +6,10 @@ Prints two things and asserts nothing:
   lock-heavy toy program (3 tasks, each taking a mutex and a spinlock around
   once-accesses), explored with DFS for a fixed number of executions;
 * **reduction**: for a few toy programs, how many executions DPOR needs to
-  exhaust them compared with DFS (``dpor: not available`` until the DPOR
-  strategy exists).
+  exhaust them compared with DFS;
+* **scenarios**: DPOR's time to an exhaustive verdict on every built-in
+  scenario and variant, as a ratio to the 1.3 s SPIN needs on comparable
+  Promela models of the first two scenarios.
 
 Wall-clock numbers vary between machines and runs; no test asserts on them.
 Usage: ``python bench/run.py [--executions N] [--repeat R] [--profile]``.
@@ -116,6 +118,31 @@ def reduction() -> None:
         )
 
 
+#: SPIN 6.5.2 on comparable Promela models of the first two scenarios,
+#: end to end with compilation (issue text; not measured here).
+SPIN_REFERENCE_S = 1.3
+
+
+def scenarios() -> None:
+    """Print DPOR's time to a verdict on every built-in scenario and variant."""
+    from hmmsim.scenarios import all_scenarios  # noqa: PLC0415
+
+    total = 0.0
+    for scenario in all_scenarios():
+        for variant in scenario.variants:
+            config = scenario.explore_config(ExploreConfig(shrink=False))
+            start = time.perf_counter()
+            result = explore(scenario.program(variant), config)
+            seconds = time.perf_counter() - start
+            total += seconds
+            print(
+                f"  {scenario.name:26} {variant:9} {result.status.value:10} "
+                f"{result.executions:6} executions {result.steps:8} steps "
+                f"{seconds:6.2f} s  ({seconds / SPIN_REFERENCE_S:5.2f} x SPIN's 1.3 s)"
+            )
+    print(f"  total {total:.2f} s for the matrix (one core, serial)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks and print the numbers."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -123,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
         "--profile", action="store_true", help="profile one run with pyinstrument"
+    )
+    parser.add_argument(
+        "--no-scenarios", action="store_true", help="skip the built-in scenarios"
     )
     args = parser.parse_args(argv)
     if args.profile:
@@ -140,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"throughput: {best:,.0f} scheduled steps/s (best of {args.repeat})")
     print("reduction: executions to exhaust, dpor vs dfs")
     reduction()
+    if not args.no_scenarios:
+        print("scenarios: dpor time to a verdict (exhaustive), ratio to SPIN's 1.3 s")
+        scenarios()
     return 0
 
 
