@@ -1,7 +1,13 @@
-"""mm_struct lifetime: mm_alloc, mmget, mmget_not_zero, mmput, mmgrab, mmdrop.
+"""mm_struct lifetime and fork: mm_alloc, dup_mm, mmget, mmput, mmgrab, mmdrop.
 
-Kernel: kernel/fork.c (mm_alloc, mmput, __mmput, __mmdrop) and
-include/linux/sched/mm.h (mmgrab, mmdrop, mmget, mmget_not_zero), Linux v5.3.
+Kernel: kernel/fork.c (mm_alloc, dup_mm, dup_mmap, mmput, __mmput, __mmdrop)
+and include/linux/sched/mm.h (mmgrab, mmdrop, mmget, mmget_not_zero), Linux
+v5.3 (dup_mm and dup_mmap as in v5.5, unchanged in what is modelled).
+
+Fork copies the address space: dup_mm makes a new mm and dup_mmap copies
+every VMA, with both ``mmap_sem`` held for write, and the page tables of
+each (copy_page_range: private memory becomes copy-on-write in both mms,
+shared anonymous memory is refaulted from its shmem file by the child).
 
 ``mm_users`` counts users of the address space: when the last one goes,
 ``__mmput`` tears the address space down with ``exit_mmap``.  ``mm_count``
@@ -16,8 +22,16 @@ Deviations:
       freed (ghost flag); page directories and contexts are not modelled.
     * MODEL: ``mm_alloc`` builds the mm synchronously (no Op): it is not yet
       visible to any other task.
-    * MODEL: ``__mmput`` and ``__mmdrop`` import mmap / mmu_notifier inside
-      the function, to break the C files' mutual calls (an import cycle here).
+    * MODEL: ``__mmput``, ``__mmdrop`` and ``dup_mmap`` import mmap / memory /
+      mmu_notifier inside the function, to break the C files' mutual calls
+      (an import cycle here).
+    * MODEL: ``dup_mm`` names the new mm after the task (``tsk.comm``) and
+      gives it the notifier core of the parent (mm_types Deviations); the
+      parent's notifier subscriptions are not inherited (mm_init clears
+      them, as in C).  ``dup_mmap`` skips uprobes, ksm, khugepaged,
+      userfaultfd, accounting, mempolicy and VM_DONTCOPY/VM_WIPEONFORK (not
+      modelled flags); VM_LOCKED is cleared in the child as in C; a failed
+      copy_page_range leaves the copied VMAs to the caller's mmput, as in C.
 """
 
 from __future__ import annotations
@@ -28,13 +42,16 @@ from hmmsim.kernel.atomic import (
     atomic_inc_not_zero,
 )
 from hmmsim.kernel.debug import VM_BUG_ON, might_sleep
-from hmmsim.kernel.mm_types import MmStruct
+from hmmsim.kernel.mm_types import MmStruct, TaskStruct, VmAreaStruct
 from hmmsim.kernel.trace import trace
-from hmmsim.sync import Cell, RwSemaphore, SpinLock
+from hmmsim.kernel.types import VM_LOCKED, VmFlags
+from hmmsim.sync import Cell, RwSemaphore, SpinLock, down_write, up_write
 
 __all__ = [
     "__mmdrop",
     "__mmput",
+    "dup_mm",
+    "dup_mmap",
     "mm_alloc",
     "mmdrop",
     "mmget",
@@ -147,3 +164,62 @@ async def __mmput(mm: MmStruct) -> None:
     VM_BUG_ON(mm.mm_users.value != 0, "__mmput with users left")
     await exit_mmap(mm)
     await mmdrop(mm)
+
+
+async def dup_mmap(mm: MmStruct, oldmm: MmStruct) -> int:
+    """Copy the VMAs and page tables of ``oldmm`` into the new ``mm``.
+
+    Kernel: kernel/fork.c dup_mmap() (v5.5, reduced: see Deviations).
+
+    Returns:
+        0, or the error of copy_page_range (-ENOMEM).
+    """
+    from hmmsim.kernel.memory import copy_page_range  # noqa: PLC0415
+    from hmmsim.kernel.mmap import insert_vm_struct  # noqa: PLC0415
+
+    await down_write(oldmm.mmap_sem)
+    # The new mm is not linked anywhere yet: no deadlock possible.
+    await down_write(mm.mmap_sem)  # down_write_nested
+
+    retval = 0
+    for mpnt in list(oldmm.mmap):
+        # vm_area_dup: the child's copy shares vm_ops and the file.
+        tmp = VmAreaStruct(
+            vm_mm=mm,
+            vm_start=mpnt.vm_start,
+            vm_end=mpnt.vm_end,
+            vm_flags=VmFlags(mpnt.vm_flags & ~VM_LOCKED),
+            vm_ops=mpnt.vm_ops,
+            vm_pgoff=mpnt.vm_pgoff,
+            vm_file=mpnt.vm_file,  # MODEL: get_file is not modelled
+        )
+        # Link in the new VMA, then copy its page-table entries.
+        insert_vm_struct(mm, tmp)
+        retval = await copy_page_range(mm, oldmm, mpnt)
+        if retval:
+            break
+
+    await up_write(mm.mmap_sem)
+    await up_write(oldmm.mmap_sem)
+    trace("dup_mmap", mm=mm.name, oldmm=oldmm.name, ret=retval)
+    return retval
+
+
+async def dup_mm(tsk: TaskStruct, oldmm: MmStruct) -> MmStruct | None:
+    """Make a copy of ``oldmm`` for the new task ``tsk`` (fork without CLONE_VM).
+
+    Kernel: kernel/fork.c dup_mm() (v5.5).
+
+    Returns:
+        The new mm (one user, one mm_count), or None when the copy failed.
+    """
+    # allocate_mm + memcpy + mm_init: a fresh mm, no notifiers inherited.
+    mm = mm_alloc(tsk.comm)
+    mm.notifier_core = oldmm.notifier_core  # MODEL: see Deviations
+
+    err = await dup_mmap(mm, oldmm)
+    if err:
+        # free_pt: the partly copied address space goes with its only user.
+        await mmput(mm)
+        return None
+    return mm

@@ -35,6 +35,9 @@ Deviations:
     * MODEL: the page walk has one level (see pagewalk, mm_types): no huge
       pages, no swap, migration or device-private entries, no dev_pagemap;
       hugetlb VMAs use a huge page shift of 21 for the page-shift check only.
+    * MODEL: the only special PTE is the zero page's; as in v5.3, the walk
+      reports it HMM_PFN_SPECIAL and fails with -EFAULT (v5.4 treats the
+      zero page as a normal page, see kernel.hmm_v55).
     * MODEL: a fault in a hole before a VMA calls handle_mm_fault with a NULL
       vma in v5.3 (fixed in v5.4: "hmm_range_fault() NULL pointer bug"); the
       model reports it as a ``bug`` finding.
@@ -69,6 +72,7 @@ from hmmsim.kernel.mm_types import (
     pte_none,
     pte_offset_map,
     pte_pfn,
+    pte_special,
     pte_write,
 )
 from hmmsim.kernel.mmap import find_vma
@@ -943,8 +947,12 @@ async def hmm_vma_handle_pte(
         )
 
         if not (fault or write_fault):
-            # MODEL: no devmap and no special PTEs.
+            # MODEL: no devmap PTEs.
             assert pte is not None, "[hmmsim internal bug] present PTE is None"
+            if pte_special(pte):
+                # v5.3: any special PTE, the zero page included, is an error.
+                range.pfns[i] = range.values[HMM_PFN_SPECIAL]
+                return -errno.EFAULT
             range.pfns[i] = hmm_device_entry_from_pfn(range, pte_pfn(pte)) | cpu_flags
             return 0
 

@@ -52,6 +52,7 @@ from hmmsim.kernel.mm_types import (
     pte_none,
     pte_offset_map,
     pte_pfn,
+    pte_special,
     pte_write,
 )
 from hmmsim.kernel.mmap import find_vma
@@ -921,8 +922,12 @@ async def hmm_vma_handle_pte(
         )
 
         if not (fault or write_fault):
-            # MODEL: no devmap and no special PTEs.
+            # MODEL: no devmap PTEs.
             assert pte is not None, "[hmmsim internal bug] present PTE is None"
+            if pte_special(pte):
+                # v5.3: any special PTE, the zero page included, is an error.
+                range.pfns[i] = range.values[HMM_PFN_SPECIAL]
+                return -errno.EFAULT
             range.pfns[i] = hmm_device_entry_from_pfn(range, pte_pfn(pte)) | cpu_flags
             return 0
 

@@ -20,7 +20,9 @@ pointer bug" fix) instead of calling handle_mm_fault with a NULL vma.
 Deviations:
     * MODEL: the page walk has one level (see pagewalk, mm_types): no huge
       pages, no swap, migration or device-private entries, no dev_pagemap,
-      no zero page or special PTEs.
+      no devmap PTEs.  A zero-page PTE is reported like a normal read-only
+      page (Ralph Campbell's v5.4 "mm/hmm: allow snapshot of the special
+      zero page"); no other special PTE occurs.
     * MODEL: ``hmm_range_dma_map``/``unmap`` and the devmem parts are not
       modelled.
     * MODEL: ``HMM_FAULT_ALLOW_RETRY`` is accepted but handle_mm_fault never
@@ -43,11 +45,12 @@ from hmmsim.kernel.mm_types import (
     pte_none,
     pte_offset_map,
     pte_pfn,
+    pte_special,
     pte_write,
 )
 from hmmsim.kernel.mmap import find_vma
 from hmmsim.kernel.mmu_notifier_v55 import MmuIntervalNotifier, mmu_interval_check_retry
-from hmmsim.kernel.page_alloc import pfn_to_page
+from hmmsim.kernel.page_alloc import is_zero_pfn, pfn_to_page
 from hmmsim.kernel.pagewalk import MmWalk, walk_page_range
 from hmmsim.kernel.trace import trace
 from hmmsim.kernel.types import (
@@ -401,8 +404,12 @@ async def hmm_vma_handle_pte(
             hmm_vma_walk, orig_pfn, cpu_flags, fault, write_fault
         )
         if not (fault or write_fault):
-            # MODEL: no devmap and no special PTEs.
+            # MODEL: no devmap PTEs.
             assert pte is not None, "[hmmsim internal bug] present PTE is None"
+            if pte_special(pte) and not is_zero_pfn(pte_pfn(pte)):
+                range.pfns[i] = range.values[HMM_PFN_SPECIAL]
+                return -errno.EFAULT
+            # The zero page has a struct page: treat it as a normal page.
             range.pfns[i] = hmm_device_entry_from_pfn(range, pte_pfn(pte)) | cpu_flags
             return 0
 

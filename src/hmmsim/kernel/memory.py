@@ -1,23 +1,48 @@
-"""Page faults and unmapping: handle_mm_fault, unmap_page_range, unmap_vmas.
+"""Page faults, copy-on-write, fork's page-table copy, and unmapping.
 
-Kernel: mm/memory.c (Linux v5.3).
+Kernel: mm/memory.c (Linux v5.5; the parts used by v5.3 are unchanged).
 
-A fault on an empty PTE allocates a zeroed page and installs it under the
-page-table lock; a write fault on a read-only PTE of a writable VMA makes the
-PTE writable.  Zapping clears each PTE under the page-table lock and drops the
-page's mapping reference, which frees the page when it was the last one.
+A read fault on an empty PTE of private anonymous memory maps the shared
+zero page read-only; a write fault allocates a zeroed page.  A write fault on
+a read-only PTE of a writable VMA reuses the page when this PTE is its only
+mapping (do_wp_page -> wp_page_reuse) and otherwise copies it into a new page
+inside a blockable MMU_NOTIFY_CLEAR bracket (wp_page_copy); the zero page is
+always copied.  Fork copies the PTEs of each VMA (copy_page_range); for a
+private (COW) mapping it write-protects the parent's PTEs inside a blockable
+MMU_NOTIFY_PROTECTION_PAGE bracket and both mms share the pages.  A fault on
+a shared anonymous (shmem) VMA finds its page in the file's page cache
+(do_fault).  Zapping clears each PTE under the page-table lock and drops the
+page's map count and reference, which frees the page when it was the last.
 
 Deviations:
     * MODEL: one level of page tables (see mm_types); ``__handle_mm_fault``
       goes straight to ``handle_pte_fault``; PMD/PUD walks are not modelled.
+      copy_page_range goes straight to copy_pte_range, which copies the whole
+      range in one pass (no ``progress``/need_resched break).
     * MODEL: the access check that the architecture's fault handler (or
       get_user_pages' check_vma_flags) does before handle_mm_fault is folded
       into handle_mm_fault: a write fault on a VMA without VM_WRITE, or any
       fault on a VMA without VM_READ|VM_WRITE, returns VM_FAULT_SIGSEGV.
-    * MODEL: no zero page and no page sharing, so a read fault allocates a
-      page and a write fault on a read-only PTE always reuses the page
-      (do_wp_page -> wp_page_reuse); FAULT_FLAG_ALLOW_RETRY never drops
-      mmap_sem (nothing waits on I/O), so VM_FAULT_RETRY never happens.
+    * MODEL: FAULT_FLAG_ALLOW_RETRY never drops mmap_sem (nothing waits on
+      I/O), so VM_FAULT_RETRY never happens.
+    * MODEL: no swap: do_wp_page's reuse test (trylock_page +
+      reuse_swap_page) is "the page is anonymous and mapped once"
+      (``page_mapcount() == 1``), read with an Op on the page; the page lock
+      is not modelled.  No KSM, no mlock, no memcg, no rss counters.
+    * MODEL: ``vma->anon_vma`` is not modelled: copy_page_range copies every
+      private anonymous VMA (the C skips one without an anon_vma, i.e. one
+      never write-faulted, whose only PTEs can be zero-page PTEs; the child
+      then gets those zero-page PTEs instead of refaulting them); shared
+      anonymous VMAs are skipped, as in C (they never have an anon_vma).
+    * MODEL: ``is_cow_mapping`` is "not VM_SHARED": VM_MAYWRITE is not
+      modelled and every private mapping may be written (mmap of anonymous
+      memory always sets it).
+    * MODEL: no private file mappings, so do_cow_fault is not modelled (a
+      write fault on a VMA with vm_ops is a shared one).
+    * MODEL: set_pte_at_notify is set_pte_at and ptep_clear_flush_notify is
+      ptep_get_and_clear: the change_pte and invalidate_range callbacks are
+      not modelled; mmu_notifier_invalidate_range_only_end is
+      mmu_notifier_invalidate_range_end for the same reason.
     * MODEL: no mmu_gather batching: a zapped page's reference is dropped
       right after its PTE is cleared, under the page-table lock (the kernel
       frees it at the next TLB flush, at the latest in tlb_finish_mmu, which
@@ -25,24 +50,34 @@ Deviations:
       are dropped.
     * MODEL: ``unmap_vmas`` takes the list of VMAs starting at the first one
       (the C follows ``vm_next``).
+    * MODEL: ``struct vm_fault`` is not modelled: the fault handlers take the
+      VMA, the address, the PTE cell and, where needed, the PTE value read
+      at fault entry (``vmf->orig_pte``) and the page (``vmf->page``).
 """
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 
 from hmmsim.kernel.atomic import test_bit
 from hmmsim.kernel.debug import lockdep_assert_held
 from hmmsim.kernel.mm_types import (
     MmStruct,
+    Page,
     Pte,
     VmAreaStruct,
     mk_pte,
+    pte_mkspecial,
     pte_none,
     pte_offset_map,
     pte_page,
+    pte_pfn,
     pte_present,
+    pte_special,
     pte_write,
+    pte_wrprotect,
+    vma_is_anonymous,
 )
 from hmmsim.kernel.mmu_notifier import (
     MmuNotifierRange,
@@ -50,22 +85,44 @@ from hmmsim.kernel.mmu_notifier import (
     mmu_notifier_invalidate_range_start,
     mmu_notifier_range_init,
 )
-from hmmsim.kernel.page_alloc import GFP_HIGHUSER_MOVABLE, alloc_page, put_page
+from hmmsim.kernel.page_alloc import (
+    GFP_HIGHUSER_MOVABLE,
+    ZERO_PAGE,
+    alloc_page,
+    get_page,
+    is_zero_pfn,
+    put_page,
+)
+from hmmsim.kernel.rmap import (
+    PageAnon,
+    page_add_file_rmap,
+    page_add_new_anon_rmap,
+    page_dup_rmap,
+    page_remove_rmap,
+)
 from hmmsim.kernel.trace import trace
 from hmmsim.kernel.types import (
     FAULT_FLAG_WRITE,
     MMF_UNSTABLE,
+    MMU_NOTIFY_CLEAR,
+    MMU_NOTIFY_PROTECTION_PAGE,
     MMU_NOTIFY_UNMAP,
     PAGE_MASK,
     PAGE_SIZE,
+    VM_FAULT_ERROR,
     VM_FAULT_OOM,
     VM_FAULT_SIGBUS,
     VM_FAULT_SIGSEGV,
     VM_FAULT_WRITE,
+    VM_HUGETLB,
+    VM_MIXEDMAP,
+    VM_PFNMAP,
     VM_READ,
+    VM_SHARED,
     VM_WRITE,
     FaultFlag,
     VmFault,
+    VmFlags,
 )
 from hmmsim.sync import (
     READ_ONCE,
@@ -74,19 +131,34 @@ from hmmsim.sync import (
     spin_lock,
     spin_unlock,
 )
+from hmmsim.sync.once import shared_access
 
 __all__ = [
+    "__do_fault",
     "__handle_mm_fault",
     "check_stable_address_space",
+    "copy_one_pte",
+    "copy_page_range",
+    "copy_pte_range",
     "do_anonymous_page",
+    "do_fault",
+    "do_read_fault",
+    "do_shared_fault",
     "do_wp_page",
+    "finish_fault",
     "handle_mm_fault",
     "handle_pte_fault",
+    "is_cow_mapping",
+    "mm_forbids_zeropage",
     "ptep_get_and_clear",
+    "ptep_set_wrprotect",
     "set_pte_at",
     "unmap_page_range",
     "unmap_single_vma",
     "unmap_vmas",
+    "vm_normal_page",
+    "wp_page_copy",
+    "wp_page_reuse",
     "zap_pte_range",
 ]
 
@@ -130,6 +202,58 @@ async def ptep_get_and_clear(
     return old
 
 
+async def ptep_set_wrprotect(mm: MmStruct, addr: int, ptep: Cell[Pte | None]) -> None:
+    """Clear the write bit of a present PTE (the caller holds the lock).
+
+    Kernel: arch ptep_set_wrprotect().
+    """
+    lockdep_assert_held(mm.page_table_lock)
+    old = ptep.value
+    assert old is not None, "[hmmsim internal bug] write-protecting pte_none"
+    pte = pte_wrprotect(old)
+    await WRITE_ONCE(ptep, pte)
+    trace(
+        "set_pte",
+        mm=mm.name,
+        addr=addr,
+        page=pte.page.pfn,
+        generation=pte.page.generation,
+        write=pte.write,
+    )
+
+
+def is_cow_mapping(flags: VmFlags) -> bool:
+    """Return whether a mapping with ``flags`` is private, i.e. copy-on-write.
+
+    Kernel: mm/internal.h is_cow_mapping().  MODEL: VM_MAYWRITE is not
+    modelled and is taken as set (see Deviations).
+    """
+    return not flags & VM_SHARED
+
+
+def mm_forbids_zeropage(mm: MmStruct) -> bool:
+    """Return whether ``mm`` may not map the zero page.
+
+    Kernel: include/linux/mm.h mm_forbids_zeropage() (0 except on s390 KVM).
+    """
+    del mm
+    return False
+
+
+def vm_normal_page(vma: VmAreaStruct, addr: int, pte: Pte) -> Page | None:
+    """Return the struct page a PTE maps, or None for a special mapping.
+
+    Kernel: mm/memory.c vm_normal_page() (with ARCH_HAS_PTE_SPECIAL).  The
+    only special PTEs of the model map the zero page.
+    """
+    del vma, addr
+    if pte_special(pte):
+        # MODEL: no VM_PFNMAP/VM_MIXEDMAP or devmap PTEs: it is the zero page.
+        assert is_zero_pfn(pte_pfn(pte)), "[hmmsim internal bug] special PTE"
+        return None
+    return pte_page(pte)
+
+
 async def check_stable_address_space(mm: MmStruct) -> VmFault:
     """Refuse new pages in an address space the OOM reaper is tearing down.
 
@@ -140,15 +264,36 @@ async def check_stable_address_space(mm: MmStruct) -> VmFault:
     return VmFault(0)
 
 
-async def do_anonymous_page(
+async def do_anonymous_page(  # noqa: PLR0911 - the C's exits, in its order
     vma: VmAreaStruct, address: int, ptep: Cell[Pte | None], flags: FaultFlag
 ) -> VmFault:
-    """Map a new zeroed page at an empty PTE.
+    """Map the zero page (read fault) or a new zeroed page at an empty PTE.
 
-    Kernel: mm/memory.c do_anonymous_page() (v5.3).
+    Kernel: mm/memory.c do_anonymous_page() (v5.5).
     """
-    del flags  # MODEL: no zero page, read and write faults both allocate
     mm = vma.vm_mm
+
+    # An anonymous VMA may not be shared (a shared one has shmem's vm_ops).
+    if vma.vm_flags & VM_SHARED:
+        return VM_FAULT_SIGBUS
+
+    # A read maps the zero page, read-only and special.
+    if not flags & FAULT_FLAG_WRITE and not mm_forbids_zeropage(mm):
+        entry = pte_mkspecial(mk_pte(ZERO_PAGE(address), False))
+        await spin_lock(mm.page_table_lock)
+        if not pte_none(ptep.value):
+            await spin_unlock(mm.page_table_lock)
+            return VmFault(0)
+        ret = await check_stable_address_space(mm)
+        if ret:
+            await spin_unlock(mm.page_table_lock)
+            return ret
+        # goto setpte
+        await set_pte_at(mm, address, ptep, entry)
+        await spin_unlock(mm.page_table_lock)
+        return VmFault(0)
+
+    # A page of our own.  MODEL: anon_vma_prepare is not modelled.
     page = await alloc_page(GFP_HIGHUSER_MOVABLE)
     if page is None:
         return VM_FAULT_OOM
@@ -165,23 +310,212 @@ async def do_anonymous_page(
         await spin_unlock(mm.page_table_lock)
         await put_page(page)
         return ret
+    page_add_new_anon_rmap(page, vma, address)
     await set_pte_at(mm, address, ptep, entry)
     await spin_unlock(mm.page_table_lock)
     return VmFault(0)
 
 
+async def __do_fault(vma: VmAreaStruct, address: int) -> tuple[VmFault, Page | None]:
+    """Ask the VMA's ``->fault`` for the page that ``address`` maps.
+
+    Kernel: mm/memory.c __do_fault() (v5.5).
+    """
+    assert vma.vm_ops is not None, "[hmmsim internal bug] __do_fault without vm_ops"
+    ret, page = await vma.vm_ops.fault(vma, address)
+    return VmFault(ret), page
+
+
+async def finish_fault(
+    vma: VmAreaStruct, address: int, ptep: Cell[Pte | None], page: Page, write: bool
+) -> VmFault:
+    """Map a page-cache page at ``address`` unless someone else did first.
+
+    Kernel: mm/memory.c finish_fault() -> alloc_set_pte() (v5.5).  The PTE
+    is writable if the fault writes or the shared VMA is writable (its
+    ``vm_page_prot`` allows writes: shmem does no dirty accounting).
+    """
+    mm = vma.vm_mm
+    await spin_lock(mm.page_table_lock)
+    if not pte_none(ptep.value):
+        await spin_unlock(mm.page_table_lock)
+        await put_page(page)
+        return VmFault(0)
+    ret = await check_stable_address_space(mm)
+    if ret:
+        await spin_unlock(mm.page_table_lock)
+        await put_page(page)
+        return ret
+    entry = mk_pte(page, write or bool(vma.vm_flags & VM_WRITE))
+    await page_add_file_rmap(page)
+    await set_pte_at(mm, address, ptep, entry)
+    await spin_unlock(mm.page_table_lock)
+    return VmFault(0)
+
+
+async def do_read_fault(
+    vma: VmAreaStruct, address: int, ptep: Cell[Pte | None]
+) -> VmFault:
+    """Map the page-cache page of a read fault.
+
+    Kernel: mm/memory.c do_read_fault() (v5.5; no fault-around).
+    """
+    ret, page = await __do_fault(vma, address)
+    if ret & VM_FAULT_ERROR or page is None:
+        return ret
+    return await finish_fault(vma, address, ptep, page, False)
+
+
+async def do_shared_fault(
+    vma: VmAreaStruct, address: int, ptep: Cell[Pte | None]
+) -> VmFault:
+    """Map the page-cache page of a write fault on a shared mapping.
+
+    Kernel: mm/memory.c do_shared_fault() (v5.5; shmem has no page_mkwrite,
+    dirty tracking is not modelled).
+    """
+    ret, page = await __do_fault(vma, address)
+    if ret & VM_FAULT_ERROR or page is None:
+        return ret
+    return await finish_fault(vma, address, ptep, page, True)
+
+
+async def do_fault(
+    vma: VmAreaStruct, address: int, ptep: Cell[Pte | None], flags: FaultFlag
+) -> VmFault:
+    """Resolve a fault on an empty PTE of a VMA with ``vm_ops``.
+
+    Kernel: mm/memory.c do_fault() (v5.5).
+    """
+    if not flags & FAULT_FLAG_WRITE:
+        return await do_read_fault(vma, address, ptep)
+    if not vma.vm_flags & VM_SHARED:
+        # MODEL: do_cow_fault, for private file mappings, is not modelled.
+        return VM_FAULT_SIGBUS
+    return await do_shared_fault(vma, address, ptep)
+
+
+async def wp_page_reuse(
+    vma: VmAreaStruct, address: int, ptep: Cell[Pte | None], orig_pte: Pte
+) -> None:
+    """Make the faulting PTE writable, keeping its page (lock held; released).
+
+    Kernel: mm/memory.c wp_page_reuse() (v5.5).
+    """
+    mm = vma.vm_mm
+    await set_pte_at(mm, address, ptep, mk_pte(pte_page(orig_pte), True))
+    await spin_unlock(mm.page_table_lock)
+
+
+async def wp_page_copy(
+    vma: VmAreaStruct,
+    address: int,
+    ptep: Cell[Pte | None],
+    orig_pte: Pte,
+    old_page: Page | None,
+) -> VmFault:
+    """Break COW: map a private copy of the page (a zeroed one for the zero page).
+
+    Kernel: mm/memory.c wp_page_copy() (v5.5).  Entered without the PTE
+    lock, holding a reference on ``old_page`` (None for the zero page).  The
+    PTE is replaced inside a blockable MMU_NOTIFY_CLEAR bracket.
+
+    Returns:
+        VM_FAULT_WRITE when the copy was mapped, 0 when the PTE changed
+        meanwhile, VM_FAULT_OOM when no page is left.
+    """
+    mm = vma.vm_mm
+    page_copied = False
+
+    # MODEL: anon_vma_prepare is not modelled.
+    if is_zero_pfn(pte_pfn(orig_pte)):
+        new_page = await alloc_page(GFP_HIGHUSER_MOVABLE)
+        if new_page is None:
+            return VM_FAULT_OOM
+    else:
+        assert old_page is not None, "[hmmsim internal bug] COW of no page"
+        new_page = await alloc_page(GFP_HIGHUSER_MOVABLE)
+        if new_page is None:
+            await put_page(old_page)
+            return VM_FAULT_OOM
+        # cow_user_page: the new page is not visible yet, the old one is read.
+        await shared_access(old_page, write=False, func="cow_user_page")
+        new_page.contents = old_page.contents
+
+    range = MmuNotifierRange(mm=mm)
+    mmu_notifier_range_init(
+        range,
+        MMU_NOTIFY_CLEAR,
+        0,
+        vma,
+        mm,
+        address & PAGE_MASK,
+        (address & PAGE_MASK) + PAGE_SIZE,
+    )
+    await mmu_notifier_invalidate_range_start(range)
+
+    # Check the PTE again: the lock was dropped.
+    await spin_lock(mm.page_table_lock)
+    free_page: Page | None = new_page
+    if ptep.value is orig_pte:
+        entry = mk_pte(new_page, bool(vma.vm_flags & VM_WRITE))
+        # Clear the old entry first, then install the new one.
+        await ptep_get_and_clear(mm, address, ptep)
+        page_add_new_anon_rmap(new_page, vma, address)
+        await set_pte_at(mm, address, ptep, entry)
+        if old_page is not None:
+            # Only now that the PTE maps the new page may the old page's map
+            # count drop: a process seeing it at one could reuse the old page
+            # while this PTE still pointed to it.
+            await page_remove_rmap(old_page)
+        # The old page loses the reference of this mapping.
+        free_page = old_page
+        page_copied = True
+
+    if free_page is not None:
+        await put_page(free_page)
+
+    await spin_unlock(mm.page_table_lock)
+    # MODEL: mmu_notifier_invalidate_range_only_end, see Deviations.
+    await mmu_notifier_invalidate_range_end(range)
+    if old_page is not None:
+        # The reference do_wp_page took.
+        await put_page(old_page)
+    return VM_FAULT_WRITE if page_copied else VmFault(0)
+
+
 async def do_wp_page(
     vma: VmAreaStruct, address: int, ptep: Cell[Pte | None], orig_pte: Pte
 ) -> VmFault:
-    """Make a read-only PTE writable after a write fault (lock held; released).
+    """Handle a write fault on a read-only PTE (lock held; released).
 
-    Kernel: mm/memory.c do_wp_page() -> wp_page_reuse() (v5.3).
+    Kernel: mm/memory.c do_wp_page() (v5.5).  The page is reused when this
+    PTE is its only mapping, made writable in place for a shared writable
+    mapping, and copied otherwise.
     """
     mm = vma.vm_mm
-    # MODEL: pages are never shared, so the page is always reused.
-    await set_pte_at(mm, address, ptep, mk_pte(pte_page(orig_pte), True))
+    page = vm_normal_page(vma, address, orig_pte)
+    if page is None:
+        # The zero page: always copy.  MODEL: no VM_PFNMAP/VM_MIXEDMAP, so
+        # wp_pfn_shared cannot apply.
+        await spin_unlock(mm.page_table_lock)
+        return await wp_page_copy(vma, address, ptep, orig_pte, None)
+
+    if PageAnon(page):
+        # MODEL: trylock_page + reuse_swap_page, see Deviations.
+        await shared_access(page, write=False, func="reuse_swap_page")
+        if page.mapcount == 1:
+            await wp_page_reuse(vma, address, ptep, orig_pte)
+            return VM_FAULT_WRITE
+    elif vma.vm_flags & (VM_WRITE | VM_SHARED) == VM_WRITE | VM_SHARED:
+        # wp_page_shared: shmem has no page_mkwrite, reuse the page.
+        await wp_page_reuse(vma, address, ptep, orig_pte)
+        return VM_FAULT_WRITE
+
+    # Copy it.
+    await get_page(page)
     await spin_unlock(mm.page_table_lock)
-    return VM_FAULT_WRITE
+    return await wp_page_copy(vma, address, ptep, orig_pte, page)
 
 
 async def handle_pte_fault(
@@ -196,7 +530,9 @@ async def handle_pte_fault(
     # The PTE is read without the lock first, then re-checked under it.
     orig_pte = await READ_ONCE(ptep)
     if pte_none(orig_pte):
-        return await do_anonymous_page(vma, address, ptep, flags)
+        if vma_is_anonymous(vma):
+            return await do_anonymous_page(vma, address, ptep, flags)
+        return await do_fault(vma, address, ptep, flags)
 
     await spin_lock(mm.page_table_lock)
     entry = ptep.value
@@ -260,8 +596,11 @@ async def zap_pte_range(vma: VmAreaStruct, addr: int, end: int) -> None:
             assert ptent is not None, (
                 "[hmmsim internal bug] PTE vanished under its lock"
             )
-            # MODEL: no mmu_gather: the page goes right away, see Deviations.
-            await put_page(pte_page(ptent))
+            page = vm_normal_page(vma, addr, ptent)
+            if page is not None:
+                await page_remove_rmap(page)
+                # MODEL: no mmu_gather: the page goes right away, see Deviations.
+                await put_page(page)
         addr += PAGE_SIZE
     await spin_unlock(mm.page_table_lock)
 
@@ -309,3 +648,95 @@ async def unmap_vmas(
             break
         await unmap_single_vma(vma, start_addr, end_addr)
     await mmu_notifier_invalidate_range_end(range)
+
+
+async def copy_one_pte(
+    dst_mm: MmStruct,
+    src_mm: MmStruct,
+    dst_pte: Cell[Pte | None],
+    src_pte: Cell[Pte | None],
+    vma: VmAreaStruct,
+    addr: int,
+) -> int:
+    """Copy one present PTE to the child; COW-protect it in both mms.
+
+    Kernel: mm/memory.c copy_one_pte() (v5.5; both PTE locks held).
+
+    Returns:
+        0 (MODEL: no swap entries, so never a swap-count error).
+    """
+    pte = src_pte.value
+    assert pte is not None, "[hmmsim internal bug] copying pte_none"
+    # A private mapping: write-protect the PTE in the parent and the child.
+    if is_cow_mapping(vma.vm_flags) and pte_write(pte):
+        await ptep_set_wrprotect(src_mm, addr, src_pte)
+        pte = pte_wrprotect(pte)
+    page = vm_normal_page(vma, addr, pte)
+    if page is not None:
+        await get_page(page)
+        await page_dup_rmap(page)
+    await set_pte_at(dst_mm, addr, dst_pte, pte)
+    return 0
+
+
+async def copy_pte_range(
+    dst_mm: MmStruct, src_mm: MmStruct, vma: VmAreaStruct, addr: int, end: int
+) -> int:
+    """Copy the present PTEs of [addr, end) from ``src_mm`` to ``dst_mm``.
+
+    Kernel: mm/memory.c copy_pte_range() (v5.5): the child's PTE lock, then
+    the parent's (spin_lock_nested), held for the whole range.
+
+    Returns:
+        0.
+    """
+    await spin_lock(dst_mm.page_table_lock)
+    await spin_lock(src_mm.page_table_lock)  # spin_lock_nested
+    while addr < end:
+        src_pte = src_mm.ptes.get(addr)
+        if src_pte is not None and not pte_none(src_pte.value):
+            dst_pte = pte_offset_map(dst_mm, addr)
+            await copy_one_pte(dst_mm, src_mm, dst_pte, src_pte, vma, addr)
+        addr += PAGE_SIZE
+    await spin_unlock(src_mm.page_table_lock)
+    await spin_unlock(dst_mm.page_table_lock)
+    return 0
+
+
+async def copy_page_range(dst_mm: MmStruct, src_mm: MmStruct, vma: VmAreaStruct) -> int:
+    """Copy the page tables of one VMA at fork (both ``mmap_sem`` held for write).
+
+    Kernel: mm/memory.c copy_page_range() (v5.5).  For a COW mapping the
+    parent's PTEs lose their write bit, so secondary MMUs are invalidated
+    first (blockable, MMU_NOTIFY_PROTECTION_PAGE over the whole VMA).
+
+    Returns:
+        0, or -ENOMEM.
+    """
+    addr = vma.vm_start
+    end = vma.vm_end
+
+    # Skip what a fault will fill in as well: MODEL: "no anon_vma" is "not
+    # private anonymous memory" (see Deviations).
+    if not vma.vm_flags & (VM_HUGETLB | VM_PFNMAP | VM_MIXEDMAP) and not (
+        vma_is_anonymous(vma) and is_cow_mapping(vma.vm_flags)
+    ):
+        return 0
+
+    # Only a COW mapping downgrades the parent's PTEs, so only it needs the
+    # secondary MMUs invalidated.
+    is_cow = is_cow_mapping(vma.vm_flags)
+    range = MmuNotifierRange(mm=src_mm)
+    if is_cow:
+        mmu_notifier_range_init(
+            range, MMU_NOTIFY_PROTECTION_PAGE, 0, vma, src_mm, addr, end
+        )
+        await mmu_notifier_invalidate_range_start(range)
+
+    ret = 0
+    if await copy_pte_range(dst_mm, src_mm, vma, addr, end):
+        ret = -errno.ENOMEM
+
+    if is_cow:
+        await mmu_notifier_invalidate_range_end(range)
+    return ret

@@ -13,9 +13,15 @@ Deviations:
       stands for the split pte lock) and may be read locklessly (READ_ONCE),
       as the hmm walk does.  PMD/PUD levels, huge pages, swap, migration and
       device-private entries are not modelled.
-    * MODEL: a PTE holds the page and a write bit only (no young/dirty bits).
-    * MODEL: every VMA is anonymous and private unless ``vm_ops`` is set;
-      there is no zero page and no sharing, hence no copy-on-write.
+    * MODEL: a PTE holds the page, a write bit and the special bit (set only
+      for the zero page); no young/dirty bits.
+    * MODEL: a VMA is anonymous unless ``vm_ops`` is set; the only other kind
+      is a shared anonymous mapping (``VM_SHARED``), backed by a shmem file
+      (``vm_file``, see kernel.shmem).  ``vma->anon_vma`` is not modelled.
+    * MODEL: ``struct page`` keeps ``page_mapcount()`` as ``mapcount`` (the C
+      stores it minus one in ``_mapcount``) and ``page->mapping`` as
+      ``mapping``: :data:`PAGE_MAPPING_ANON` for an anonymous page, the shmem
+      file for a page-cache page, None otherwise.
     * MODEL: ``struct page`` carries ghost fields for the oracle: ``state``
       (free or in use), ``generation`` (bumped at each allocation) and
       ``contents`` (one int standing for the page's bytes).
@@ -32,6 +38,7 @@ Deviations:
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -42,6 +49,7 @@ if TYPE_CHECKING:
     from hmmsim.kernel.mmu_notifier import MmuNotifierCore, MmuNotifierMm
 
 __all__ = [
+    "PAGE_MAPPING_ANON",
     "MmStruct",
     "Page",
     "PageState",
@@ -49,12 +57,15 @@ __all__ = [
     "RcuHead",
     "TaskStruct",
     "VmAreaStruct",
+    "VmOperationsStruct",
     "mk_pte",
+    "pte_mkspecial",
     "pte_none",
     "pte_offset_map",
     "pte_page",
     "pte_pfn",
     "pte_present",
+    "pte_special",
     "pte_write",
     "pte_wrprotect",
     "vma_is_anonymous",
@@ -69,6 +80,11 @@ class PageState(enum.Enum):
     IN_USE = "in-use"
 
 
+#: MODEL: ``page->mapping`` of an anonymous page (the C tags the anon_vma
+#: pointer with the PAGE_MAPPING_ANON bit; anon_vma is not modelled).
+PAGE_MAPPING_ANON: object = "PAGE_MAPPING_ANON"
+
+
 @dataclass(slots=True, kw_only=True, eq=False)
 class Page:
     """Models ``struct page`` (one page frame), plus ghost fields.
@@ -76,6 +92,8 @@ class Page:
     Attributes:
         pfn: page frame number (index in the allocator).
         refcount: ``page->_refcount``.
+        mapcount: ``page_mapcount()``: the PTEs that map the page.
+        mapping: ``page->mapping`` (PAGE_MAPPING_ANON, a shmem file, or None).
         state: ghost: FREE or IN_USE.
         generation: ghost: number of times this frame was allocated.
         contents: ghost: the page's data as one integer.
@@ -84,6 +102,8 @@ class Page:
 
     pfn: int
     refcount: int = 0
+    mapcount: int = 0
+    mapping: object | None = None
     state: PageState = PageState.FREE
     generation: int = 0
     contents: int = 0
@@ -107,13 +127,15 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class Pte:
-    """Models a present ``pte_t``: the mapped page and the write bit."""
+    """Models a present ``pte_t``: the mapped page, the write and special bits."""
 
     page: Page
     write: bool
+    special: bool = False
 
     def __repr__(self) -> str:
-        return f"Pte(pfn={self.page.pfn}, {'rw' if self.write else 'ro'})"
+        special = ", special" if self.special else ""
+        return f"Pte(pfn={self.page.pfn}, {'rw' if self.write else 'ro'}{special})"
 
 
 def mk_pte(page: Page, write: bool) -> Pte:
@@ -138,7 +160,20 @@ def pte_write(pte: Pte) -> bool:
 
 def pte_wrprotect(pte: Pte) -> Pte:
     """Return the entry without its write bit."""
-    return Pte(pte.page, False)
+    return Pte(pte.page, False, pte.special)
+
+
+def pte_mkspecial(pte: Pte) -> Pte:
+    """Return the entry marked special (no struct page to refcount).
+
+    Kernel: arch pte_mkspecial().
+    """
+    return Pte(pte.page, pte.write, True)
+
+
+def pte_special(pte: Pte) -> bool:
+    """Return whether the entry is special (the zero page, in the model)."""
+    return pte.special
 
 
 def pte_page(pte: Pte) -> Page:
@@ -152,6 +187,20 @@ def pte_pfn(pte: Pte) -> int:
 
 
 @dataclass(slots=True, kw_only=True, eq=False)
+class VmOperationsStruct:
+    """Models ``struct vm_operations_struct`` (only ``fault``).
+
+    Attributes:
+        name: the C name of the ops table, for reports.
+        fault: ``->fault(vmf)``; MODEL: takes the VMA and the address and
+            returns the fault code and the page (``vmf->page``) it found.
+    """
+
+    name: str
+    fault: Callable[[VmAreaStruct, int], Awaitable[tuple[int, Page | None]]]
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
 class VmAreaStruct:
     """Models ``struct vm_area_struct``.
 
@@ -161,13 +210,17 @@ class VmAreaStruct:
         vm_end: last address (exclusive).
         vm_flags: the ``VM_*`` flags.
         vm_ops: None for anonymous memory (vma_is_anonymous).
+        vm_pgoff: offset of ``vm_start`` in ``vm_file``, in pages.
+        vm_file: the shmem file of a shared anonymous mapping, else None.
     """
 
     vm_mm: MmStruct
     vm_start: int
     vm_end: int
     vm_flags: VmFlags
-    vm_ops: object | None = None
+    vm_ops: VmOperationsStruct | None = None
+    vm_pgoff: int = 0
+    vm_file: object | None = None
 
     def __repr__(self) -> str:
         return f"Vma([{self.vm_start:#x}, {self.vm_end:#x}), {self.vm_flags!r})"

@@ -9,8 +9,11 @@ Deviations:
     * MODEL: ``vm_mmap`` takes the mm, a fixed address and the ``VM_*`` flags
       directly (the kernel derives them from prot/flags and current->mm, and
       picks the address); an overlap returns -EEXIST as MAP_FIXED_NOREPLACE.
-      Only anonymous private mappings are created (unless ``vm_flags`` says
-      otherwise, e.g. VM_IO or VM_HUGETLB to exercise error paths).
+      Only anonymous mappings are created: private ones, and shared ones
+      (``VM_SHARED``, MAP_SHARED|MAP_ANONYMOUS) backed by shmem_zero_setup;
+      ``vm_flags`` may add e.g. VM_IO or VM_HUGETLB to exercise error paths.
+    * MODEL: remove_vma does not fput the VMA's file: shmem files are never
+      released (kernel.shmem Deviations).
     * MODEL: munmap keeps ``mmap_sem`` for write throughout; v5.3 downgrades it
       to read after detaching the VMAs (downgrade_write is not modelled).
       The detached VMAs are invisible to readers either way.
@@ -28,8 +31,17 @@ from hmmsim.kernel.memory import unmap_vmas
 from hmmsim.kernel.mm_types import MmStruct, VmAreaStruct, pte_offset_map
 from hmmsim.kernel.mmu_notifier import mmu_notifier_release
 from hmmsim.kernel.oom_kill import __oom_reap_task_mm, mm_is_oom_victim
+from hmmsim.kernel.shmem import shmem_zero_setup
 from hmmsim.kernel.trace import trace
-from hmmsim.kernel.types import MMF_OOM_SKIP, PAGE_ALIGN, PAGE_MASK, PAGE_SIZE, VmFlags
+from hmmsim.kernel.types import (
+    MMF_OOM_SKIP,
+    PAGE_ALIGN,
+    PAGE_MASK,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    VM_SHARED,
+    VmFlags,
+)
 from hmmsim.sync import down_write, up_write
 
 __all__ = [
@@ -84,12 +96,16 @@ def __split_vma(mm: MmStruct, vma: VmAreaStruct, addr: int, new_below: bool) -> 
         vm_end=vma.vm_end,
         vm_flags=vma.vm_flags,
         vm_ops=vma.vm_ops,
+        vm_pgoff=vma.vm_pgoff,
+        vm_file=vma.vm_file,  # MODEL: get_file is not modelled
     )
     if new_below:
         new.vm_end = addr
+        vma.vm_pgoff += (addr - new.vm_start) >> PAGE_SHIFT
         vma.vm_start = addr
     else:
         new.vm_start = addr
+        new.vm_pgoff += (addr - vma.vm_start) >> PAGE_SHIFT
         vma.vm_end = addr
     mm.mmap.append(new)
     mm.mmap.sort(key=lambda v: v.vm_start)
@@ -107,7 +123,7 @@ def remove_vma(mm: MmStruct, vma: VmAreaStruct) -> None:
 
 
 async def vm_mmap(mm: MmStruct, addr: int, len: int, vm_flags: VmFlags) -> int:
-    """Map ``len`` bytes of anonymous private memory at ``addr``.
+    """Map ``len`` bytes of anonymous memory (shared if VM_SHARED) at ``addr``.
 
     Kernel: mm/util.c vm_mmap() -> mm/mmap.c do_mmap() / mmap_region()
     (reduced, see Deviations).
@@ -120,6 +136,9 @@ async def vm_mmap(mm: MmStruct, addr: int, len: int, vm_flags: VmFlags) -> int:
     len = PAGE_ALIGN(len)
     await down_write(mm.mmap_sem)
     vma = VmAreaStruct(vm_mm=mm, vm_start=addr, vm_end=addr + len, vm_flags=vm_flags)
+    if vm_flags & VM_SHARED:
+        # mmap_region: shared anonymous memory is a shmem file.
+        shmem_zero_setup(vma)
     if insert_vm_struct(mm, vma):
         await up_write(mm.mmap_sem)
         return -errno.EEXIST

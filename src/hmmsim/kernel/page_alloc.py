@@ -18,6 +18,10 @@ Deviations:
     * MODEL: an allocation is two Ops: taking a frame off the free list (on
       the allocator) and preparing it (on the page: state, generation,
       zeroing), so every Op's footprint is known before it runs.
+    * MODEL: the zero page (``ZERO_PAGE``, a static page of the kernel image
+      in C) is made at its first use in an execution, outside the allocator's
+      frames, with pfn :data:`ZERO_PFN`; it is never allocated or freed and
+      always reads 0.
 """
 
 from __future__ import annotations
@@ -33,10 +37,14 @@ from hmmsim.sync.once import shared_access
 
 __all__ = [
     "GFP_HIGHUSER_MOVABLE",
+    "ZERO_PAGE",
+    "ZERO_PFN",
     "PageAllocator",
     "alloc_page",
     "free_page",
     "get_page",
+    "is_zero_pfn",
+    "my_zero_pfn",
     "page_allocator",
     "pfn_to_page",
     "put_page",
@@ -44,6 +52,9 @@ __all__ = [
 
 #: The gfp mask of user pages (only a label in the model).
 GFP_HIGHUSER_MOVABLE = 0x6200CA
+
+#: MODEL: the zero page's frame number, above any frame the allocator hands out.
+ZERO_PFN = 1 << 20
 
 
 @dataclass(slots=True, kw_only=True, eq=False)
@@ -79,7 +90,42 @@ def page_allocator() -> PageAllocator:
 
 def pfn_to_page(pfn: int) -> Page:
     """Return the struct page of frame ``pfn``."""
+    if is_zero_pfn(pfn):
+        return ZERO_PAGE(0)
     return page_allocator().pages[pfn]
+
+
+def ZERO_PAGE(vaddr: int) -> Page:
+    """Return the shared zero page (one for every address).
+
+    Kernel: arch ZERO_PAGE() (x86: ``empty_zero_page``).  MODEL: made at its
+    first use in the execution (see Deviations); it is never written, so no
+    Op is needed to read it.
+    """
+    del vaddr  # one zero page on x86
+    context = current_execution().context
+    page = context.get("zero_page")
+    if page is None:
+        page = Page(pfn=ZERO_PFN, refcount=1, state=PageState.IN_USE, generation=1)
+        context["zero_page"] = page
+    return cast(Page, page)
+
+
+def my_zero_pfn(addr: int) -> int:
+    """Return the frame number of the zero page for ``addr``.
+
+    Kernel: include/asm-generic/pgtable.h my_zero_pfn().
+    """
+    del addr
+    return ZERO_PFN
+
+
+def is_zero_pfn(pfn: int) -> bool:
+    """Return whether ``pfn`` is the zero page.
+
+    Kernel: include/asm-generic/pgtable.h is_zero_pfn().
+    """
+    return pfn == ZERO_PFN
 
 
 async def alloc_page(gfp_mask: int = GFP_HIGHUSER_MOVABLE) -> Page | None:
@@ -120,6 +166,7 @@ async def free_page(page: Page) -> None:
     await shared_access(page, allocator, write=True, func="free_page")
     VM_BUG_ON(page.state is not PageState.IN_USE, "freeing a free page")
     page.state = PageState.FREE
+    page.mapping = None  # free_pages_prepare() clears page->mapping
     allocator.free_list.append(page)
     trace("page_free", page=page.pfn, generation=page.generation)
 

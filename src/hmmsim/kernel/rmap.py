@@ -1,6 +1,8 @@
-"""Reverse-map unmapping of one page, as page reclaim does it (reduced).
+"""Reverse mapping: map counts of pages, and unmapping one page as reclaim does.
 
-Kernel: mm/rmap.c try_to_unmap_one() (v5.3), called by shrink_page_list
+Kernel: mm/rmap.c (v5.5): page_add_new_anon_rmap, page_add_file_rmap,
+page_dup_rmap (include/linux/rmap.h), page_remove_rmap, PageAnon
+(include/linux/page-flags.h), and try_to_unmap_one (v5.3), called by shrink_page_list
 through try_to_unmap.  Unlike munmap, it does not take ``mmap_sem``: it
 finds the PTE through the page's reverse map and brackets the change with a
 *blockable* mmu-notifier invalidation (MMU_NOTIFY_CLEAR).  That makes it the
@@ -14,12 +16,25 @@ Deviations:
     * MODEL: the caller names the (vma, address) pair; the reverse-map walk
       (rmap_walk, anon_vma) is not modelled.
     * MODEL: the page lock and the mmu_gather/TLB flush are not modelled.
+    * MODEL: the rmap itself (anon_vma chains, i_mmap) is not modelled, only
+      the count of PTEs mapping a page (``Page.mapcount``) and
+      ``page->mapping``.  A change of the count of a page other mms may map
+      is an Op on the page; page_add_new_anon_rmap touches a page nobody
+      else can see yet and is no Op.
+    * MODEL: try_to_unmap_one imports ``kernel.memory`` inside the function
+      (memory.c and rmap.c call each other: an import cycle here).
 """
 
 from __future__ import annotations
 
-from hmmsim.kernel.memory import ptep_get_and_clear
-from hmmsim.kernel.mm_types import Page, VmAreaStruct, pte_offset_map, pte_page
+from hmmsim.kernel.debug import VM_BUG_ON
+from hmmsim.kernel.mm_types import (
+    PAGE_MAPPING_ANON,
+    Page,
+    VmAreaStruct,
+    pte_offset_map,
+    pte_page,
+)
 from hmmsim.kernel.mmu_notifier import (
     MmuNotifierRange,
     mmu_notifier_invalidate_range_end,
@@ -30,8 +45,64 @@ from hmmsim.kernel.page_alloc import put_page
 from hmmsim.kernel.trace import trace
 from hmmsim.kernel.types import MMU_NOTIFY_CLEAR, PAGE_MASK, PAGE_SIZE
 from hmmsim.sync import spin_lock, spin_unlock
+from hmmsim.sync.once import shared_access
 
-__all__ = ["try_to_unmap_one"]
+__all__ = [
+    "PageAnon",
+    "page_add_file_rmap",
+    "page_add_new_anon_rmap",
+    "page_dup_rmap",
+    "page_remove_rmap",
+    "try_to_unmap_one",
+]
+
+
+def PageAnon(page: Page) -> bool:
+    """Return whether ``page`` is anonymous memory.
+
+    Kernel: include/linux/page-flags.h PageAnon().  The caller holds the PTE
+    lock of a PTE mapping the page, so ``mapping`` cannot change under it.
+    """
+    return page.mapping is PAGE_MAPPING_ANON
+
+
+def page_add_new_anon_rmap(page: Page, vma: VmAreaStruct, address: int) -> None:
+    """Account the first mapping of a new anonymous page (not yet visible).
+
+    Kernel: mm/rmap.c page_add_new_anon_rmap().  MODEL: no Op, the page is
+    still private to the faulting task (see Deviations).
+    """
+    del vma, address  # MODEL: no anon_vma to link the page to
+    page.mapcount = 1
+    page.mapping = PAGE_MAPPING_ANON
+
+
+async def page_add_file_rmap(page: Page) -> None:
+    """Account one more PTE mapping a page-cache page.
+
+    Kernel: mm/rmap.c page_add_file_rmap().
+    """
+    await shared_access(page, write=True, func="page_add_file_rmap")
+    page.mapcount += 1
+
+
+async def page_dup_rmap(page: Page) -> None:
+    """Account a PTE copied at fork that maps ``page`` too.
+
+    Kernel: include/linux/rmap.h page_dup_rmap() (an atomic_inc of _mapcount).
+    """
+    await shared_access(page, write=True, func="page_dup_rmap")
+    page.mapcount += 1
+
+
+async def page_remove_rmap(page: Page) -> None:
+    """Account a PTE that no longer maps ``page``.
+
+    Kernel: mm/rmap.c page_remove_rmap().
+    """
+    await shared_access(page, write=True, func="page_remove_rmap")
+    VM_BUG_ON(page.mapcount <= 0, "page_remove_rmap of an unmapped page")
+    page.mapcount -= 1
 
 
 async def try_to_unmap_one(page: Page, vma: VmAreaStruct, address: int) -> bool:
@@ -42,6 +113,10 @@ async def try_to_unmap_one(page: Page, vma: VmAreaStruct, address: int) -> bool:
     Returns:
         True when the page was unmapped (or was not mapped there any more).
     """
+    from hmmsim.kernel.memory import (  # noqa: PLC0415 - see Deviations
+        ptep_get_and_clear,
+    )
+
     mm = vma.vm_mm
     address &= PAGE_MASK
     range = MmuNotifierRange(mm=mm)
@@ -60,6 +135,7 @@ async def try_to_unmap_one(page: Page, vma: VmAreaStruct, address: int) -> bool:
     await spin_unlock(mm.page_table_lock)
     if unmapped:
         # The mapping's reference; the page is clean and lazily freed.
+        await page_remove_rmap(page)
         await put_page(page)
     trace(
         "try_to_unmap_one", mm=mm.name, addr=address, page=page.pfn, unmapped=unmapped

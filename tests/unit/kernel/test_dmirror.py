@@ -12,6 +12,7 @@ from hmmsim.kernel.drivers.dmirror import (
     HMM_DMIRROR_PROT_NONE,
     HMM_DMIRROR_PROT_READ,
     HMM_DMIRROR_PROT_WRITE,
+    HMM_DMIRROR_PROT_ZERO,
     Dmirror,
     HmmDmirrorCmd,
     dmirror_fault,
@@ -30,7 +31,8 @@ from hmmsim.kernel.mmu_notifier import (
     mmu_notifier_range_init,
 )
 from hmmsim.kernel.mmu_notifier_v55 import MmuNotifierMm
-from hmmsim.kernel.types import MMU_NOTIFY_UNMAP, PAGE_SIZE, VM_READ, VmFlags
+from hmmsim.kernel.mprotect import do_mprotect_pkey
+from hmmsim.kernel.types import MMU_NOTIFY_UNMAP, PAGE_SIZE, VM_READ, VM_WRITE, VmFlags
 from hmmsim.kernel.uaccess import cpu_load, cpu_store
 from hmmsim.sync import mutex_lock, mutex_unlock
 
@@ -173,13 +175,28 @@ class TestReadWriteSnapshot:
         assert [] == run_one(body).kinds
         assert [0, [HMM_DMIRROR_PROT_WRITE, HMM_DMIRROR_PROT_NONE], None, 1] == seen
 
-    def test_snapshot_of_read_only_memory_reports_read(self) -> None:
-        """A page mapped read-only is reported READ."""
+    def test_snapshot_of_the_zero_page_reports_zero_read(self) -> None:
+        """A CPU read of untouched memory maps the zero page: ZERO | READ."""
         seen: list[object] = []
 
         async def body() -> None:
             mm, dmirror = await opened(1, VM_READ)
             await cpu_load(mm, BASE)
+            cmd = HmmDmirrorCmd(addr=BASE, npages=1)
+            seen.append(await dmirror_snapshot(dmirror, cmd))
+            seen.append(cmd.ptr)
+
+        assert [] == run_one(body).kinds
+        assert [0, [HMM_DMIRROR_PROT_ZERO | HMM_DMIRROR_PROT_READ]] == seen
+
+    def test_snapshot_of_read_only_memory_reports_read(self) -> None:
+        """A page of its own mapped read-only is reported READ."""
+        seen: list[object] = []
+
+        async def body() -> None:
+            mm, dmirror = await opened(1, VM_READ | VM_WRITE)
+            await cpu_store(mm, BASE, 1)
+            assert 0 == await do_mprotect_pkey(mm, BASE, PAGE_SIZE, VM_READ)
             cmd = HmmDmirrorCmd(addr=BASE, npages=1)
             seen.append(await dmirror_snapshot(dmirror, cmd))
             seen.append(cmd.ptr)

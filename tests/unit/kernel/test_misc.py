@@ -133,6 +133,12 @@ def test_snapshot_across_two_vmas_and_a_hole(mod: ModuleType) -> None:
 
 def test_vma_dataclass_fields() -> None:
     """VmAreaStruct keeps the C field names."""
-    assert {"vm_mm", "vm_start", "vm_end", "vm_flags", "vm_ops"} == set(
-        VmAreaStruct.__dataclass_fields__
-    )
+    assert {
+        "vm_mm",
+        "vm_start",
+        "vm_end",
+        "vm_flags",
+        "vm_ops",
+        "vm_pgoff",
+        "vm_file",
+    } == set(VmAreaStruct.__dataclass_fields__)

@@ -19,7 +19,13 @@ from hmmsim.kernel.mmu_notifier import (
     mmu_notifier_register,
 )
 from hmmsim.kernel.mprotect import do_mprotect_pkey
-from hmmsim.kernel.page_alloc import alloc_page, get_page, page_allocator, put_page
+from hmmsim.kernel.page_alloc import (
+    alloc_page,
+    get_page,
+    is_zero_pfn,
+    page_allocator,
+    put_page,
+)
 from hmmsim.kernel.types import (
     FAULT_FLAG_WRITE,
     MMF_UNSTABLE,
@@ -145,7 +151,7 @@ class TestPageAllocator:
 
 class TestHandleMmFault:
     def test_read_then_write_fault(self) -> None:
-        """A fault maps a zeroed page; a second fault on a present PTE does nothing."""
+        """A read fault maps the zero page; a write fault replaces it by a new page."""
         out: list[Any] = []
 
         async def body() -> None:
@@ -154,14 +160,24 @@ class TestHandleMmFault:
             assert vma is not None
             await down_read(mm.mmap_sem)
             out.append(await handle_mm_fault(vma, BASE, FaultFlag(0)))
+            pte = pte_offset_map(mm, BASE).value
+            assert pte is not None
+            out.append((pte.write, pte.special, is_zero_pfn(pte.page.pfn)))
             out.append(await handle_mm_fault(vma, BASE, FAULT_FLAG_WRITE))
             await up_read(mm.mmap_sem)
             pte = pte_offset_map(mm, BASE).value
             assert pte is not None
-            out.append((pte.write, pte.page.contents))
+            out.append((pte.write, pte.special, is_zero_pfn(pte.page.pfn)))
+            out.append((pte.page.contents, pte.page.mapcount, pte.page.refcount))
 
         run_one(body)
-        assert [0, 0, (True, 0)] == out
+        assert [
+            0,
+            (False, True, True),
+            VM_FAULT_WRITE,
+            (True, False, False),
+            (0, 1, 1),
+        ] == out
 
     def test_write_fault_on_read_only_vma_is_sigsegv(self) -> None:
         """A write fault on a VMA without VM_WRITE fails (MODEL access check)."""
@@ -187,14 +203,23 @@ class TestHandleMmFault:
             vma = find_vma(mm, BASE)
             assert vma is not None
             page_allocator().max_pages = 0
+            out.append(await handle_mm_fault(vma, BASE, FAULT_FLAG_WRITE))
+            # A read needs no page: the zero page.
             out.append(await handle_mm_fault(vma, BASE, FaultFlag(0)))
             page_allocator().max_pages = None
             await set_bit(MMF_UNSTABLE, mm.flags)
-            out.append(await handle_mm_fault(vma, BASE, FaultFlag(0)))
+            out.append(await handle_mm_fault(vma, BASE + PAGE_SIZE, FAULT_FLAG_WRITE))
+            out.append(await handle_mm_fault(vma, BASE + PAGE_SIZE, FaultFlag(0)))
             out.append(page_allocator().pages[0].state)
 
         run_one(body)
-        assert [VM_FAULT_OOM, VM_FAULT_SIGBUS, PageState.FREE] == out
+        assert [
+            VM_FAULT_OOM,
+            0,
+            VM_FAULT_SIGBUS,
+            VM_FAULT_SIGBUS,
+            PageState.FREE,
+        ] == out
 
     def test_write_fault_after_mprotect_reuses_page(self) -> None:
         """After RO then RW mprotect, a write fault makes the same page writable."""

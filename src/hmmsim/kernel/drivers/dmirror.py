@@ -29,8 +29,8 @@ Deviations:
       page table under the mutex (kmap+memcpy in C); the xarray WRITE tag is
       the device entry's write bit.
     * MODEL: migration, device-private memory and the devmem chunks are not
-      modelled; dmirror_mkentry's device-private and zero-page codes never
-      occur (no ZONE_DEVICE pages, no zero page in the mm model).
+      modelled; dmirror_mkentry's device-private codes never occur (no
+      ZONE_DEVICE pages).
     * MODEL: kfree of the dmirror marks it and its embedded notifier freed
       (ghost flags, an Op on the notifier so the explorer orders it).
 """
@@ -67,6 +67,7 @@ from hmmsim.kernel.mmu_notifier_v55 import (
     mmu_interval_read_retry,
     mmu_interval_set_seq,
 )
+from hmmsim.kernel.page_alloc import is_zero_pfn
 from hmmsim.kernel.slab import kfree
 from hmmsim.kernel.trace import trace
 from hmmsim.kernel.types import (
@@ -523,14 +524,19 @@ def dmirror_mkentry(dmirror: Dmirror, range: HmmRange, entry: int) -> int:
     """Return the HMM_DMIRROR_PROT_* code of one snapshot entry.
 
     Kernel: lib/test_hmm.c dmirror_mkentry().  MODEL: returns the code
-    (the C writes it through a pointer); no device-private or zero pages.
+    (the C writes it through a pointer); no device-private pages.
     """
     del dmirror
     if entry == range.values[HMM_PFN_ERROR]:
         return HMM_DMIRROR_PROT_ERROR
     if not entry & range.flags[HMM_PFN_VALID]:
         return HMM_DMIRROR_PROT_NONE
-    perm = HMM_DMIRROR_PROT_NONE
+    page = hmm_device_entry_to_page(range, entry)
+    # MODEL: no device-private pages.
+    if page is not None and is_zero_pfn(page.pfn):
+        perm = HMM_DMIRROR_PROT_ZERO
+    else:
+        perm = HMM_DMIRROR_PROT_NONE
     if entry & range.flags[HMM_PFN_WRITE]:
         perm |= HMM_DMIRROR_PROT_WRITE
     else:

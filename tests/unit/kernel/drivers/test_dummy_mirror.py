@@ -153,6 +153,8 @@ class TestSync:
 
         async def body() -> None:
             dmirror = await _bound(hmm)
+            # A page of its own: v5.3's walk fails on the zero page.
+            await cpu_store(dmirror.device.mm, BASE, 1)
             await dummy_device_fault(dmirror, BASE)
             await mutex_lock(dmirror.update)
             update = hmm.HmmUpdate(
