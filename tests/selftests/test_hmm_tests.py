@@ -28,6 +28,7 @@ from hmmsim.kernel.drivers.dmirror import (
     HMM_DMIRROR_PROT_NONE,
     HMM_DMIRROR_PROT_READ,
     HMM_DMIRROR_PROT_WRITE,
+    HMM_DMIRROR_PROT_ZERO,
     Dmirror,
     HmmDmirrorCmd,
     dmirror_fops_open,
@@ -36,11 +37,19 @@ from hmmsim.kernel.drivers.dmirror import (
     dmirror_snapshot,
     dmirror_write,
 )
-from hmmsim.kernel.fork import mm_alloc
-from hmmsim.kernel.mm_types import MmStruct
+from hmmsim.kernel.fork import dup_mm, mm_alloc, mmput
+from hmmsim.kernel.mm_types import MmStruct, TaskStruct
 from hmmsim.kernel.mmap import vm_mmap, vm_munmap
 from hmmsim.kernel.mprotect import do_mprotect_pkey
-from hmmsim.kernel.types import PAGE_SIZE, VM_NONE, VM_READ, VM_WRITE, VmFlags
+from hmmsim.kernel.page_alloc import is_zero_pfn
+from hmmsim.kernel.types import (
+    PAGE_SIZE,
+    VM_NONE,
+    VM_READ,
+    VM_SHARED,
+    VM_WRITE,
+    VmFlags,
+)
 from hmmsim.kernel.uaccess import cpu_load, cpu_store
 from hmmsim.scenarios._world import complete, new_completion, wait_for_completion
 
@@ -146,19 +155,21 @@ def test_open_close() -> None:
 def test_anon_read() -> None:
     """anon_read: a device read of private anonymous memory, one fault round.
 
-    MODEL: the model has no zero page; the second page, read by the CPU
-    after mprotect(PROT_READ), gets a zeroed page of its own.
+    The second page, read by the CPU after mprotect(PROT_READ), maps the
+    zero page; the v5.5 walk reports it like a read-only page.
     """
 
     async def body(t: Asserts) -> None:
         mm = await new_process()
         fd = await hmm_open(mm)
         buffer = await mmap_buffer(mm, VM_READ | VM_WRITE)
-        # Leave the first two pages zero (pte_none and "zero page").
+        # Leave the first two pages zero (pte_none and the zero page).
         for i in range(2, NPAGES):
             await cpu_store(mm, buffer.ptr + i * PAGE_SIZE, i)
         t.ASSERT_EQ(0, await do_mprotect_pkey(mm, buffer.ptr, buffer.size, VM_READ))
         t.ASSERT_EQ((0, 0), await cpu_load(mm, buffer.ptr + PAGE_SIZE))
+        zero_pte = mm.ptes[buffer.ptr + PAGE_SIZE].value
+        t.ASSERT_EQ(True, zero_pte is not None and is_zero_pfn(zero_pte.page.pfn))
 
         ret = await hmm_dmirror_cmd(fd, HMM_DMIRROR_READ, buffer, NPAGES)
         t.ASSERT_EQ(0, ret)
@@ -256,6 +267,79 @@ def test_anon_write_prot() -> None:
     hmm_test(body)
 
 
+async def fork_process(parent: MmStruct) -> MmStruct:
+    """fork(): the child's mm is a copy of the parent's (dup_mm)."""
+    child = await dup_mm(TaskStruct(pid=2, comm="selftest-child"), parent)
+    assert child is not None
+    return child
+
+
+async def anon_write_child_body(t: Asserts, shared: VmFlags) -> None:
+    """Body of anon_write_child(_shared): ``shared`` is VM_NONE or VM_SHARED."""
+    mm = await new_process()
+    buffer = await mmap_buffer(mm, VM_READ | VM_WRITE | shared)
+    # Initialize buffer->ptr so we can tell if it is written.
+    for i in range(NPAGES):
+        await cpu_store(mm, buffer.ptr + i * PAGE_SIZE, i)
+    # Initialize data that the device will write to buffer->ptr.
+    buffer.mirror = [-i for i in range(NPAGES)]
+
+    # fork(): the child runs to its exit, the parent waits for it.
+    child = await fork_process(mm)
+    child_buffer = HmmBuffer(
+        ptr=buffer.ptr, size=buffer.size, mirror=list(buffer.mirror)
+    )
+
+    # Child: it sees the parent's values.
+    for i in range(NPAGES):
+        t.ASSERT_EQ((0, i), await cpu_load(child, buffer.ptr + i * PAGE_SIZE))
+    t.ASSERT_EQ([-i for i in range(NPAGES)], child_buffer.mirror)
+
+    # The child process needs its own mirror to its own mm.
+    child_fd = await hmm_open(child)
+    ret = await hmm_dmirror_cmd(child_fd, HMM_DMIRROR_WRITE, child_buffer, NPAGES)
+    t.ASSERT_EQ(0, ret)
+    t.ASSERT_EQ(NPAGES, child_buffer.cpages)
+    t.ASSERT_EQ(1, child_buffer.faults)
+    # Check what the device wrote.
+    for i in range(NPAGES):
+        t.ASSERT_EQ((0, -i), await cpu_load(child, buffer.ptr + i * PAGE_SIZE))
+    await dmirror_fops_release(child_fd)
+    await mmput(child)  # exit(0)
+
+    # Parent: private memory did not change, shared memory did.
+    for i in range(NPAGES):
+        expected = -i if shared else i
+        t.ASSERT_EQ((0, expected), await cpu_load(mm, buffer.ptr + i * PAGE_SIZE))
+
+
+def test_anon_write_child() -> None:
+    """anon_write_child: a device write in a forked child copies on write.
+
+    The parent's private pages become copy-on-write at fork; the child's
+    device write faults them for write and gets copies, so the parent's
+    buffer keeps its values.
+    """
+
+    async def body(t: Asserts) -> None:
+        await anon_write_child_body(t, VM_NONE)
+
+    hmm_test(body)
+
+
+def test_anon_write_child_shared() -> None:
+    """anon_write_child_shared: a device write in a forked child of shared memory.
+
+    MAP_SHARED anonymous memory is one shmem file for both processes: no
+    copy-on-write, the parent sees what the child's device wrote.
+    """
+
+    async def body(t: Asserts) -> None:
+        await anon_write_child_body(t, VM_SHARED)
+
+    hmm_test(body)
+
+
 def test_anon_read_multiple() -> None:
     """anon_read_multiple: NTIMES rounds of device reads of fresh buffers."""
 
@@ -332,8 +416,8 @@ def test_snapshot() -> None:
     ZERO|READ, read-only -> READ, read-write -> WRITE, then device pages.
     v5.5: a hole is reported NONE (hmm_vma_walk_hole fills NONE when not
     faulting), a PROT_NONE VMA makes the whole snapshot -EPERM (checked
-    separately), there is no zero page in the model (the CPU read of a
-    read-only page allocates one: READ), no device-private pages.
+    separately), the zero page is ZERO|READ as in the test (checked after
+    a CPU read of the untouched page), no device-private pages.
     """
 
     async def body(t: Asserts) -> None:
@@ -361,6 +445,12 @@ def test_snapshot() -> None:
         )
         # Nothing was faulted in by the snapshot.
         t.ASSERT_EQ(None, mm.ptes[p[1]].value)
+
+        # A CPU read maps the zero page: ZERO | READ.
+        t.ASSERT_EQ((0, 0), await cpu_load(mm, p[1]))
+        ret = await hmm_dmirror_cmd(fd, HMM_DMIRROR_SNAPSHOT, buffer, NPAGES)
+        t.ASSERT_EQ(0, ret)
+        t.ASSERT_EQ(HMM_DMIRROR_PROT_ZERO | HMM_DMIRROR_PROT_READ, buffer.mirror[1])
 
         # v5.5: a PROT_NONE VMA in the range fails the whole snapshot.
         t.ASSERT_EQ(0, await do_mprotect_pkey(mm, p[1], PAGE_SIZE, VM_NONE))
