@@ -294,6 +294,7 @@ def run(
                 program,
                 cx.schedule,
                 capture=True,
+                capture_locations=config.capture_locations,
                 max_steps=max(config.max_steps, len(cx.schedule.tasks)),
             ).trace
             for cx in result.counterexamples

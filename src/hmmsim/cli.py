@@ -156,6 +156,18 @@ def _explore_options() -> _Parser:
     group.add_argument("--pct-depth", type=int, metavar="N")
     group.add_argument("--time-budget", type=float, metavar="SECONDS")
     group.add_argument(
+        "--check-determinism",
+        action="store_true",
+        default=None,
+        help="replay every counterexample twice more and fail (exit 4) if they differ",
+    )
+    group.add_argument(
+        "--locations",
+        action="store_true",
+        default=None,
+        help="show the model source line of every step in timelines (slower)",
+    )
+    group.add_argument(
         "--json", metavar="FILE", help="write the JSON report to FILE ('-': stdout)"
     )
     group.add_argument(
@@ -208,6 +220,11 @@ def _parser() -> _Parser:
     rep.add_argument("--quiet", "-q", action="store_true")
     rep.add_argument(
         "--full", action="store_true", help="show the set-up steps in the timeline"
+    )
+    rep.add_argument(
+        "--locations",
+        action="store_true",
+        help="show the model source line of every step (slower)",
     )
 
     compare = sub.add_parser(
@@ -271,6 +288,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "preemption_bound": args.preemption_bound,
         "pct_depth": args.pct_depth,
         "time_budget_s": args.time_budget,
+        "check_determinism": args.check_determinism,
+        "capture_locations": args.locations,
     }
 
 
@@ -606,6 +625,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             program,
             item.schedule,
             capture=True,
+            capture_locations=args.locations,
             max_steps=max(config.max_steps, len(item.schedule.tasks)),
         )
         kinds = [f.kind for f in result.findings]

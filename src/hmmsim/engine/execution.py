@@ -24,6 +24,7 @@ coroutine created and dropped) is a bug in the program, raised as
 from __future__ import annotations
 
 import enum
+import os
 import sys
 import traceback
 import warnings
@@ -190,14 +191,21 @@ class Execution:
         seed: int = 0,
         lockdep: LockGraph | None = None,
         capture: bool = False,
+        capture_locations: bool = False,
     ) -> None:
-        """Prepare an execution; :meth:`run` performs it."""
+        """Prepare an execution; :meth:`run` performs it.
+
+        ``capture`` records a Trace; ``capture_locations`` adds to each Step
+        the model source line that awaited its Op (slow: only for replays).
+        """
         self.program = program
         self.chooser = chooser
         self.max_steps = max_steps
         self.seed = seed
         self.lockdep = lockdep if lockdep is not None else LockGraph()
         self.capture = capture
+        self.capture_locations = capture and capture_locations
+        self._location = ""
         self.tasks: list[Task] = []
         self.current: Task | None = None
         self.step = 0
@@ -409,6 +417,8 @@ class Execution:
             ops.append(op)
             step_tasks.append(tid)
             self.current = task
+            if capture and self.capture_locations:
+                self._location = _await_site(task)
             try:
                 self._resume(task)
             finally:
@@ -507,10 +517,38 @@ class Execution:
                 state=dict(self.instance.snapshot())
                 if self.instance is not None
                 else {},
+                location=self._location,
             )
         )
         self._step_data = []
         self._step_events = []
+
+
+#: Source files of the engine and the primitives: an await site is reported at
+#: the first frame outside them (the model code that called the primitive).
+_MECHANISM_DIRS: Final = (
+    f"{os.sep}hmmsim{os.sep}engine{os.sep}",
+    f"{os.sep}hmmsim{os.sep}sync{os.sep}",
+)
+
+
+def _await_site(task: Task) -> str:
+    """Return ``file:line in function`` of the model code awaiting ``task``'s Op.
+
+    Walks the chain of suspended coroutines from the task's body to the Op
+    and keeps the innermost frame outside the engine and the primitives.
+    """
+    site = ""
+    link: Any = task.coro
+    while link is not None:
+        frame = getattr(link, "cr_frame", None) or getattr(link, "gi_frame", None)
+        if frame is not None:
+            filename = frame.f_code.co_filename
+            if not any(part in filename for part in _MECHANISM_DIRS):
+                short = filename.split(f"{os.sep}hmmsim{os.sep}")[-1]
+                site = f"{short}:{frame.f_lineno} in {frame.f_code.co_name}"
+        link = getattr(link, "cr_await", None) or getattr(link, "gi_yieldfrom", None)
+    return site
 
 
 @contextmanager

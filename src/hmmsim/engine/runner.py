@@ -28,12 +28,14 @@ from hmmsim.engine.strategies import make_strategy
 from hmmsim.engine.strategies.base import Strategy
 from hmmsim.engine.strategies.replay import ReplayStrategy
 from hmmsim.engine.trace import Finding, Trace
+from hmmsim.errors import ReplayDiverged
 
 __all__ = [
     "Counterexample",
     "ExitReason",
     "ExplorationResult",
     "Status",
+    "check_determinism",
     "explore",
     "replay",
 ]
@@ -269,6 +271,8 @@ def _counterexample(
     if shrinker is not None and kind != "lock-order":
         schedule = shrinker(program, schedule, kind, config.max_steps)
     final = replay(program, schedule, max_steps=config.max_steps)
+    if config.check_determinism:
+        check_determinism(program, schedule, max_steps=config.max_steps)
     finding = next((f for f in final.findings if f.kind == kind), None)
     if finding is None:
         # Only a lock-order inversion whose first edge was recorded in an
@@ -295,8 +299,12 @@ def replay(
     capture: bool = False,
     strict: bool = True,
     lockdep: LockGraph | None = None,
+    capture_locations: bool = False,
 ) -> ExecutionResult:
     """Re-run ``program`` along ``schedule``.
+
+    ``capture`` records the Trace; ``capture_locations`` adds the model
+    source line of each step's Op to it.
 
     Raises:
         ReplayDiverged: in strict mode, when the execution does not follow it.
@@ -311,7 +319,37 @@ def replay(
             seed=schedule.seed,
             lockdep=lockdep,
             capture=capture,
+            capture_locations=capture_locations,
         )
         result = execution.run()
     strategy.end_execution(result)
     return result
+
+
+def check_determinism(program: Program, schedule: Schedule, *, max_steps: int) -> None:
+    """Replay ``schedule`` twice, capturing everything, and compare the runs.
+
+    Raises:
+        ReplayDiverged: the two runs differ (the model depends on something
+            outside the schedule: hash order, global state, time ...); the
+            message names the first step that differs.
+    """
+    try:
+        first = replay(program, schedule, max_steps=max_steps, capture=True)
+        second = replay(program, schedule, max_steps=max_steps, capture=True)
+    except ReplayDiverged as exc:
+        raise ReplayDiverged(f"non-deterministic model: {exc}") from None
+    assert first.trace is not None, "[hmmsim internal bug] capture without trace"
+    assert second.trace is not None, "[hmmsim internal bug] capture without trace"
+    for a, b in zip(first.trace.steps, second.trace.steps, strict=False):
+        if a != b:
+            raise ReplayDiverged(
+                f"non-deterministic model: two replays of the same schedule differ "
+                f"at step {a.index} ({a.task_name}: {a.op})"
+            )
+    if len(first.trace.steps) != len(second.trace.steps) or (
+        first.findings != second.findings
+    ):
+        raise ReplayDiverged(
+            "non-deterministic model: two replays of the same schedule end differently"
+        )

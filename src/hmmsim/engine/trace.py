@@ -66,6 +66,8 @@ class Step:
         data: data choices made during the step, as (label, value) pairs.
         events: tracepoints emitted during the step.
         state: state excerpt after the step (only when capturing state).
+        location: where the model awaited the Op (``file:line in function``),
+            when source locations are captured; empty otherwise.
     """
 
     index: int
@@ -76,6 +78,7 @@ class Step:
     data: tuple[tuple[str, int], ...] = ()
     events: tuple[Event, ...] = ()
     state: Mapping[str, object] = field(default_factory=dict)
+    location: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -162,6 +162,8 @@ class Timeline:
 
 def _notes(step: Step) -> tuple[str, ...]:
     notes = [f"? {label}={value}" for label, value in step.data]
+    if step.location:
+        notes.append(f"@ {step.location}")
     notes.extend(f"-> {format_event(event)}" for event in step.events)
     return tuple(notes)
 
