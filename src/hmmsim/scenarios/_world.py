@@ -26,7 +26,7 @@ from hmmsim.engine import Finding, current_execution
 from hmmsim.errors import ConfigError
 from hmmsim.kernel import hmm as hmm_v53
 from hmmsim.kernel import hmm_prepatch, mmu_notifier_v55
-from hmmsim.kernel.drivers.device import Device
+from hmmsim.kernel.drivers.device import Device, device_access
 from hmmsim.kernel.drivers.dmirror import (
     Dmirror,
     dmirror_fault,
@@ -59,6 +59,9 @@ from hmmsim.sync import (
     Cell,
     Mutex,
     WaitQueueHead,
+    msleep,
+    mutex_lock,
+    mutex_unlock,
     wait_event,
     wake_up_all,
 )
@@ -75,7 +78,9 @@ __all__ = [
     "MirrorDriver",
     "World",
     "WorldInstance",
+    "busy_with",
     "complete",
+    "fault_and_read",
     "hmm_api",
     "new_completion",
     "wait_for_completion",
@@ -266,6 +271,22 @@ async def wait_for_completion(c: Completion) -> None:
         return await READ_ONCE(c.done)
 
     await wait_event(c.wq, is_done)
+
+
+async def fault_and_read(
+    driver: MirrorDriver, *, max_retries: int = 1
+) -> tuple[int, int | None]:
+    """A device fault at BASE through ``driver``, then a device read of BASE."""
+    ret = await driver.fault(BASE, max_retries=max_retries)
+    value = await device_access(driver.device, BASE, False)
+    return ret, value
+
+
+async def busy_with(lock: Mutex) -> None:
+    """Unrelated work (that may sleep) done while holding ``lock``."""
+    await mutex_lock(lock)
+    await msleep(1)
+    await mutex_unlock(lock)
 
 
 @dataclass(slots=True, kw_only=True, eq=False)

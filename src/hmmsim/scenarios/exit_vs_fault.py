@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from hmmsim.engine import Instance
-from hmmsim.kernel.drivers.device import device_access
 from hmmsim.kernel.fork import mmput
 from hmmsim.scenarios import Scenario, register
-from hmmsim.scenarios._world import BASE, DRIVERS, KERNEL_VERSIONS, World, WorldInstance
+from hmmsim.scenarios._world import (
+    DRIVERS,
+    KERNEL_VERSIONS,
+    World,
+    WorldInstance,
+    fault_and_read,
+)
 
 __all__ = ["SCENARIO"]
 
@@ -24,9 +29,7 @@ def build(variant: str) -> Instance:
         await mmput(world.mm)
 
     async def device() -> tuple[int, int | None]:
-        ret = await dmirror.fault(BASE, max_retries=1)
-        value = await device_access(dmirror.device, BASE, False)
-        return ret, value
+        return await fault_and_read(dmirror)
 
     return WorldInstance(
         world=world, setup=setup, actors=[("exit", exit_task), ("device", device)]

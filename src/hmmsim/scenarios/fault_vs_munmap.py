@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from hmmsim.engine import Instance
-from hmmsim.kernel.drivers.device import device_access
 from hmmsim.kernel.mmap import vm_mmap, vm_munmap
 from hmmsim.kernel.types import PAGE_SIZE, VM_READ, VM_WRITE
 from hmmsim.kernel.uaccess import cpu_store
 from hmmsim.scenarios import Scenario, register
-from hmmsim.scenarios._world import BASE, DRIVERS, KERNEL_VERSIONS, World, WorldInstance
+from hmmsim.scenarios._world import (
+    BASE,
+    DRIVERS,
+    KERNEL_VERSIONS,
+    World,
+    WorldInstance,
+    fault_and_read,
+)
 
 __all__ = ["SCENARIO"]
 
@@ -26,9 +32,7 @@ def build(variant: str) -> Instance:
         await vm_mmap(world.mm, OTHER, PAGE_SIZE, VM_READ | VM_WRITE)
 
     async def device() -> tuple[int, int | None]:
-        ret = await dmirror.fault(BASE, max_retries=1)
-        value = await device_access(dmirror.device, BASE, False)
-        return ret, value
+        return await fault_and_read(dmirror)
 
     async def unmap() -> int:
         return await vm_munmap(world.mm, BASE, PAGE_SIZE)

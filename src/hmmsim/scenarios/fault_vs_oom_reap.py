@@ -12,10 +12,15 @@ driver holds mmap_sem for read.
 from __future__ import annotations
 
 from hmmsim.engine import Instance
-from hmmsim.kernel.drivers.device import device_access
 from hmmsim.kernel.oom_kill import oom_reap_task
 from hmmsim.scenarios import Scenario, register
-from hmmsim.scenarios._world import BASE, DRIVERS, KERNEL_VERSIONS, World, WorldInstance
+from hmmsim.scenarios._world import (
+    DRIVERS,
+    KERNEL_VERSIONS,
+    World,
+    WorldInstance,
+    fault_and_read,
+)
 
 __all__ = ["SCENARIO"]
 
@@ -34,9 +39,7 @@ def build(variant: str) -> Instance:
         await oom_reap_task(world.task, REAP_ATTEMPTS)
 
     async def device() -> tuple[int, int | None]:
-        ret = await dmirror.fault(BASE, max_retries=1)
-        value = await device_access(dmirror.device, BASE, False)
-        return ret, value
+        return await fault_and_read(dmirror)
 
     return WorldInstance(
         world=world, setup=setup, actors=[("oom_reaper", reaper), ("device", device)]

@@ -13,8 +13,14 @@ from hmmsim.engine import Instance
 from hmmsim.kernel.drivers.device import device_access
 from hmmsim.kernel.oom_kill import oom_reap_task
 from hmmsim.scenarios import Scenario, register
-from hmmsim.scenarios._world import BASE, DRIVERS, KERNEL_VERSIONS, World, WorldInstance
-from hmmsim.sync import msleep, mutex_lock, mutex_unlock
+from hmmsim.scenarios._world import (
+    BASE,
+    DRIVERS,
+    KERNEL_VERSIONS,
+    World,
+    WorldInstance,
+    busy_with,
+)
 
 __all__ = ["SCENARIO"]
 
@@ -33,9 +39,7 @@ def build(variant: str) -> Instance:
 
     async def vcpu() -> None:
         # KVM work that may sleep under flush_lock (DMA through shadow tables).
-        await mutex_lock(kvm.flush_lock)
-        await msleep(1)
-        await mutex_unlock(kvm.flush_lock)
+        await busy_with(kvm.flush_lock)
 
     async def reaper() -> None:
         await oom_reap_task(world.task, REAP_ATTEMPTS)

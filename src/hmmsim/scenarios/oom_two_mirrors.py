@@ -11,8 +11,14 @@ from hmmsim.engine import Instance
 from hmmsim.kernel.drivers.device import device_access
 from hmmsim.kernel.oom_kill import oom_reap_task
 from hmmsim.scenarios import Scenario, register
-from hmmsim.scenarios._world import BASE, DRIVERS, KERNEL_VERSIONS, World, WorldInstance
-from hmmsim.sync import msleep, mutex_lock, mutex_unlock
+from hmmsim.scenarios._world import (
+    BASE,
+    DRIVERS,
+    KERNEL_VERSIONS,
+    World,
+    WorldInstance,
+    busy_with,
+)
 
 __all__ = ["SCENARIO"]
 
@@ -30,9 +36,7 @@ def build(variant: str) -> Instance:
         await world.setup(bind=[1, 0], device_maps=[0, 1], oom_victim=True)
 
     async def driver0() -> None:
-        await mutex_lock(first.update)
-        await msleep(1)
-        await mutex_unlock(first.update)
+        await busy_with(first.update)
 
     async def reaper() -> None:
         await oom_reap_task(world.task, REAP_ATTEMPTS)

@@ -8,16 +8,15 @@ returns -EAGAIN, and before the patch leaves ``hmm->notifiers`` raised.
 from __future__ import annotations
 
 from hmmsim.engine import Instance
-from hmmsim.kernel.drivers.device import device_access
 from hmmsim.kernel.oom_kill import oom_reap_task
 from hmmsim.scenarios import Scenario, register
 from hmmsim.scenarios._world import (
-    BASE,
     DRIVERS,
     KERNEL_VERSIONS,
     World,
     WorldInstance,
     complete,
+    fault_and_read,
     new_completion,
     wait_for_completion,
 )
@@ -46,9 +45,7 @@ def build(variant: str) -> Instance:
 
     async def driver() -> tuple[int, int | None]:
         await wait_for_completion(reaped)
-        ret = await first.fault(BASE, max_retries=FAULT_RETRIES)
-        value = await device_access(first.device, BASE, False)
-        return ret, value
+        return await fault_and_read(first, max_retries=FAULT_RETRIES)
 
     return WorldInstance(
         world=world,
