@@ -5,7 +5,7 @@ Subcommands (``docs/cli.md`` is the full reference)::
     hmmsim list [-v]
     hmmsim check [SCENARIO | PATH.py[:NAME]] [--variant V | --all] [options]
     hmmsim replay TOKEN | REPORT.json [--file PATH.py]
-    hmmsim compare SCENARIO VARIANT_A VARIANT_B [options]   (alias: explain)
+    hmmsim compare SCENARIO [VARIANT VARIANT ...] [options]   (alias: explain)
 
 Exit codes:
 
@@ -234,8 +234,12 @@ def _parser() -> _Parser:
         help="run two variants and show how their outcomes differ",
     )
     compare.add_argument("target", metavar="SCENARIO|PATH.py[:NAME]")
-    compare.add_argument("variant_a", metavar="VARIANT_A")
-    compare.add_argument("variant_b", metavar="VARIANT_B")
+    compare.add_argument(
+        "variants",
+        nargs="*",
+        metavar="VARIANT",
+        help="two or more variants (default: every variant of the scenario)",
+    )
     return parser
 
 
@@ -547,8 +551,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             "name one as PATH.py:NAME"
         )
     item = scenarios[0]
+    variants = args.variants or list(item.variants)
+    if len(variants) < 2:
+        raise ConfigError(
+            f"compare needs two or more variants of {item.name!r} "
+            f"(variants: {', '.join(item.variants)})"
+        )
     runs: list[ScenarioRun] = []
-    for variant in (args.variant_a, args.variant_b):
+    for variant in variants:
         job = _Job(scenario=item, variant=item.check_variant(variant), file=file)
         runs.append(run(item, job.variant, config=_config(job, args), file=file))
         if runs[-1].result.exit_reason is ExitReason.INTERRUPTED:
@@ -561,7 +571,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             _out(text)
             return EXIT_OK
         Path(args.json).write_text(text, encoding="utf-8")
-    _out(render_comparison(runs[0], runs[1]))
+    _out(render_comparison(*runs))
     return EXIT_OK
 
 

@@ -538,6 +538,35 @@ class TestCompare:
         assert "outcome differs: buggy VIOLATION, fixed VERIFIED" in ran.out
         assert "only in buggy: lost-update:" in ran.out
 
+    def test_compare_without_variants_compares_them_all(self, cli: CliRunner) -> None:
+        """With no variant named, every variant is compared, kinds by variant."""
+        ran = cli("compare", "counter", *DFS)
+
+        assert 0 == ran.code
+        assert "scenario counter: buggy vs fixed" in ran.out
+        assert "only in buggy: lost-update:" in ran.out
+
+    def test_compare_three_variants_tabulates_kinds(self, cli: CliRunner) -> None:
+        """Three variants give the kind-by-variant table."""
+        ran = cli("compare", "counter", "buggy", "fixed", "buggy", *DFS)
+
+        assert 0 == ran.code
+        assert (
+            "outcome differs: buggy VIOLATION, fixed VERIFIED, buggy VIOLATION"
+            in ran.out
+        )
+        assert any(
+            line.split() == ["lost-update", "yes", "-", "yes"]
+            for line in ran.out.splitlines()
+        )
+
+    def test_compare_needs_two_variants(self, cli: CliRunner) -> None:
+        """One variant is not a comparison: a one-line error, exit 2."""
+        ran = cli("compare", "counter", "buggy", *DFS)
+
+        assert 2 == ran.code
+        assert "compare needs two or more variants" in one_error_line(ran)
+
     def test_explain_is_an_alias_and_same_variants_do_not_differ(
         self, cli: CliRunner
     ) -> None:

@@ -259,12 +259,13 @@ def render_replays(runs: Sequence[ScenarioRun]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_comparison(first: ScenarioRun, second: ScenarioRun) -> str:
-    """Return how the outcomes and violation kinds of two variants differ."""
-    a, b = first.variant, second.variant
-    kinds_a, kinds_b = first.result.kinds, second.result.kinds
+def render_comparison(
+    first: ScenarioRun, second: ScenarioRun, *more: ScenarioRun
+) -> str:
+    """Return how the outcomes and violation kinds of two or more variants differ."""
+    runs = (first, second, *more)
     lines = [
-        f"scenario {first.scenario.name}: {a} vs {b}",
+        f"scenario {first.scenario.name}: " + " vs ".join(r.variant for r in runs),
         "",
         *_table(
             ["variant", "outcome", "kinds", "executions", "exit"],
@@ -276,11 +277,15 @@ def render_comparison(first: ScenarioRun, second: ScenarioRun) -> str:
                     str(run.result.executions),
                     run.result.exit_reason.value,
                 ]
-                for run in (first, second)
+                for run in runs
             ],
         ),
         "",
     ]
+    if more:
+        return "\n".join(lines + _kinds_by_variant(runs)) + "\n"
+    a, b = first.variant, second.variant
+    kinds_a, kinds_b = first.result.kinds, second.result.kinds
     only_a = [k for k in kinds_a if k not in kinds_b]
     only_b = [k for k in kinds_b if k not in kinds_a]
     both = [k for k in kinds_a if k in kinds_b]
@@ -295,6 +300,33 @@ def render_comparison(first: ScenarioRun, second: ScenarioRun) -> str:
         lines += [f"only in {b}: {k}: {explain(k)}" for k in only_b]
         lines += [f"in both: {k}" for k in both]
     return "\n".join(lines) + "\n"
+
+
+def _kinds_by_variant(runs: Sequence[ScenarioRun]) -> list[str]:
+    """Lines of the N-variant comparison: outcomes, then which variant shows which kind."""
+    labels = {outcome_label(run) for run in runs}
+    lines = (
+        [f"same outcome everywhere: {labels.pop()}"]
+        if len(labels) == 1
+        else [
+            "outcome differs: "
+            + ", ".join(f"{run.variant} {outcome_label(run)}" for run in runs)
+        ]
+    )
+    kinds = list(dict.fromkeys(k for run in runs for k in run.result.kinds))
+    if not kinds:
+        return lines
+    lines.append("")
+    lines += _table(
+        ["kind", *(run.variant for run in runs)],
+        [
+            [k, *("yes" if k in run.result.kinds else "-" for run in runs)]
+            for k in kinds
+        ],
+    )
+    lines.append("")
+    lines += [f"{k}: {explain(k)}" for k in kinds]
+    return lines
 
 
 def render_replay(
