@@ -124,17 +124,18 @@ async def wait_event_timeout(
             return 1 if await condition() else 0
 
 
-async def wake_up_all(wq: WaitQueueHead) -> None:
-    """Wake every task sleeping on ``wq``."""
-    await Op(OpKind.WAKE, wq.oid, True, "wake_up_all", wq)
+async def _wake(wq: WaitQueueHead, func: str) -> None:
+    await Op(OpKind.WAKE, wq.oid, True, func, wq)
     for task in wq.waiters:
         task.woken = True
     wq.waiters = []
+
+
+async def wake_up_all(wq: WaitQueueHead) -> None:
+    """Wake every task sleeping on ``wq``."""
+    await _wake(wq, "wake_up_all")
 
 
 async def wake_up(wq: WaitQueueHead) -> None:
     """Wake the tasks sleeping on ``wq`` (all of them: no exclusive waiters)."""
-    await Op(OpKind.WAKE, wq.oid, True, "wake_up", wq)
-    for task in wq.waiters:
-        task.woken = True
-    wq.waiters = []
+    await _wake(wq, "wake_up")
