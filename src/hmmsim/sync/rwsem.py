@@ -2,6 +2,8 @@
 
 ``down_read`` and ``down_write`` may sleep (``might_sleep``); the trylocks
 never do.  Readers share the lock; a writer excludes everyone.
+``downgrade_write`` turns the caller's write hold into a read hold without
+letting a writer in between (kernel/locking/rwsem.c, as munmap uses it).
 
 The read-side Ops (down_read, down_read_trylock, up_read) are *read-mode*
 Ops of the semaphore: two readers' operations commute (neither can block or
@@ -26,6 +28,7 @@ __all__ = [
     "down_read_trylock",
     "down_write",
     "down_write_trylock",
+    "downgrade_write",
     "init_rwsem",
     "rwsem_is_locked",
     "up_read",
@@ -163,3 +166,24 @@ async def up_write(sem: RwSemaphore) -> None:
         return  # pragma: no cover - report() above is fatal and does not return
     sem.writer = None
     current_execution().lock_released(task, sem)
+
+
+async def downgrade_write(sem: RwSemaphore) -> None:
+    """Turn the caller's write hold of ``sem`` into a read hold, atomically.
+
+    Kernel: kernel/locking/rwsem.c downgrade_write().  Waiting readers may
+    enter from now on; no writer can slip in between the two holds.  The
+    lock stays in the task's held list (lockdep keeps the same hold).
+    """
+    # A write-mode Op: it changes what other tasks' down_read may do.
+    await Op(OpKind.RELEASE, sem.oid, True, "downgrade_write", sem)
+    task = current_task()
+    if sem.writer != task.id:
+        report(
+            "bad-unlock",
+            f"downgrade_write({sem.name}) by {task.name}, which does not hold it "
+            "for write",
+        )
+        return  # pragma: no cover - report() above is fatal and does not return
+    sem.writer = None
+    sem.readers.append(task.id)

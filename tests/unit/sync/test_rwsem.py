@@ -11,6 +11,7 @@ from hmmsim.sync import (
     down_read_trylock,
     down_write,
     down_write_trylock,
+    downgrade_write,
     init_rwsem,
     rwsem_is_locked,
     up_read,
@@ -176,3 +177,68 @@ class TestUnlock:
             rwsem_is_locked(sem),
         )
         assert "RwSemaphore('sem', writer=None, readers=[])" == repr(sem)
+
+
+class TestDowngradeWrite:
+    def test_downgrade_lets_readers_in_but_not_writers(self) -> None:
+        """After t0 downgrades its write hold, t1 may read-lock but t2 may not write-lock."""
+
+        def program() -> Instance:
+            sem = RwSemaphore("sem")
+
+            async def downgrader() -> None:
+                await down_write(sem)
+                await downgrade_write(sem)
+                await up_read(sem)
+
+            async def reader() -> None:
+                await down_read(sem)
+                await up_read(sem)
+
+            async def writer() -> None:
+                await down_write(sem)
+                await up_write(sem)
+
+            return tasks(downgrader(), reader(), writer())
+
+        # After down_write only t0 runs; after downgrade_write t0 and the
+        # reader t1 are enabled, the writer t2 is not.
+        assert [[0, 1, 2], [0], [0, 1]] == enabled_sets(program, "t0", "t0")[:3]
+
+    def test_downgrade_keeps_one_read_hold_until_up_read(self) -> None:
+        """The downgraded task holds the semaphore for read (once) until up_read."""
+        seen: list[tuple[tuple[int, ...], int | None, int]] = []
+
+        def program() -> Instance:
+            sem = RwSemaphore("sem")
+
+            async def body() -> None:
+                await down_write(sem)
+                await downgrade_write(sem)
+                seen.append((sem.holders(), sem.writer, len(sem.readers)))
+                await up_read(sem)
+                seen.append((sem.holders(), sem.writer, len(sem.readers)))
+
+            return tasks(body())
+
+        result = sequential(program)
+
+        assert [] == kinds(result)
+        assert [((0,), None, 1), ((), None, 0)] == seen
+
+    def test_downgrade_without_the_write_hold_is_a_bad_unlock(self) -> None:
+        """downgrade_write by a task holding the semaphore only for read is a bad-unlock."""
+
+        def program() -> Instance:
+            sem = RwSemaphore("sem")
+
+            async def body() -> None:
+                await down_read(sem)
+                await downgrade_write(sem)
+
+            return tasks(body())
+
+        result = sequential(program)
+
+        assert ["bad-unlock"] == kinds(result)
+        assert "does not hold it for write" in result.findings[0].message
