@@ -24,6 +24,7 @@ from hmmsim.sync.debug import (
     WARN_ON,
     WARN_ON_ONCE,
     lockdep_assert_held,
+    lockdep_is_held_type,
     might_sleep,
     non_block_end,
     non_block_start,
@@ -56,7 +57,7 @@ def VM_BUG_ON(condition: bool, message: str = "") -> None:
 def lockdep_assert_held_write(sem: RwSemaphore) -> None:
     """Report ``lockdep`` unless the running task holds ``sem`` for write."""
     task = current_task()
-    if sem.writer != task.id:
+    if not lockdep_is_held_type(sem, 0):
         report(
             "lockdep",
             f"lockdep_assert_held_write({sem.name}) failed in task {task.name}",

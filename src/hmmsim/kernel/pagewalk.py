@@ -10,6 +10,11 @@ Deviations:
     * MODEL: no ``test_walk`` / ``hugetlb_entry`` / ``pte_entry`` callbacks:
       hugetlb VMAs are walked like others and VM_PFNMAP VMAs are not
       special-cased (HMM rejects them before walking).
+    * MODEL: the ``VM_BUG_ON_MM(!rwsem_is_locked(&mm->mmap_sem))`` check asks
+      whether the walking task holds ``mmap_sem`` (``lockdep_is_held``), not
+      whether anybody does: an owner-local question with no scheduling point,
+      and stricter than the kernel's (a walk relying on another task's hold is
+      reported too).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dataclasses import dataclass
 from hmmsim.kernel.debug import VM_BUG_ON
 from hmmsim.kernel.mm_types import MmStruct, VmAreaStruct
 from hmmsim.kernel.mmap import find_vma
-from hmmsim.sync import rwsem_is_locked
+from hmmsim.sync import lockdep_is_held
 
 __all__ = ["MmWalk", "walk_page_range"]
 
@@ -58,7 +63,10 @@ async def walk_page_range(start: int, end: int, walk: MmWalk) -> int:
     err = 0
     if start >= end:
         return -errno.EINVAL
-    VM_BUG_ON(not rwsem_is_locked(walk.mm.mmap_sem), "walk without mmap_sem")
+    # MODEL: the kernel asks rwsem_is_locked(), which another task's hold would
+    # also satisfy; the model asks whether the walking task holds it, an
+    # owner-local question that needs no scheduling point (see Deviations).
+    VM_BUG_ON(not lockdep_is_held(walk.mm.mmap_sem), "walk without mmap_sem")
 
     vma = find_vma(walk.mm, start)
     while True:

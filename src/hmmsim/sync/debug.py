@@ -9,6 +9,13 @@ report findings to the running execution:
 * ``WARN_ON`` / ``WARN_ON_ONCE``: ``warn`` (goes on);
 * ``BUG_ON``: ``bug`` (the execution stops, as the kernel would);
 * ``lockdep_assert_held``: ``lockdep`` when the task does not hold the lock.
+
+``lockdep_is_held`` and ``lockdep_is_held_type`` answer whether the *running*
+task holds a lock.  They read no shared state in the explorer's sense, so
+they are plain functions: only the task itself takes or releases its own hold
+(another task's release of it is a fatal ``bad-unlock``), so the answer is
+the same in every interleaving.  Whether *anybody* holds a lock is shared
+state: ask ``mutex_is_locked`` or ``rwsem_is_locked``, which are Ops.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ __all__ = [
     "WARN_ON",
     "WARN_ON_ONCE",
     "lockdep_assert_held",
+    "lockdep_is_held",
+    "lockdep_is_held_type",
     "might_sleep",
     "non_block_end",
     "non_block_start",
@@ -92,6 +101,28 @@ def BUG_ON(condition: bool, message: str = "") -> None:
     """Stop the execution with a ``bug`` finding when ``condition`` holds."""
     if condition:
         report("bug", f"kernel BUG: BUG_ON({message or 'condition'})", fatal=True)
+
+
+def lockdep_is_held(lock: _Holdable) -> bool:
+    """Return whether the running task holds ``lock`` (owner-local: no Op)."""
+    return current_task().id in lock.holders()
+
+
+def lockdep_is_held_type(lock: _Holdable, read: int) -> bool:
+    """Return whether the running task holds ``lock`` for write (0) or read (1).
+
+    ``read=-1`` accepts either, as the kernel's does.  Owner-local: no Op.
+    """
+    tid = current_task().id
+    if tid not in lock.holders():
+        return False
+    if read == -1:
+        return True
+    writer = getattr(lock, "writer", None)
+    readers: list[int] = getattr(lock, "readers", [])
+    if read == 0:
+        return writer == tid or not hasattr(lock, "readers")
+    return tid in readers
 
 
 def lockdep_assert_held(lock: _Holdable) -> None:

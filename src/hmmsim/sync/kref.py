@@ -5,7 +5,9 @@ Findings of kind ``kref``: ``kref_get`` on a zero count (the kernel's
 refcount_t "addition on 0; use-after-free"), and ``kref_put`` on a zero count
 ("underflow; use-after-free").  After the release function ran, the kref is
 marked ``released``; :func:`kref_check_live` lets model code report the use
-of an object after its last ``kref_put``.
+of an object after its last ``kref_put``.  ``kref_read`` and
+``kref_check_live`` read the count, which other tasks change, so they are
+read Ops too (awaited), never plain function calls.
 """
 
 from __future__ import annotations
@@ -52,8 +54,9 @@ def kref_init(kref: Kref) -> None:
     kref.released = False
 
 
-def kref_read(kref: Kref) -> int:
-    """Return the current count (for assertions and the oracle)."""
+async def kref_read(kref: Kref) -> int:
+    """Return the current count (a read Op of the kref: another task may put it)."""
+    await Op(OpKind.READ, kref.oid, False, "kref_read", kref)
     return kref.refcount
 
 
@@ -97,7 +100,12 @@ async def kref_put(kref: Kref, release: Callable[[Kref], Awaitable[None]]) -> in
     return 1
 
 
-def kref_check_live(kref: Kref, what: str) -> None:
-    """Report ``kref`` if the object owning ``kref`` was already released."""
+async def kref_check_live(kref: Kref, what: str) -> None:
+    """Report ``kref`` if the object owning ``kref`` was already released.
+
+    A read Op of the kref: whether the last ``kref_put`` came first depends on
+    the interleaving, so the explorer must order the check against it.
+    """
+    await Op(OpKind.READ, kref.oid, False, "kref_check_live", kref)
     if kref.released:
         report("kref", f"{what}: use of {kref.name} after its last kref_put")

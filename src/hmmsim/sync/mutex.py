@@ -11,6 +11,7 @@ Deviations:
 
 from __future__ import annotations
 
+from hmmsim.engine.ops import Op, OpKind
 from hmmsim.sync._lock import ExclusiveLock
 from hmmsim.sync.debug import might_sleep
 
@@ -35,8 +36,14 @@ def mutex_init(lock: Mutex) -> None:
     lock.owner = None
 
 
-def mutex_is_locked(lock: Mutex) -> bool:
-    """Return whether somebody holds the mutex (no scheduling point)."""
+async def mutex_is_locked(lock: Mutex) -> bool:
+    """Return whether somebody holds the mutex.
+
+    A read Op of the mutex: the answer depends on other tasks' lock and unlock,
+    so the explorer orders it against them.  To ask whether the *running* task
+    holds it, use ``lockdep_is_held`` (owner-local, no Op needed).
+    """
+    await Op(OpKind.READ, lock.oid, False, "mutex_is_locked", lock)
     return lock.owner is not None
 
 

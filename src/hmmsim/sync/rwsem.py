@@ -84,8 +84,16 @@ def init_rwsem(sem: RwSemaphore) -> None:
     sem.readers = []
 
 
-def rwsem_is_locked(sem: RwSemaphore) -> bool:
-    """Return whether anybody holds the semaphore."""
+async def rwsem_is_locked(sem: RwSemaphore) -> bool:
+    """Return whether anybody holds the semaphore.
+
+    A write-mode Op of the semaphore, although it changes nothing: its answer
+    depends on readers coming and going, and read-side Ops commute with each
+    other, so only a write-mode Op is ordered against ``down_read`` and
+    ``up_read``.  To ask whether the *running* task holds it, use
+    ``lockdep_is_held`` (owner-local, no Op needed).
+    """
+    await Op(OpKind.READ, sem.oid, True, "rwsem_is_locked", sem)
     return sem.writer is not None or bool(sem.readers)
 
 

@@ -29,11 +29,11 @@ class TestKref:
             kref = Kref("obj")
 
             async def release(k: Kref) -> None:
-                log.append(("released", kref_read(k)))
+                log.append(("released", await kref_read(k)))
 
             async def body() -> None:
                 await kref_get(kref)
-                log.append(kref_read(kref))
+                log.append(await kref_read(kref))
                 log.append(await kref_put(kref, release))
                 log.append(await kref_put(kref, release))
                 log.append(kref.released)
@@ -103,9 +103,9 @@ class TestKref:
             kref = Kref("obj")
 
             async def body() -> None:
-                kref_check_live(kref, "before")
+                await kref_check_live(kref, "before")
                 await kref_put(kref, _no_release)
-                kref_check_live(kref, "device fault")
+                await kref_check_live(kref, "device fault")
 
             return tasks(body())
 
@@ -125,7 +125,7 @@ class TestKref:
         kref_init(kref)
 
         assert (1, False, (), "Kref('obj', 1)") == (
-            kref_read(kref),
+            kref.refcount,
             kref.released,
             kref.holders(),
             repr(kref),

@@ -52,9 +52,9 @@ class TestMutexLock:
 
             async def body() -> None:
                 await mutex_lock(lock)
-                seen.append((lock.owner, mutex_is_locked(lock), lock.holders()))
+                seen.append((lock.owner, await mutex_is_locked(lock), lock.holders()))
                 await mutex_unlock(lock)
-                seen.append((lock.owner, mutex_is_locked(lock), lock.holders()))
+                seen.append((lock.owner, await mutex_is_locked(lock), lock.holders()))
 
             return tasks(body())
 
@@ -190,7 +190,7 @@ class TestMutexInit:
 
         mutex_init(lock)
 
-        assert not mutex_is_locked(lock)
+        assert not lock.is_locked()
         assert "Mutex('m', owner=None)" == repr(lock)
 
     def test_current_task_names_the_running_task(self) -> None:

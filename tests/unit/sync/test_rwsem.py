@@ -160,23 +160,36 @@ class TestUnlock:
         assert ["bad-unlock"] == kinds(result)
         assert "does not hold it for write" in result.findings[0].message
 
-    def test_init_rwsem_and_is_locked(self) -> None:
-        """init_rwsem empties a semaphore; rwsem_is_locked sees readers and writers."""
+    def test_init_rwsem_empties_a_semaphore(self) -> None:
+        """init_rwsem drops the writer and every reader."""
         sem = RwSemaphore("sem")
         sem.readers = [1]
-        locked_by_reader = rwsem_is_locked(sem)
-        sem.readers = []
         sem.writer = 2
-        locked_by_writer = rwsem_is_locked(sem)
 
         init_rwsem(sem)
 
-        assert (True, True, False) == (
-            locked_by_reader,
-            locked_by_writer,
-            rwsem_is_locked(sem),
-        )
         assert "RwSemaphore('sem', writer=None, readers=[])" == repr(sem)
+
+    def test_rwsem_is_locked_sees_readers_and_writers(self) -> None:
+        """rwsem_is_locked is true under a read hold and a write hold, false when free."""
+        seen: list[bool] = []
+
+        def program() -> Instance:
+            sem = RwSemaphore("sem")
+
+            async def body() -> None:
+                await down_read(sem)
+                seen.append(await rwsem_is_locked(sem))
+                await up_read(sem)
+                await down_write(sem)
+                seen.append(await rwsem_is_locked(sem))
+                await up_write(sem)
+                seen.append(await rwsem_is_locked(sem))
+
+            return tasks(body())
+
+        assert [] == kinds(sequential(program))
+        assert [True, True, False] == seen
 
 
 class TestDowngradeWrite:
