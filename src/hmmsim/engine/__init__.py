@@ -27,10 +27,11 @@ from hmmsim.engine.runner import (
 )
 from hmmsim.engine.schedule import Schedule
 from hmmsim.engine.task import Task, TaskId, TaskState
-from hmmsim.engine.trace import Event, Finding, Step, Trace
+from hmmsim.engine.trace import Cause, Event, Finding, Step, Trace
 
 __all__ = [
     "LOCAL",
+    "Cause",
     "Chooser",
     "Counterexample",
     "Event",

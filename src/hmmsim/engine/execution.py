@@ -38,7 +38,7 @@ from hmmsim.engine.ops import Op
 from hmmsim.engine.program import Instance, Program, TaskBody
 from hmmsim.engine.schedule import Schedule
 from hmmsim.engine.task import Task
-from hmmsim.engine.trace import Event, Finding, Step, Trace
+from hmmsim.engine.trace import Cause, Event, Finding, Step, Trace
 from hmmsim.errors import HmmsimError, InternalError, ScenarioError
 
 __all__ = [
@@ -266,15 +266,26 @@ class Execution:
         *,
         fatal: bool = True,
         detail: tuple[str, ...] = (),
+        causes: tuple[Cause, ...] = (),
     ) -> None:
-        """Record a finding; a fatal one stops the execution at once."""
+        """Record a finding; a fatal one stops the execution at once.
+
+        ``causes`` names the earlier steps that created the bad state, when
+        the checker knows them (reports mark them beside the detection).
+        """
         task = self.current
-        self._record(kind, message, fatal=fatal, detail=detail)
+        self._record(kind, message, fatal=fatal, detail=detail, causes=causes)
         if fatal and task is not None:
             raise _StopExecution
 
     def _record(
-        self, kind: str, message: str, *, fatal: bool, detail: tuple[str, ...] = ()
+        self,
+        kind: str,
+        message: str,
+        *,
+        fatal: bool,
+        detail: tuple[str, ...] = (),
+        causes: tuple[Cause, ...] = (),
     ) -> None:
         task = self.current
         self.findings.append(
@@ -285,13 +296,21 @@ class Execution:
                 task=task.name if task is not None else "",
                 fatal=fatal,
                 detail=detail,
+                causes=causes,
             )
         )
 
     def tracepoint(self, name: str, fields: Mapping[str, object]) -> None:
         """Record a tracepoint in the current step (only when capturing)."""
         if self.capture:
-            self._step_events.append(Event(name=name, fields=dict(fields)))
+            task = self.current
+            self._step_events.append(
+                Event(
+                    name=name,
+                    fields=dict(fields),
+                    task=task.id if task is not None else -1,
+                )
+            )
 
     def lock_acquiring(self, task: Task, lock_class: str) -> None:
         """Check the order of ``task`` going to take a lock of ``lock_class`` (lockdep).
@@ -518,6 +537,11 @@ class Execution:
                 if self.instance is not None
                 else {},
                 location=self._location,
+                held={
+                    t.name: tuple(lock.name for lock in t.held)
+                    for t in self.tasks
+                    if t.held
+                },
             )
         )
         self._step_data = []

@@ -20,6 +20,18 @@ shadow page tables) and the HMM or notifier state that keeps them in sync:
   the end): a registered range is invalid although no invalidation is open
   or in flight.
 
+Every finding names its *causes* when the oracle can tell (the steps that
+created the bad state, not the one that detected it), from what the probes
+saw earlier in the execution (:class:`CauseLog`):
+
+* a device PTE set to a page that was already free, or while an
+  invalidation was open (the page is about to be freed);
+* an error (``-EAGAIN``) a callback returned that its caller dropped: the
+  enclosing ``*invalidate_range_start`` returned 0 after it;
+* an increment of ``hmm->notifiers`` (or a KVM ``mmu_notifier_count``)
+  never undone;
+* the free of a page a device still mapped, and the step that mapped it.
+
 The checks only read model state (and the kernel's ghost counters); they
 report through the running execution.  Every check is tied to an Op the
 explorer orders against the writers it depends on (device entries name the
@@ -29,16 +41,121 @@ allocator), so the reduction in DPOR does not hide a violation.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
-from hmmsim.engine import Finding, current_execution
+from hmmsim.engine import Cause, Finding, current_execution
 from hmmsim.kernel.drivers.device import Device
 from hmmsim.kernel.mm_types import MmStruct, PageState
 from hmmsim.kernel.trace import register_probe
 
-__all__ = ["HmmWorldView", "attach_contract_probes", "check_end", "snapshot"]
+__all__ = [
+    "CauseLog",
+    "HmmWorldView",
+    "attach_contract_probes",
+    "check_end",
+    "snapshot",
+]
+
+#: Tracepoints that carry a subscriber's count of open invalidations:
+#: event name -> (field naming the object, field holding the count, suffix).
+_COUNTER_EVENTS: Final = {
+    "hmm_notifiers": ("hmm", "value", "notifiers"),
+    "kvm_invalidate_range_start": ("kvm", "mmu_notifier_count", "mmu_notifier_count"),
+    "kvm_invalidate_range_end": ("kvm", "mmu_notifier_count", "mmu_notifier_count"),
+}
+#: The tracepoint by which the notifier core announces an invalidation.
+_ANNOUNCE: Final = "mmu_notifier_invalidate_range_start"
+
+
+def _errno_name(ret: int) -> str:
+    return "-" + errno.errorcode.get(-ret, str(-ret))
+
+
+def _here(note: str) -> Cause:
+    execution = current_execution()
+    task = execution.current
+    return Cause(step=execution.step, task=task.name if task else "", note=note)
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
+class CauseLog:
+    """What the probes remember to name the causes of a later finding.
+
+    Attributes:
+        mapped: the last ``device_pte_set`` of each (device, address), with
+            a note when the page was already bad at that moment.
+        freed: the step that freed each page (by pfn).
+        errors: per task, errors returned since its invalidation started.
+        dropped: errors some caller dropped, in the order seen.
+        raised: per counter, the increments not yet undone (a stack).
+    """
+
+    mapped: dict[tuple[object, object], tuple[Cause, bool]] = field(
+        default_factory=dict
+    )
+    freed: dict[object, Cause] = field(default_factory=dict)
+    errors: dict[str, list[Cause]] = field(default_factory=dict)
+    dropped: list[Cause] = field(default_factory=list)
+    raised: dict[str, list[Cause]] = field(default_factory=dict)
+
+    def on_event(self, name: str, f: Mapping[str, object]) -> None:
+        """Remember what ``name`` tells about errors and counters."""
+        counter = _COUNTER_EVENTS.get(name)
+        if counter is not None:
+            self._count(f"{f.get(counter[0])}->{counter[2]}", f.get(counter[1]))
+        task = _here("").task
+        if name == _ANNOUNCE:
+            self.errors.pop(task, None)
+            return
+        ret = f.get("ret")
+        if not isinstance(ret, int) or isinstance(ret, bool):
+            return
+        if ret < 0:
+            pending = self.errors.setdefault(task, [])
+            if name.endswith("invalidate_range_start"):
+                pending.clear()  # the error was passed on, as it should be
+            else:
+                pending.append(_here(f"{name} returned {_errno_name(ret)}"))
+        elif ret == 0 and name.endswith("invalidate_range_start"):
+            for error in self.errors.pop(task, ()):
+                self.dropped.append(
+                    Cause(
+                        step=error.step,
+                        task=error.task,
+                        note=f"{error.note}, but {name} returned 0 at step "
+                        f"{_here('').step}: the error was dropped",
+                    )
+                )
+
+    def _count(self, key: str, value: object) -> None:
+        if not isinstance(value, int):
+            return
+        stack = self.raised.setdefault(key, [])
+        if value > len(stack):
+            stack.append(_here(f"raised {key} to {value}; not lowered since"))
+        while value < len(stack):
+            stack.pop()
+
+    def device_causes(self, device: object, addr: object, pfn: object) -> list[Cause]:
+        """The causes of a device reaching a bad page at ``addr``."""
+        causes: list[Cause] = []
+        mapped = self.mapped.get((device, addr))
+        if mapped is not None and mapped[1]:
+            causes.append(mapped[0])
+        causes.extend(reversed(self.dropped))
+        freed = self.freed.get(pfn)
+        if mapped is not None and not mapped[1]:
+            if freed is not None and freed.step >= mapped[0].step:
+                causes.append(freed)
+            causes.append(mapped[0])
+        return causes
+
+    def leak_causes(self, key: str) -> list[Cause]:
+        """The increments of counter ``key`` never undone, and dropped errors."""
+        return [*self.raised.get(key, ()), *reversed(self.dropped)]
 
 
 @dataclass(slots=True, kw_only=True, eq=False)
@@ -52,25 +169,81 @@ class HmmWorldView:
         counters: named subscriber counts of open invalidations, e.g.
             ``{"kvm->mmu_notifier_count": lambda: kvm.mmu_notifier_count}``.
         ranges: returns the registered ranges (name, valid) to watch.
+        causes: what the probes saw, to name the causes of findings.
     """
 
     mm: MmStruct
     devices: list[Device] = field(default_factory=list)
     counters: dict[str, Any] = field(default_factory=dict)
     hmm_of: Any = None
+    causes: CauseLog = field(default_factory=CauseLog)
 
 
-def _report(kind: str, message: str, *, fatal: bool) -> None:
-    current_execution().report(kind, message, fatal=fatal)
+def _report(
+    kind: str, message: str, *, fatal: bool, causes: Iterable[Cause] = ()
+) -> None:
+    current_execution().report(
+        kind, message, fatal=fatal, causes=_unique(causes, current_execution().step)
+    )
+
+
+def _unique(causes: Iterable[Cause], detected: int) -> tuple[Cause, ...]:
+    """Causes by step, first note kept, without the detecting step itself."""
+    seen: dict[int, Cause] = {}
+    for cause in causes:
+        if cause.step != detected:
+            seen.setdefault(cause.step, cause)
+    return tuple(seen.values())
 
 
 def _open_invalidations(mm: MmStruct) -> int:
     return mm.ghost_open_invalidations + mm.ghost_starts_in_flight
 
 
+def _attach_cause_probes(view: HmmWorldView) -> None:
+    """Register the probes that only feed the CauseLog."""
+    mm = view.mm
+    log = view.causes
+
+    def on_device_pte_set(_: str, f: Mapping[str, object]) -> None:
+        device, addr = f["device"], f["addr"]
+        assert isinstance(addr, int)
+        page_text = f"page#{f['page']}"
+        note = f"{device} mapped {addr:#x} to {page_text}"
+        bad = False
+        for dev in view.devices:
+            slot = dev.entries.get(addr) if dev.name == device else None
+            if slot is None or slot.pte is None:
+                continue
+            page = slot.pte.page
+            cell = mm.ptes.get(addr)
+            cpu = cell.value if cell is not None else None
+            if page.state is PageState.FREE:
+                note += ", which was already free"
+            elif cpu is None or cpu.page is not page:
+                note += ", which the CPU page table no longer maps there"
+            elif _open_invalidations(mm):
+                note += " while an invalidation was open: the page was about to go"
+            else:
+                continue
+            bad = True
+        log.mapped[(device, addr)] = (_here(note), bad)
+
+    def on_page_free(_: str, f: Mapping[str, object]) -> None:
+        log.freed[f["page"]] = _here(
+            f"freed page#{f['page']} while a device page table still pointed at it"
+        )
+
+    register_probe("*", log.on_event)
+    register_probe("device_pte_set", on_device_pte_set)
+    register_probe("page_free", on_page_free)
+
+
 def attach_contract_probes(view: HmmWorldView) -> None:
     """Register the per-event checks in the running execution."""
     mm = view.mm
+    log = view.causes
+    _attach_cause_probes(view)
 
     def on_device_access(_: str, f: Mapping[str, object]) -> None:
         addr = f["addr"]
@@ -85,6 +258,7 @@ def attach_contract_probes(view: HmmWorldView) -> None:
                 f"through its page table and reached page#{f['page']}, which is "
                 f"{state} since the device mapped it",
                 fatal=True,
+                causes=log.device_causes(f["device"], addr, f["page"]),
             )
             return
         cell = mm.ptes.get(addr)
@@ -97,6 +271,7 @@ def attach_contract_probes(view: HmmWorldView) -> None:
                 f"page table maps {addr:#x} to {now}"
                 + (" read-only" if pte is not None and not pte.write else ""),
                 fatal=True,
+                causes=log.device_causes(f["device"], addr, f["page"]),
             )
 
     def on_cpu_pte_change(name: str, f: Mapping[str, object]) -> None:
@@ -120,6 +295,10 @@ def attach_contract_probes(view: HmmWorldView) -> None:
                 f"page#{dpte.page.pfn}: invalidate_range_start returned success "
                 "before the device dropped its mapping",
                 fatal=False,
+                causes=[
+                    *reversed(log.dropped),
+                    *log.device_causes(dev.name, addr, dpte.page.pfn),
+                ],
             )
 
     def on_wait_result(_: str, f: Mapping[str, object]) -> None:
@@ -130,6 +309,7 @@ def attach_contract_probes(view: HmmWorldView) -> None:
             f"hmm_range_wait_until_valid({f['range']}) timed out although no "
             "invalidation is open or in flight: the range can never become valid",
             fatal=False,
+            causes=[c for key in sorted(log.raised) for c in log.leak_causes(key)],
         )
 
     register_probe("device_access", on_device_access)
@@ -157,6 +337,7 @@ def check_end(view: HmmWorldView) -> Iterable[Finding]:
                     "open: a start that failed (or was never ended) left it raised"
                 ),
                 step=step,
+                causes=_unique(view.causes.leak_causes(name), step),
             )
     if hmm is not None and not open_now and not hmm.notifiers:
         for rng in hmm.ranges:
@@ -165,6 +346,14 @@ def check_end(view: HmmWorldView) -> Iterable[Finding]:
                     kind="range-stuck-invalid",
                     message=f"{rng.name} is still registered and invalid at the end",
                     step=step,
+                    causes=_unique(
+                        (
+                            c
+                            for key in sorted(view.causes.raised)
+                            for c in view.causes.leak_causes(key)
+                        ),
+                        step,
+                    ),
                 )
     for dev in view.devices:
         for addr, dpte in dev.mapped():
@@ -179,6 +368,9 @@ def check_end(view: HmmWorldView) -> Iterable[Finding]:
                         "which was freed since"
                     ),
                     step=step,
+                    causes=_unique(
+                        view.causes.device_causes(dev.name, addr, page.pfn), step
+                    ),
                 )
             elif pte is None or pte.page is not page:
                 yield Finding(
@@ -188,6 +380,9 @@ def check_end(view: HmmWorldView) -> Iterable[Finding]:
                         "the CPU no longer does"
                     ),
                     step=step,
+                    causes=_unique(
+                        view.causes.device_causes(dev.name, addr, page.pfn), step
+                    ),
                 )
 
 

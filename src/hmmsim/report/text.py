@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hmmsim.engine import Counterexample, ExecutionResult, Trace
+from hmmsim.engine import Counterexample, ExecutionResult, Finding, Trace
 from hmmsim.oracle import explain
 from hmmsim.report.model import ScenarioRun
-from hmmsim.report.timeline import render_timeline
+from hmmsim.report.timeline import CAUSE_MARK, render_timeline
 
 __all__ = [
     "outcome_label",
@@ -108,6 +108,7 @@ def _counterexample(
         f"  {explain(cx.kind)}",
         f"  {where}{step}; {_plural(cx.steps, 'step')}{shrunk}, "
         f"{_plural(cx.preemptions, 'preemption')}; found in execution {cx.execution}",
+        *_cause_lines(finding),
         "",
     ]
     if trace is not None:
@@ -329,6 +330,14 @@ def _kinds_by_variant(runs: Sequence[ScenarioRun]) -> list[str]:
     return lines
 
 
+def _cause_lines(finding: Finding) -> list[str]:
+    """``  caused at step N (task): note`` for each cause the oracle named."""
+    return [
+        f"  {CAUSE_MARK} caused at step {c.step} ({c.task}): {c.note}"
+        for c in finding.causes
+    ]
+
+
 def render_replay(
     *,
     label: str,
@@ -357,6 +366,9 @@ def render_replay(
     ]
     if kind:
         lines.append(f"  {kind}: {explain(kind)}")
+        primary = next((f for f in result.findings if f.kind == kind), None)
+        if primary is not None:
+            lines.extend(_cause_lines(primary))
     lines.append("")
     if result.trace is not None:
         lines.append(

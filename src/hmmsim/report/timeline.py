@@ -22,7 +22,16 @@ finding was made during them.
 
 The step where a finding was reported is marked ``>>>`` (the
 counterexample's own kind) or ``!!`` (other findings), with the finding's
-message underneath.  Findings made after the last step (a deadlock, an
+message underneath.  The steps the oracle names as the *causes* of the
+counterexample's finding (:class:`~hmmsim.engine.Cause`: the step that set a
+device PTE to a freed page, dropped an ``-EAGAIN``, raised a count never
+lowered) are marked ``<<<``, each with its note underneath: detection and
+cause are usually far apart.
+
+Each tracepoint is drawn in the column of the task that emitted it: a task
+spawned during another task's step runs up to its first Op inside that step,
+so its first tracepoints get a row of their own (``(started)``) under the
+same step number.  Findings made after the last step (a deadlock, an
 end-of-execution property) follow the table.
 
 :func:`build_timeline` gives the same content as data for other renderers
@@ -33,18 +42,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
-from hmmsim.engine import Event, Finding, Step, Trace
+from hmmsim.engine import Cause, Event, Finding, Step, Trace
 
 __all__ = [
+    "CAUSE_MARK",
     "OTHER_MARK",
     "PRIMARY_MARK",
     "SETUP_TASK",
+    "STARTED",
     "Timeline",
     "TimelineRow",
     "build_timeline",
+    "cause_text",
     "format_event",
     "format_value",
     "render_timeline",
@@ -56,6 +68,10 @@ __all__ = [
 PRIMARY_MARK: Final = ">>>"
 #: Marks the step of another finding of the same execution.
 OTHER_MARK: Final = "!!"
+#: Marks a step named as a cause of the counterexample's violation.
+CAUSE_MARK: Final = "<<<"
+#: The op text of a row holding what a spawned task did before its first Op.
+STARTED: Final = "(started)"
 #: The task whose leading steps are folded as set-up.
 SETUP_TASK: Final = "setup"
 
@@ -117,7 +133,10 @@ class TimelineRow:
         notes: ``? label=value`` data choices, then ``-> event`` tracepoints.
         changes: ``key=value`` for each state value changed by the step.
         findings: the findings reported during this step.
-        mark: ``PRIMARY_MARK``, ``OTHER_MARK`` or ``""``.
+        mark: ``PRIMARY_MARK``, ``OTHER_MARK``, ``CAUSE_MARK`` or ``""``.
+        causes: ``(kind, cause)`` for each finding this step is a cause of.
+        held: the locks each task holds after the step, by task name.
+        setup: whether the step belongs to the folded set-up.
     """
 
     index: int
@@ -128,6 +147,9 @@ class TimelineRow:
     changes: tuple[str, ...]
     findings: tuple[Finding, ...]
     mark: str
+    causes: tuple[tuple[Finding, Cause], ...] = ()
+    held: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    setup: bool = False
 
     @property
     def lines(self) -> tuple[str, ...]:
@@ -149,6 +171,7 @@ class Timeline:
         trailing: findings not made during a shown step (after the last
             step, or at the end).
         last_step: index of the last step of the trace (-1: no step).
+        hidden_causes: causes that lie in the folded set-up, with their finding.
     """
 
     columns: tuple[int, ...]
@@ -158,14 +181,30 @@ class Timeline:
     rows: tuple[TimelineRow, ...]
     trailing: tuple[Finding, ...]
     last_step: int
+    hidden_causes: tuple[tuple[Finding, Cause], ...] = ()
+
+
+def _own(event: Event, step: Step) -> bool:
+    return event.task in (-1, step.task)
 
 
 def _notes(step: Step) -> tuple[str, ...]:
     notes = [f"? {label}={value}" for label, value in step.data]
     if step.location:
         notes.append(f"@ {step.location}")
-    notes.extend(f"-> {format_event(event)}" for event in step.events)
+    notes.extend(
+        f"-> {format_event(event)}" for event in step.events if _own(event, step)
+    )
     return tuple(notes)
+
+
+def _foreign(step: Step) -> dict[int, list[str]]:
+    """The tracepoints of other tasks (spawned in this step), by task id."""
+    out: dict[int, list[str]] = {}
+    for event in step.events:
+        if not _own(event, step):
+            out.setdefault(event.task, []).append(f"-> {format_event(event)}")
+    return out
 
 
 def _changes(
@@ -184,6 +223,25 @@ def _mark(findings: Sequence[Finding], primary: str | None) -> str:
     if primary is None or any(f.kind == primary for f in findings):
         return PRIMARY_MARK
     return OTHER_MARK
+
+
+def _causes_by_step(
+    findings: Sequence[Finding], primary: str | None
+) -> dict[int, list[tuple[Finding, Cause]]]:
+    """The causes of the primary kind's findings (every finding's without one)."""
+    out: dict[int, list[tuple[Finding, Cause]]] = {}
+    for finding in findings:
+        if primary is not None and finding.kind != primary:
+            continue
+        for cause in finding.causes:
+            out.setdefault(cause.step, []).append((finding, cause))
+    return out
+
+
+def cause_text(finding: Finding, cause: Cause) -> str:
+    """Return ``cause of KIND (step N): note``."""
+    where = f"step {finding.step}" if finding.step >= 0 else "at the end"
+    return f"cause of {finding.kind} ({where}): {cause.note}"
 
 
 def _setup_prefix(trace: Trace, finding_steps: set[int]) -> int:
@@ -219,19 +277,33 @@ def build_timeline(
     by_step: dict[int, list[Finding]] = {}
     for finding in findings:
         by_step.setdefault(finding.step, []).append(finding)
-    hidden = 0 if full else _setup_prefix(trace, set(by_step))
+    causes = _causes_by_step(findings, primary)
+    first_causes = {
+        f.causes[0].step
+        for f in findings
+        if f.causes and (primary is None or f.kind == primary)
+    }
+    hidden = 0 if full else _setup_prefix(trace, set(by_step) | first_causes)
     shown = trace.steps[hidden:]
+    leading = next(
+        (s.index for s in trace.steps if s.task_name != SETUP_TASK),
+        len(trace.steps),
+    )
     previous: Mapping[str, object] | None = None
     setup_state: tuple[str, ...] = ()
     if hidden:
         previous = trace.steps[hidden - 1].state
         setup_state = _changes(previous, None)
-    used = {step.task for step in shown}
+    used = {step.task for step in shown} | {
+        e.task for step in shown for e in step.events if e.task >= 0
+    }
     columns = tuple(t for t in range(len(trace.tasks)) if t in used or not hidden)
     position = {task: i for i, task in enumerate(columns)}
     rows = []
     for step in shown:
         here = tuple(by_step.get(step.index, ()))
+        because = tuple(causes.get(step.index, ()))
+        mark = _mark(here, primary) or (CAUSE_MARK if because else "")
         rows.append(
             TimelineRow(
                 index=step.index,
@@ -241,10 +313,30 @@ def build_timeline(
                 notes=_notes(step),
                 changes=_changes(step.state, previous),
                 findings=here,
-                mark=_mark(here, primary),
+                mark=mark,
+                causes=because,
+                held=step.held,
+                setup=step.index < leading,
             )
         )
+        rows.extend(
+            TimelineRow(
+                index=step.index,
+                task=task,
+                column=position[task],
+                op=STARTED,
+                notes=tuple(notes),
+                changes=(),
+                findings=(),
+                mark="",
+                held=step.held,
+            )
+            for task, notes in _foreign(step).items()
+        )
         previous = step.state
+    hidden_causes = tuple(
+        pair for index in sorted(causes) if index < hidden for pair in causes[index]
+    )
     return Timeline(
         columns=columns,
         names=tuple(trace.tasks[t] for t in columns),
@@ -253,6 +345,7 @@ def build_timeline(
         rows=tuple(rows),
         trailing=tuple(trailing_findings(trace, findings)),
         last_step=trace.steps[-1].index if trace.steps else -1,
+        hidden_causes=hidden_causes,
     )
 
 
@@ -270,7 +363,7 @@ def trailing_findings(trace: Trace, findings: Sequence[Finding]) -> list[Finding
 
 
 #: A line never ends with one of these alone (nor is empty).
-_MARKERS: Final = frozenset({"", "->", "*", "?", ">>>", "!!"})
+_MARKERS: Final = frozenset({"", "->", "*", "?", ">>>", "!!", "<<<"})
 _BREAK_AFTER: Final = re.compile(r"(?<=[(,\s])|(?<=->)")
 
 
@@ -447,6 +540,15 @@ def _setup_lines(timeline: Timeline, hint: str, width: int) -> list[str]:
     ]
     if timeline.setup_state:
         lines.extend(_pack(timeline.setup_state, "state after set-up:", width))
+    for finding, cause in timeline.hidden_causes:
+        lines.extend(
+            _wrap(
+                f"{CAUSE_MARK} step {cause.step} ({cause.task}), in the set-up: "
+                + cause_text(finding, cause),
+                width,
+                4,
+            )
+        )
     return [*lines, ""]
 
 
@@ -489,6 +591,15 @@ def render_timeline(
     indent = " " * (layout.gutter + len(_GAP))
     for row in timeline.rows:
         lines.extend(_row_lines(row, layout))
+        for finding, cause in row.causes:
+            lines.extend(
+                indent + text
+                for text in _wrap(
+                    f"{CAUSE_MARK} {cause_text(finding, cause)}",
+                    width - len(indent),
+                    4,
+                )
+            )
         for finding in row.findings:
             mark = PRIMARY_MARK if primary in (None, finding.kind) else OTHER_MARK
             lines.extend(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from hmmsim.engine import Event, Finding
+from hmmsim.engine import Cause, Event, Finding
 
 
 class TestFinding:
     def test_to_json_has_a_stable_key_order(self) -> None:
-        """Finding.to_json lists kind, message, step, task, fatal, detail in order."""
-        finding = Finding(kind="k", message="m", step=3, task="t", detail=("a",))
+        """Finding.to_json lists kind, message, step, task, fatal, detail, causes."""
+        cause = Cause(step=1, task="u", note="n")
+        finding = Finding(
+            kind="k", message="m", step=3, task="t", detail=("a",), causes=(cause,)
+        )
 
         assert [
             ("kind", "k"),
@@ -17,6 +20,7 @@ class TestFinding:
             ("task", "t"),
             ("fatal", True),
             ("detail", ["a"]),
+            ("causes", [{"step": 1, "task": "u", "note": "n"}]),
         ] == list(finding.to_json().items())
 
 

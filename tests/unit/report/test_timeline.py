@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from hmmsim.engine import Event, Finding, Step, Trace
+from hmmsim.engine import Cause, Event, Finding, Step, Trace
 from hmmsim.report import ScenarioRun
 from hmmsim.report.timeline import (
+    CAUSE_MARK,
     OTHER_MARK,
+    STARTED,
     PRIMARY_MARK,
     build_timeline,
     format_event,
@@ -284,3 +286,71 @@ class TestFormatValue:
         """State values render deterministically, sets sorted."""
         assert "{1, 2, 3}" == format_value({3, 1, 2})
         assert "{a: [1, (2, 3)]}" == format_value({"a": [1, (2, 3)]})
+
+
+class TestCauses:
+    """Cause steps are marked beside the detecting step."""
+
+    def test_the_cause_step_is_marked_with_its_note(self) -> None:
+        """A finding's cause step gets <<< and its note; the detection keeps >>>."""
+        cause = Cause(step=1, task="unmap", note="bumped seq for good")
+        finding = Finding(kind="warn", message="seq odd", step=2, causes=(cause,))
+
+        text = render_timeline(two_task_trace(), [finding], primary="warn")
+
+        assert f"{CAUSE_MARK} 1" in text
+        assert f"{CAUSE_MARK} cause of warn (step 2): bumped seq for good" in text
+        assert f"{PRIMARY_MARK} 2" in text
+
+    def test_causes_of_other_kinds_are_not_marked(self) -> None:
+        """Only the counterexample's own kind has its causes marked."""
+        cause = Cause(step=1, task="unmap", note="n")
+        other = Finding(kind="other", message="m", step=2, causes=(cause,))
+
+        rows = timeline_rows(two_task_trace(), [other], primary="warn")
+
+        assert ("", ()) == (rows[1].mark, rows[1].causes)
+
+    def test_a_cause_in_the_folded_set_up_is_listed_above_the_table(self) -> None:
+        """A secondary cause in the set-up is named in the set-up summary."""
+        first = Cause(step=2, task="a", note="first")
+        second = Cause(step=0, task="setup", note="mapped it")
+        finding = Finding(kind="k", message="m", step=3, causes=(first, second))
+        trace = setup_then_race()
+
+        timeline = build_timeline(trace, [finding], primary="k")
+        text = render_timeline(trace, [finding], primary="k")
+
+        assert timeline.hidden > 0
+        assert [(finding, second)] == list(timeline.hidden_causes)
+        assert "<<< step 0 (setup), in the set-up: cause of k (step 3): mapped" in text
+
+
+class TestTracepointOwner:
+    """Tracepoints are drawn in the column of the task that emitted them."""
+
+    def test_a_spawned_task_s_first_tracepoint_gets_its_own_row(self) -> None:
+        """An event emitted by task 1 during task 0's step is drawn under task 1."""
+        trace = Trace(
+            tasks=("setup", "reclaim"),
+            steps=(
+                Step(
+                    index=0,
+                    task=0,
+                    task_name="setup",
+                    op="kthread_run()",
+                    kind="LOCAL",
+                    events=(
+                        Event(name="mine", task=0),
+                        Event(name="reclaim_start", task=1),
+                    ),
+                ),
+            ),
+        )
+
+        rows = timeline_rows(trace)
+
+        assert [
+            (0, "kthread_run()", ("-> mine",)),
+            (1, STARTED, ("-> reclaim_start",)),
+        ] == [(r.column, r.op, r.notes) for r in rows]
