@@ -7,8 +7,8 @@ from hmmsim.report import ScenarioRun
 from hmmsim.report.timeline import (
     CAUSE_MARK,
     OTHER_MARK,
-    STARTED,
     PRIMARY_MARK,
+    STARTED,
     build_timeline,
     format_event,
     format_value,
