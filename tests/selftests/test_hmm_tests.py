@@ -39,7 +39,7 @@ from hmmsim.kernel.drivers.dmirror import (
 )
 from hmmsim.kernel.fork import dup_mm, mm_alloc, mmput
 from hmmsim.kernel.mm_types import MmStruct, TaskStruct
-from hmmsim.kernel.mmap import vm_mmap, vm_munmap
+from hmmsim.kernel.mmap import sys_munmap, vm_mmap
 from hmmsim.kernel.mprotect import do_mprotect_pkey
 from hmmsim.kernel.page_alloc import is_zero_pfn
 from hmmsim.kernel.types import (
@@ -356,7 +356,7 @@ def test_anon_read_multiple() -> None:
             t.ASSERT_EQ(NPAGES, buffer.cpages)
             t.ASSERT_EQ(1, buffer.faults)
             t.ASSERT_EQ([i + c for i in range(NPAGES)], buffer.mirror)
-            t.ASSERT_EQ(0, await vm_munmap(mm, buffer.ptr, buffer.size))
+            t.ASSERT_EQ(0, await sys_munmap(mm, buffer.ptr, buffer.size))
         await dmirror_fops_release(fd)
 
     hmm_test(body)
@@ -390,7 +390,7 @@ def test_anon_teardown() -> None:
             await wait_for_completion(ready)
             mm, buffer = state["mm"], state["buffer"]
             half = buffer.size // 2
-            await vm_munmap(mm, buffer.ptr + half, half)
+            await sys_munmap(mm, buffer.ptr + half, half)
 
         return SimpleInstance(
             task_list=[("reader", reader()), ("unmap_buffer", unmap_buffer())]
@@ -426,7 +426,7 @@ def test_snapshot() -> None:
         buffer = await mmap_buffer(mm, VM_READ | VM_WRITE)
         p = [buffer.ptr + i * PAGE_SIZE for i in range(NPAGES)]
         # Page 0: a hole; page 1: untouched; page 2: read-only; page 3: written.
-        t.ASSERT_EQ(0, await vm_munmap(mm, p[0], PAGE_SIZE))
+        t.ASSERT_EQ(0, await sys_munmap(mm, p[0], PAGE_SIZE))
         await cpu_store(mm, p[2], 2)
         await cpu_store(mm, p[3], 3)
         t.ASSERT_EQ(0, await do_mprotect_pkey(mm, p[2], PAGE_SIZE, VM_READ))

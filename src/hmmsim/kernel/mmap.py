@@ -1,9 +1,11 @@
 """Model of the parts of ``mm/mmap.c`` the scenarios need (Linux v5.3).
 
-``vm_mmap`` creates an anonymous private mapping, ``vm_munmap`` /
-``do_munmap`` remove one (splitting VMAs at the edges, unmapping the pages
-inside a blockable notifier bracket), ``find_vma`` looks one up and
-``exit_mmap`` tears the whole address space down when its last user goes.
+``vm_mmap`` creates an anonymous private mapping, ``sys_munmap`` /
+``vm_munmap`` / ``do_munmap`` remove one (splitting VMAs at the edges,
+detaching them, then unmapping the pages inside a blockable notifier
+bracket; the system call does that part with ``mmap_sem`` downgraded to
+read), ``find_vma`` looks one up and ``exit_mmap`` tears the whole address
+space down when its last user goes.
 
 Deviations:
     * MODEL: ``vm_mmap`` takes the mm, a fixed address and the ``VM_*`` flags
@@ -14,9 +16,15 @@ Deviations:
       ``vm_flags`` may add e.g. VM_IO or VM_HUGETLB to exercise error paths.
     * MODEL: remove_vma does not fput the VMA's file: shmem files are never
       released (kernel.shmem Deviations).
-    * MODEL: munmap keeps ``mmap_sem`` for write throughout; v5.3 downgrades it
-      to read after detaching the VMAs (downgrade_write is not modelled).
-      The detached VMAs are invisible to readers either way.
+    * MODEL: ``vm_munmap`` and the munmap system call (``sys_munmap``) take
+      the mm as an argument (the kernel uses current->mm) and take
+      ``mmap_sem`` with down_write instead of down_write_killable (no signals
+      in the model, so never -EINTR).  As in v5.3/v5.5, the system call
+      downgrades ``mmap_sem`` to read once the VMAs are detached
+      (``__do_munmap(..., downgrade=True)``), so page faults and HMM walks of
+      other VMAs run beside the unmapping; ``vm_munmap`` (in-kernel callers)
+      keeps it for write.  No VM_GROWSDOWN/VM_GROWSUP VMAs exist, so the
+      later (v5.9) refusal to downgrade next to them does not arise.
     * MODEL: no VMA merging, no accounting, no mlock, no uprobes/userfaultfd;
       ``free_pgtables`` is a no-op (page-table cells are never freed).
 """
@@ -42,15 +50,19 @@ from hmmsim.kernel.types import (
     VM_SHARED,
     VmFlags,
 )
-from hmmsim.sync import down_write, up_write
+from hmmsim.sync import down_write, downgrade_write, up_read, up_write
 
 __all__ = [
+    "__do_munmap",
     "__split_vma",
+    "__vm_munmap",
+    "detach_vmas_to_be_unmapped",
     "do_munmap",
     "exit_mmap",
     "find_vma",
     "insert_vm_struct",
     "remove_vma",
+    "sys_munmap",
     "unmap_region",
     "vm_mmap",
     "vm_munmap",
@@ -113,10 +125,10 @@ def __split_vma(mm: MmStruct, vma: VmAreaStruct, addr: int, new_below: bool) -> 
 
 
 def remove_vma(mm: MmStruct, vma: VmAreaStruct) -> None:
-    """Unlink ``vma`` from ``mm`` and free it.
+    """Free ``vma``.
 
-    Kernel: mm/mmap.c remove_vma() (with the unlinking of
-    detach_vmas_to_be_unmapped()).
+    Kernel: mm/mmap.c remove_vma().  MODEL: a VMA still linked (exit_mmap
+    frees them without detaching) is unlinked from ``mm.mmap`` here.
     """
     if vma in mm.mmap:
         mm.mmap.remove(vma)
@@ -161,13 +173,32 @@ async def unmap_region(
     await unmap_vmas(vmas, start, end)
 
 
-async def do_munmap(mm: MmStruct, start: int, len: int) -> int:
+def detach_vmas_to_be_unmapped(
+    mm: MmStruct, start: int, end: int
+) -> list[VmAreaStruct]:
+    """Unlink the VMAs inside [start, end) from ``mm`` and return them.
+
+    Kernel: mm/mmap.c detach_vmas_to_be_unmapped() (v5.3).  After this no
+    find_vma sees them; the caller unmaps and frees them.  MODEL: the VMAs
+    are picked by address (the caller split the edges) instead of following
+    ``vm_next`` from the first one.
+    """
+    detached = [v for v in mm.mmap if v.vm_start >= start and v.vm_end <= end]
+    for v in detached:
+        mm.mmap.remove(v)
+    return detached
+
+
+async def __do_munmap(mm: MmStruct, start: int, len: int, downgrade: bool) -> int:
     """Remove the mappings in [start, start+len); mmap_sem held for write.
 
-    Kernel: mm/mmap.c do_munmap() -> __do_munmap() (v5.3).
+    Kernel: mm/mmap.c __do_munmap() (v5.3; v5.5 is the same).  With
+    ``downgrade`` the write hold of ``mmap_sem`` becomes a read hold once
+    the VMAs are detached, before their pages are unmapped.
 
     Returns:
-        0, or -EINVAL for a misaligned or empty range.
+        1 if ``mmap_sem`` was downgraded (the caller must up_read), else 0;
+        or -EINVAL for a misaligned or empty range.
     """
     mmap_assert_write_locked(mm)
     if start & ~PAGE_MASK or len <= 0:
@@ -175,6 +206,7 @@ async def do_munmap(mm: MmStruct, start: int, len: int) -> int:
     len = PAGE_ALIGN(len)
     end = start + len
 
+    # MODEL: arch_unmap (MPX) is not modelled.
     vma = find_vma(mm, start)
     if vma is None or vma.vm_start >= end:
         return 0
@@ -186,24 +218,71 @@ async def do_munmap(mm: MmStruct, start: int, len: int) -> int:
     if last is not None and last.vm_start < end:
         __split_vma(mm, last, end, True)
 
-    # Detach the VMAs inside, then unmap and free them.
-    detached = [v for v in mm.mmap if v.vm_start >= start and v.vm_end <= end]
+    # MODEL: no mlocked VMAs to munlock first (locked_vm is always 0).
+
+    # Detach the VMAs from the tree: from now on nobody finds them.
+    detached = detach_vmas_to_be_unmapped(mm, start, end)
+    trace("do_munmap", mm=mm.name, start=start, end=end)
+
+    if downgrade:
+        await downgrade_write(mm.mmap_sem)
+
+    await unmap_region(mm, detached, start, end)
+
+    # Fix up all other VM information: free the detached VMAs.
     for v in detached:
         remove_vma(mm, v)
-    trace("do_munmap", mm=mm.name, start=start, end=end)
-    await unmap_region(mm, detached, start, end)
-    return 0
+
+    return 1 if downgrade else 0
+
+
+async def do_munmap(mm: MmStruct, start: int, len: int) -> int:
+    """Remove the mappings in [start, start+len); mmap_sem held for write.
+
+    Kernel: mm/mmap.c do_munmap() (v5.3): __do_munmap without downgrade.
+
+    Returns:
+        0, or -EINVAL for a misaligned or empty range.
+    """
+    return await __do_munmap(mm, start, len, False)
+
+
+async def __vm_munmap(mm: MmStruct, start: int, len: int, downgrade: bool) -> int:
+    """Take ``mmap_sem`` for write and remove the mappings.
+
+    Kernel: mm/mmap.c __vm_munmap() (v5.3; see Deviations).
+    """
+    await down_write(mm.mmap_sem)  # MODEL: down_write_killable, never -EINTR
+    ret = await __do_munmap(mm, start, len, downgrade)
+    # 1 means __do_munmap downgraded mmap_sem; munmap returns 0 then.
+    if ret == 1:
+        await up_read(mm.mmap_sem)
+        ret = 0
+    else:
+        await up_write(mm.mmap_sem)
+    # MODEL: userfaultfd_unmap_complete is not modelled.
+    return ret
 
 
 async def vm_munmap(mm: MmStruct, start: int, len: int) -> int:
-    """munmap(2): take ``mmap_sem`` for write and remove the mappings.
+    """Remove mappings for an in-kernel caller (``mmap_sem`` stays write-held).
 
-    Kernel: mm/mmap.c vm_munmap() -> __vm_munmap() (v5.3, see Deviations).
+    Kernel: mm/mmap.c vm_munmap() (v5.3): __vm_munmap(start, len, false).
     """
-    await down_write(mm.mmap_sem)
-    ret = await do_munmap(mm, start, len)
-    await up_write(mm.mmap_sem)
-    return ret
+    return await __vm_munmap(mm, start, len, False)
+
+
+async def sys_munmap(mm: MmStruct, addr: int, len: int) -> int:
+    """munmap(2): remove mappings, downgrading ``mmap_sem`` before the unmap.
+
+    Kernel: mm/mmap.c SYSCALL_DEFINE2(munmap) (v5.3):
+    __vm_munmap(addr, len, true).  MODEL: takes the mm (current->mm in C).
+
+    Returns:
+        0, or -EINVAL for a misaligned or empty range.
+    """
+    # MODEL: untagged_addr and profile_munmap are not modelled.
+    return await __vm_munmap(mm, addr, len, True)
 
 
 async def exit_mmap(mm: MmStruct) -> None:

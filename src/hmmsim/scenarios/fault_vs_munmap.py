@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hmmsim.engine import Instance
-from hmmsim.kernel.mmap import vm_mmap, vm_munmap
+from hmmsim.kernel.mmap import sys_munmap, vm_mmap
 from hmmsim.kernel.types import PAGE_SIZE, VM_READ, VM_WRITE
 from hmmsim.kernel.uaccess import cpu_store
 from hmmsim.scenarios import Scenario, register
@@ -35,7 +35,7 @@ def build(variant: str) -> Instance:
         return await fault_and_read(dmirror)
 
     async def unmap() -> int:
-        return await vm_munmap(world.mm, BASE, PAGE_SIZE)
+        return await sys_munmap(world.mm, BASE, PAGE_SIZE)
 
     async def allocate() -> int:
         # Touching a new page allocates a frame: the LIFO free list hands out

@@ -5,13 +5,14 @@ from __future__ import annotations
 import errno
 from typing import Any
 
-from tests.support.kernel_harness import BASE, NPAGES, make_mm, run_one
+from tests.support.kernel_harness import BASE, NPAGES, make_mm, run_one, run_tasks
 
 from hmmsim.kernel.atomic import set_bit
 from hmmsim.kernel.fork import mm_alloc, mmdrop, mmget, mmget_not_zero, mmgrab, mmput
 from hmmsim.kernel.memory import handle_mm_fault
 from hmmsim.kernel.mm_types import PageState, pte_offset_map
-from hmmsim.kernel.mmap import do_munmap, find_vma, vm_munmap
+from hmmsim.kernel.mmap import __do_munmap as do_munmap_downgrade
+from hmmsim.kernel.mmap import do_munmap, find_vma, sys_munmap, vm_munmap
 from hmmsim.kernel.mmu_notifier import (
     MmuNotifier,
     MmuNotifierRange,
@@ -40,7 +41,18 @@ from hmmsim.kernel.types import (
     FaultFlag,
 )
 from hmmsim.kernel.uaccess import cpu_load, cpu_store
-from hmmsim.sync import down_read, down_write, up_read, up_write
+from hmmsim.sync import (
+    READ_ONCE,
+    WRITE_ONCE,
+    Cell,
+    WaitQueueHead,
+    down_read,
+    down_write,
+    up_read,
+    up_write,
+    wait_event,
+    wake_up_all,
+)
 
 END = BASE + NPAGES * PAGE_SIZE
 
@@ -64,6 +76,24 @@ class RecordingNotifier:
 
     async def end(self, mn: MmuNotifier, r: MmuNotifierRange) -> None:
         self._record("end", r)
+
+
+class _Flag:
+    """A one-shot flag tasks can sleep on (a Cell and a wait queue)."""
+
+    def __init__(self, name: str) -> None:
+        self.done = Cell(f"{name}.done", False)
+        self.wq = WaitQueueHead(f"{name}.wq")
+
+    async def set(self) -> None:
+        await WRITE_ONCE(self.done, True)
+        await wake_up_all(self.wq)
+
+    async def wait(self) -> None:
+        async def is_done() -> bool:
+            return await READ_ONCE(self.done)
+
+        await wait_event(self.wq, is_done)
 
 
 class TestMmput:
@@ -300,6 +330,101 @@ class TestMunmap:
 
         run_one(body)
         assert [-errno.EINVAL, 0] == out
+
+    def test_munmap_syscall_downgrades_mmap_sem_before_the_unmap(self) -> None:
+        """munmap(2) holds mmap_sem only for read inside the bracket; vm_munmap for write."""
+        seen: list[tuple[str, bool, bool]] = []
+
+        async def body() -> None:
+            mm = await make_mm()
+            await cpu_store(mm, BASE, 1)
+
+            async def start(mn: MmuNotifier, r: MmuNotifierRange) -> int:
+                sem = mm.mmap_sem
+                # The VMA is already detached: nobody finds it any more.
+                vma = find_vma(mm, BASE)
+                gone = vma is None or vma.vm_start > BASE
+                seen.append(("start", sem.writer is None and bool(sem.readers), gone))
+                return 0
+
+            mn = MmuNotifier(
+                ops=StaticMmuNotifierOps(invalidate_range_start=start), name="rec"
+            )
+            assert 0 == await mmu_notifier_register(mn, mm)
+            assert 0 == await sys_munmap(mm, BASE, PAGE_SIZE)
+            seen.append(("after", not mm.mmap_sem.readers, mm.mmap_sem.writer is None))
+            assert 0 == await vm_munmap(mm, BASE + PAGE_SIZE, PAGE_SIZE)
+
+        run = run_one(body)
+
+        assert [] == run.kinds
+        assert [
+            ("start", True, True),
+            ("after", True, True),
+            ("start", False, True),
+        ] == seen
+
+    def test_a_reader_runs_beside_the_downgraded_unmap(self) -> None:
+        """After the downgrade another task takes mmap_sem for read while munmap unmaps."""
+        order: list[str] = []
+
+        def setup() -> list[tuple[str, Any]]:
+            state: dict[str, Any] = {}
+
+            async def unmapper() -> None:
+                mm = await make_mm()
+                await cpu_store(mm, BASE, 1)
+                state["mm"] = mm
+
+                async def start(mn: MmuNotifier, r: MmuNotifierRange) -> int:
+                    order.append("munmap: invalidate_range_start")
+                    # Let the reader run now (sequential: lowest enabled id).
+                    await state["reader_gate"].wait()
+                    order.append("munmap: resumes")
+                    return 0
+
+                mn = MmuNotifier(
+                    ops=StaticMmuNotifierOps(invalidate_range_start=start), name="r"
+                )
+                await mmu_notifier_register(mn, mm)
+                await state["go"].set()
+                await sys_munmap(mm, BASE, PAGE_SIZE)
+
+            async def reader() -> None:
+                await state["go"].wait()
+                mm = state["mm"]
+                await down_read(mm.mmap_sem)
+                order.append("reader: down_read")
+                await up_read(mm.mmap_sem)
+                await state["reader_gate"].set()
+
+            state["go"] = _Flag("go")
+            state["reader_gate"] = _Flag("gate")
+            return [("munmap", unmapper()), ("reader", reader())]
+
+        run = run_tasks(setup)
+
+        assert [] == run.kinds
+        assert [
+            "munmap: invalidate_range_start",
+            "reader: down_read",
+            "munmap: resumes",
+        ] == order
+
+    def test_do_munmap_with_downgrade_returns_one(self) -> None:
+        """__do_munmap with downgrade returns 1 and leaves a read hold to drop."""
+        out: list[Any] = []
+
+        async def body() -> None:
+            mm = await make_mm()
+            await down_write(mm.mmap_sem)
+            out.append(await do_munmap_downgrade(mm, BASE, PAGE_SIZE, True))
+            out.append((mm.mmap_sem.writer, len(mm.mmap_sem.readers)))
+            await up_read(mm.mmap_sem)
+
+        run = run_one(body)
+        assert [] == run.kinds
+        assert [1, (None, 1)] == out
 
     def test_do_munmap_needs_mmap_sem(self) -> None:
         """do_munmap asserts mmap_sem is held for write."""
