@@ -7,9 +7,12 @@ Deviations:
       as a whole (no pmd pointer), a part outside every VMA to ``pte_hole``.
       The kernel also calls ``pmd_entry`` for a hole whose page tables still
       exist; the model always reports a hole there.
-    * MODEL: no ``test_walk`` / ``hugetlb_entry`` / ``pte_entry`` callbacks:
-      hugetlb VMAs are walked like others and VM_PFNMAP VMAs are not
-      special-cased (HMM rejects them before walking).
+    * MODEL: no ``hugetlb_entry`` / ``pte_entry`` callbacks: hugetlb VMAs
+      are walked like others.  ``test_walk`` (mm/pagewalk.c walk_page_test)
+      is called for each VMA part when set, as the v5.7+ HMM walk uses it:
+      a positive result skips the VMA, a negative one ends the walk; without
+      it VM_PFNMAP VMAs are not special-cased (the v5.3/v5.5 HMM rejects
+      them before walking).
     * MODEL: the ``VM_BUG_ON_MM(!rwsem_is_locked(&mm->mmap_sem))`` check asks
       whether the walking task holds ``mmap_sem`` (``lockdep_is_held``), not
       whether anybody does: an owner-local question with no scheduling point,
@@ -28,7 +31,7 @@ from hmmsim.kernel.mm_types import MmStruct, VmAreaStruct
 from hmmsim.kernel.mmap import find_vma
 from hmmsim.sync import lockdep_is_held
 
-__all__ = ["MmWalk", "walk_page_range"]
+__all__ = ["MmWalk", "walk_page_range", "walk_page_test"]
 
 WalkFn = Callable[[int, int, "MmWalk"], Awaitable[int]]
 
@@ -43,6 +46,8 @@ class MmWalk:
         private: the caller's state.
         pmd_entry: called for each part inside a VMA.
         pte_hole: called for each part outside every VMA.
+        test_walk: called first for each part inside a VMA: 0 walks it,
+            1 skips it, a negative errno ends the walk.
     """
 
     mm: MmStruct
@@ -50,6 +55,21 @@ class MmWalk:
     vma: VmAreaStruct | None = None
     pmd_entry: WalkFn | None = None
     pte_hole: WalkFn | None = None
+    test_walk: WalkFn | None = None
+
+
+async def walk_page_test(start: int, end: int, walk: MmWalk) -> int:
+    """Ask ``test_walk`` whether to walk the VMA part [start, end).
+
+    Kernel: mm/pagewalk.c walk_page_test().  MODEL: without ``test_walk``
+    every VMA is walked (the VM_PFNMAP special case is not modelled).
+
+    Returns:
+        0 to walk it, 1 to skip it, or a negative errno to end the walk.
+    """
+    if walk.test_walk is not None:
+        return await walk.test_walk(start, end, walk)
+    return 0
 
 
 async def walk_page_range(start: int, end: int, walk: MmWalk) -> int:
@@ -84,6 +104,16 @@ async def walk_page_range(start: int, end: int, walk: MmWalk) -> int:
             next = min(end, vma.vm_end)
             following = walk.mm.mmap.index(vma) + 1
             vma = walk.mm.mmap[following] if following < len(walk.mm.mmap) else None
+            err = await walk_page_test(start, next, walk)
+            if err > 0:
+                # Only steers the walk: skip this VMA, report nothing.
+                err = 0
+                start = next
+                if not start < end:
+                    break
+                continue
+            if err < 0:
+                break
         if walk.vma is not None and walk.pmd_entry is not None:
             err = await walk.pmd_entry(start, next, walk)
         elif walk.vma is None and walk.pte_hole is not None:

@@ -5,9 +5,12 @@ one address space (``mm``), anonymous private memory at ``BASE``, one or more
 devices mirroring it through a mirror driver, optionally a KVM-style secondary
 MMU.  A *variant* picks the HMM design: ``prepatch`` (the state just before the
 seed patch) or ``v5.3`` (at the seed patch), both with the reference
-hmm_mirror driver (:mod:`hmmsim.kernel.drivers.dummy_mirror`), or ``v5.5``
+hmm_mirror driver (:mod:`hmmsim.kernel.drivers.dummy_mirror`), ``v5.5``
 (the mmu_interval_notifier core :mod:`hmmsim.kernel.mmu_notifier_v55`, no
-struct hmm, with lib/test_hmm.c's driver :mod:`hmmsim.kernel.drivers.dmirror`).
+struct hmm, with lib/test_hmm.c's driver :mod:`hmmsim.kernel.drivers.dmirror`)
+or ``current`` (v6.16: :mod:`hmmsim.kernel.mmu_notifier_current`,
+:mod:`hmmsim.kernel.hmm_current` and
+:mod:`hmmsim.kernel.drivers.dmirror_current`).
 
 An execution first runs a ``setup`` task alone (map memory, fault pages in,
 bind mirrors, let devices map pages, mark the OOM victim), which then spawns
@@ -25,14 +28,11 @@ from typing import Any, Final, Protocol
 from hmmsim.engine import Finding, current_execution
 from hmmsim.errors import ConfigError
 from hmmsim.kernel import hmm as hmm_v53
-from hmmsim.kernel import hmm_prepatch, mmu_notifier_v55
+from hmmsim.kernel import hmm_prepatch, mmu_notifier_current, mmu_notifier_v55
+from hmmsim.kernel.drivers import dmirror as dmirror_v55
+from hmmsim.kernel.drivers import dmirror_current
 from hmmsim.kernel.drivers.device import Device, device_access
-from hmmsim.kernel.drivers.dmirror import (
-    Dmirror,
-    dmirror_fault,
-    dmirror_fops_open,
-    dmirror_fops_release,
-)
+from hmmsim.kernel.drivers.dmirror import Dmirror
 from hmmsim.kernel.drivers.dummy_mirror import (
     DummyMirror,
     dummy_device_fault,
@@ -68,11 +68,13 @@ from hmmsim.sync import (
 
 __all__ = [
     "BASE",
+    "DMIRROR_APIS",
     "DRIVERS",
     "HMM_VARIANTS",
     "KERNEL_VERSIONS",
     "NOTIFIER_CORES",
     "Completion",
+    "DmirrorApi",
     "DmirrorDriver",
     "HmmMirrorDriver",
     "MirrorDriver",
@@ -93,10 +95,13 @@ HMM_VARIANTS: Final[Mapping[str, ModuleType]] = {
 }
 
 #: Variants whose mm is served by another mm/mmu_notifier.c than v5.3's.
-NOTIFIER_CORES: Final[Mapping[str, MmuNotifierCore]] = {"v5.5": mmu_notifier_v55}
+NOTIFIER_CORES: Final[Mapping[str, MmuNotifierCore]] = {
+    "v5.5": mmu_notifier_v55,
+    "current": mmu_notifier_current,
+}
 
 #: The kernel versions the variants model (report headers).
-KERNEL_VERSIONS: Final = "v5.3 (prepatch, v5.3) and v5.5"
+KERNEL_VERSIONS: Final = "v5.3 (prepatch, v5.3), v5.5 and v6.16 (current)"
 
 #: First address of the process's memory.
 BASE: Final = 0x10000
@@ -185,11 +190,41 @@ def _hmm_mirror_driver(variant: str, name: str, device: Device) -> MirrorDriver:
     )
 
 
+class DmirrorApi(Protocol):
+    """The lib/test_hmm.c entry points the adapter calls: one module per version."""
+
+    async def dmirror_fops_open(self, dmirror: Dmirror, mm: MmStruct) -> int:
+        """open(): mmu_interval_notifier_insert over the whole address space."""
+        ...
+
+    async def dmirror_fops_release(self, dmirror: Dmirror) -> None:
+        """close(): mmu_interval_notifier_remove, then kfree."""
+        ...
+
+    async def dmirror_fault(
+        self, dmirror: Dmirror, start: int, end: int, write: bool, max_retries: int
+    ) -> int:
+        """Fault [start, end) into the device page table."""
+        ...
+
+
+#: variant -> the lib/test_hmm.c port of its kernel version.
+DMIRROR_APIS: Final[Mapping[str, DmirrorApi]] = {
+    "v5.5": dmirror_v55,
+    "current": dmirror_current,
+}
+
+
 @dataclass(slots=True, kw_only=True, eq=False)
 class DmirrorDriver:
-    """lib/test_hmm.c's dmirror (v5.5 mmu_interval_notifier API) behind the adapter."""
+    """lib/test_hmm.c's dmirror (mmu_interval_notifier API) behind the adapter.
+
+    ``api`` is the driver's port for the variant's kernel version (v5.5 or
+    current).
+    """
 
     dmirror: Dmirror
+    api: DmirrorApi = dmirror_v55
 
     @property
     def name(self) -> str:
@@ -208,25 +243,26 @@ class DmirrorDriver:
 
     async def bind(self, mm: MmStruct) -> int:
         """open(): mmu_interval_notifier_insert over the whole address space."""
-        return await dmirror_fops_open(self.dmirror, mm)
+        return await self.api.dmirror_fops_open(self.dmirror, mm)
 
     async def unbind(self) -> None:
         """close(): mmu_interval_notifier_remove, then kfree."""
-        await dmirror_fops_release(self.dmirror)
+        await self.api.dmirror_fops_release(self.dmirror)
 
     async def fault(
         self, addr: int, *, write: bool = False, max_retries: int = 1
     ) -> int:
-        """dmirror_fault on the page of ``addr`` (the v5.5 driver loop)."""
+        """dmirror_fault on the page of ``addr`` (the driver loop)."""
         start = addr & ~(PAGE_SIZE - 1)
-        return await dmirror_fault(
+        return await self.api.dmirror_fault(
             self.dmirror, start, start + PAGE_SIZE, write, max_retries
         )
 
 
 def _dmirror_driver(variant: str, name: str, device: Device) -> MirrorDriver:
-    del variant
-    return DmirrorDriver(dmirror=Dmirror(name=name, pt=device))
+    return DmirrorDriver(
+        dmirror=Dmirror(name=name, pt=device), api=DMIRROR_APIS[variant]
+    )
 
 
 #: variant -> factory of its mirror driver (name, device) -> MirrorDriver.
@@ -234,6 +270,7 @@ DRIVERS: Final[dict[str, Callable[[str, str, Device], MirrorDriver]]] = {
     "prepatch": _hmm_mirror_driver,
     "v5.3": _hmm_mirror_driver,
     "v5.5": _dmirror_driver,
+    "current": _dmirror_driver,
 }
 
 
@@ -338,7 +375,7 @@ class World:
             device = Device(name=f"gpu{i}", mm=mm)
             world.mirrors.append(make_driver(variant, f"dmirror{i}", device))
             world.view.devices.append(device)
-        if mm.notifier_core is mmu_notifier_v55:
+        if mm.notifier_core is not None:
             world.view.counters.update(_v55_counters(mm))
         for i in range(kvms):
             kvm = Kvm(name=f"kvm{i}", mm=mm)
@@ -414,7 +451,7 @@ class World:
 
 
 def _v55_counters(mm: MmStruct) -> dict[str, Callable[[], int]]:
-    """The v5.5 core's counts of open write-side sections, for the leak check.
+    """The v5.5 / current core's counts of open write-side sections (leak check).
 
     With every task finished, ``active_invalidate_ranges`` must equal the
     ghost count of open invalidations, and ``invalidate_seq`` must be even

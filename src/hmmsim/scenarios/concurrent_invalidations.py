@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from hmmsim.engine import Instance
+from hmmsim.kernel import mmu_notifier_current, mmu_notifier_v55
 from hmmsim.kernel.drivers.dummy_mirror import HMM_RANGE_DEFAULT_TIMEOUT
 from hmmsim.kernel.mmap import find_vma
-from hmmsim.kernel.mmu_notifier_v55 import mmu_interval_read_begin
 from hmmsim.kernel.oom_kill import oom_reap_task
 from hmmsim.kernel.rmap import try_to_unmap_one
 from hmmsim.kernel.types import PAGE_SHIFT, PAGE_SIZE
@@ -26,11 +26,17 @@ __all__ = ["SCENARIO"]
 
 REAP_ATTEMPTS = 1
 
+#: mmu_interval_read_begin of the interval-notifier variants.
+READ_BEGIN = {
+    "v5.5": mmu_notifier_v55.mmu_interval_read_begin,
+    "current": mmu_notifier_current.mmu_interval_read_begin,
+}
+
 
 def build(variant: str) -> Instance:
     """Build one execution's world and actors."""
-    if variant == "v5.5":
-        return _build_v55(variant)
+    if variant in READ_BEGIN:
+        return _build_interval(variant)
     world = World.create(variant, mirrors=1)
     dmirror = world.mirrors[0]
 
@@ -66,8 +72,9 @@ def build(variant: str) -> Instance:
     )
 
 
-def _build_v55(variant: str) -> Instance:
-    """The v5.5 world: the interval notifier exists from open(); read_begin waits."""
+def _build_interval(variant: str) -> Instance:
+    """The v5.5/current world: the interval notifier exists from open()."""
+    mmu_interval_read_begin = READ_BEGIN[variant]
     world = World.create(variant, mirrors=1)
     dmirror = world.mirrors[0]
     assert isinstance(dmirror, DmirrorDriver)
@@ -127,7 +134,7 @@ SCENARIO = register(
             "the range stays registered, so the end check sees whether it "
             "became valid again.  Exercises overlapping "
             "start/end pairs, hmm->notifiers counting and revalidation, and "
-            "the wake-up of waiters on hmm->wq.  Variant v5.5: the interval "
+            "the wake-up of waiters on hmm->wq.  Variants v5.5 and current: the interval "
             "notifier is inserted at open() and 'waiter' is "
             "mmu_interval_read_begin, which sleeps while the subscription is "
             "being invalidated (odd mm sequence) until the last end."
@@ -137,6 +144,7 @@ SCENARIO = register(
             "prepatch": ("sleep-in-nonblockable",),
             "v5.3": (),
             "v5.5": (),
+            "current": (),
         },
         build=build,
         config={"max_steps": 4000},

@@ -54,6 +54,7 @@ SCENARIO = register(
             "prepatch": (),
             "v5.3": (),
             "v5.5": (),
+            "current": (),
         },
         build=build,
         config={"max_steps": 4000},

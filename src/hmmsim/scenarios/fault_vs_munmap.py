@@ -67,6 +67,7 @@ SCENARIO = register(
             "prepatch": ("bug",),
             "v5.3": ("bug",),
             "v5.5": (),
+            "current": (),
         },
         build=build,
         config={"max_steps": 4000},

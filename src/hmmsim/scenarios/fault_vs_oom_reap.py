@@ -68,6 +68,7 @@ SCENARIO = register(
             ),
             "v5.3": ("device-use-after-free",),
             "v5.5": (),
+            "current": (),
         },
         build=build,
         config={"max_steps": 4000},

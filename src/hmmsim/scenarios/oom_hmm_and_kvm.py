@@ -72,6 +72,7 @@ SCENARIO = register(
             "prepatch": ("sleep-in-nonblockable", "notifier-leak"),
             "v5.3": ("notifier-leak",),
             "v5.5": ("notifier-leak",),
+            "current": ("warn", "bug"),
         },
         build=build,
         config={"max_steps": 4000},

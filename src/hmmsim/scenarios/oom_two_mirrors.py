@@ -83,6 +83,7 @@ SCENARIO = register(
             ),
             "v5.3": (),
             "v5.5": (),
+            "current": (),
         },
         build=build,
         config={"max_steps": 4000},

@@ -77,6 +77,7 @@ SCENARIO = register(
             ),
             "v5.3": (),
             "v5.5": (),
+            "current": (),
         },
         build=build,
         config={"max_steps": 3000},

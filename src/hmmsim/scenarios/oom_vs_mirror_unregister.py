@@ -78,6 +78,7 @@ SCENARIO = register(
             ),
             "v5.3": (),
             "v5.5": ("use-after-free",),
+            "current": (),
         },
         build=build,
         config={"max_steps": 4000},
