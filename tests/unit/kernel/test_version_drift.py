@@ -16,6 +16,8 @@ from typing import Final
 
 import pytest
 
+from hmmsim.kernel import mmu_notifier_current as cur
+
 KERNEL: Final = Path(__file__).resolve().parents[3] / "src" / "hmmsim" / "kernel"
 
 #: mm/mmu_notifier.c changes since v5.5 (see the current module's docstring).
@@ -115,6 +117,4 @@ def test_notifier_definitions_added_and_removed_are_the_renames_and_the_fix() ->
 
 def test_the_old_destroy_name_is_the_renamed_function() -> None:
     """mmu_notifier_mm_destroy of current is mmu_notifier_subscriptions_destroy."""
-    from hmmsim.kernel import mmu_notifier_current as cur
-
     assert cur.mmu_notifier_mm_destroy is cur.mmu_notifier_subscriptions_destroy
