@@ -1,4 +1,4 @@
-"""Shared test configuration: Hypothesis profiles.
+"""Shared test configuration: Hypothesis profiles, and a guard on the working tree.
 
 ``dev`` (the default) draws fresh examples on every run, to find new failures.
 ``ci`` is derandomized and keeps no example database, so a CI run, and a local
@@ -10,7 +10,10 @@ used when the ``CI`` environment variable is set.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from hypothesis import settings
 
 # Hypothesis swaps in its own built-in "ci" profile as the default when it sees
@@ -35,3 +38,25 @@ settings.load_profile(
     os.environ.get("HMMSIM_HYPOTHESIS_PROFILE")
     or ("ci" if os.environ.get("CI") else "dev")
 )
+
+
+_REPORT_DIR = Path(__file__).resolve().parents[1] / "hmmsim-report"
+
+
+def _report_state() -> list[tuple[str, int]]:
+    if not _REPORT_DIR.exists():
+        return []
+    return sorted(
+        (str(path.relative_to(_REPORT_DIR)), path.stat().st_mtime_ns)
+        for path in _REPORT_DIR.rglob("*")
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def make_run_report_untouched() -> Iterator[None]:
+    """The suite never writes the hmmsim-report/ that ``make run`` left in the tree."""
+    before = _report_state()
+    yield
+    assert before == _report_state(), (
+        "a test wrote into the working tree's hmmsim-report/ (give --report a tmp_path)"
+    )

@@ -47,11 +47,6 @@ What is here:
 
 from __future__ import annotations
 
-import dataclasses
-import os
-from collections.abc import Callable, Mapping
-from typing import Final
-
 from hmmsim import sync
 from hmmsim.config import ExploreConfig
 from hmmsim.driverkit import (
@@ -103,9 +98,10 @@ from hmmsim.errors import (
 )
 from hmmsim.loader import load_file
 from hmmsim.oracle import explain, register_kind
-from hmmsim.report import ScenarioRun
 from hmmsim.report.text import render_run
+from hmmsim.runs import ScenarioRun
 from hmmsim.scenarios import Scenario, get, register, scenario
+from hmmsim.service import resolve_config, run
 from hmmsim.sync import (
     BUG_ON,
     READ_ONCE,
@@ -216,97 +212,8 @@ __all__ = [
     "wake_up_all",
 ]
 
-_FIELDS: Final = tuple(f.name for f in dataclasses.fields(ExploreConfig))
-
-
-def resolve_config(
-    scenario: Scenario,
-    *,
-    overrides: Mapping[str, object] | None = None,
-    env: Mapping[str, str] | None = None,
-) -> ExploreConfig:
-    """Return the config of one exploration of ``scenario``.
-
-    Layers, each winning over the one before: the profile named by
-    ``HMMSIM_PROFILE`` (default ``dev``), the scenario's own ``config``, the
-    ``HMMSIM_<FIELD>`` environment variables, then ``overrides`` whose value
-    is not None.
-
-    Raises:
-        ConfigError: a value is invalid; the message names the field.
-    """
-    env = os.environ if env is None else env
-    overrides = overrides or {}
-    config = ExploreConfig.profile(env.get("HMMSIM_PROFILE", "dev"))
-    config = config.replace(**scenario.config)
-    from_env = ExploreConfig.from_env(env)
-    env_changes = {
-        name: getattr(from_env, name)
-        for name in _FIELDS
-        if f"HMMSIM_{name.upper()}" in env
-    }
-    config = config.replace(**env_changes)
-    unknown = sorted(set(overrides) - set(_FIELDS))
-    if unknown:
-        raise ConfigError(
-            f"unknown config option {unknown[0]!r} (known: {', '.join(_FIELDS)})"
-        )
-    return config.replace(**{k: v for k, v in overrides.items() if v is not None})
-
-
 def _scenario(target: Scenario | str) -> Scenario:
     return target if isinstance(target, Scenario) else get(target)
-
-
-def run(
-    target: Scenario | str,
-    variant: str | None = None,
-    *,
-    config: ExploreConfig | None = None,
-    capture: bool = True,
-    file: str | None = None,
-    on_progress: Callable[[ExplorationResult], None] | None = None,
-) -> ScenarioRun:
-    """Explore one variant of a scenario and return it ready for the reports.
-
-    Args:
-        target: a Scenario, or the name of a registered one.
-        variant: the variant (default: the scenario's ``default_variant``).
-        config: the config to use (default: :func:`resolve_config`).
-        capture: replay each counterexample to capture its trace (for timelines).
-        file: the user file the scenario came from, for replay commands.
-        on_progress: called after every execution.
-
-    Raises:
-        ConfigError: unknown scenario or variant, or a bad config value.
-        ReplayDiverged: a counterexample did not replay (the model is not
-            deterministic).
-    """
-    chosen = _scenario(target)
-    name = chosen.check_variant(variant or chosen.default_variant)
-    config = config or resolve_config(chosen)
-    program = chosen.program(name)
-    result = explore(program, config, on_progress=on_progress)
-    traces: tuple[Trace | None, ...] = ()
-    if capture:
-        traces = tuple(
-            replay(
-                program,
-                cx.schedule,
-                capture=True,
-                capture_locations=config.capture_locations,
-                max_steps=max(config.max_steps, len(cx.schedule.tasks)),
-            ).trace
-            for cx in result.counterexamples
-        )
-    return ScenarioRun(
-        scenario=chosen,
-        variant=name,
-        config=config,
-        result=result,
-        traces=traces,
-        file=file,
-    )
 
 
 def check(

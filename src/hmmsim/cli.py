@@ -12,71 +12,54 @@ Exit codes:
     0    the command completed, whatever it found
     1    a violation was found and --fail-on-violation was given (or a result
          differed from the scenario's expectation and --fail-on-unexpected was)
-    2    usage or input error: unknown scenario or variant, a file that is
-         missing, does not import or defines no scenario, absurd bounds, a bad
-         or tampered replay token
+    2    usage, input or model error: unknown scenario or variant, a file
+         that is missing, does not import or defines no scenario, absurd
+         bounds, a bad or tampered replay token, an output file that cannot
+         be written, the model's own code failing (named by file and line)
     3    internal error (a bug in hmmsim; the message carries the tag
          ``[hmmsim internal bug]``)
     4    a replay did not reproduce (the schedule diverged, or the recorded
          violation kind did not occur)
-    130  interrupted; what was explored so far is reported first
+    130  interrupted (SIGINT or SIGTERM); what was explored so far is reported
+         and written first
 
 Results go to stdout; progress and errors go to stderr.  Every error is one
-line, ``hmmsim: error: ...``, never a traceback (set ``HMMSIM_TRACEBACK=1``
-to see the traceback of an internal error).
+line, ``hmmsim: error: ...``, never a traceback (``HMMSIM_TRACEBACK=1`` adds
+the traceback of an unexpected error on stderr; the status stays the same).
+
+The work itself (targets, configs, running, replay, report files) is done
+by :mod:`hmmsim.service`; this module parses options, shows progress and
+turns results and errors into output and a status.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import shutil
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Final, NoReturn
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from contextlib import contextmanager, redirect_stdout
+from typing import TYPE_CHECKING, Final, NoReturn
 
 from hmmsim import __version__
-from hmmsim.api import resolve_config, run
-from hmmsim.config import ExploreConfig
-from hmmsim.engine import ExitReason, Schedule, replay
 from hmmsim.errors import (
     INTERNAL_BUG_TAG,
     ConfigError,
     HmmsimError,
     InternalError,
     ReplayDiverged,
-    ReplayError,
 )
-from hmmsim.loader import is_file_target, load_file, select, split_target
-from hmmsim.parallel import Unit, available_cpus, explore_units
-from hmmsim.report import ScenarioRun
-from hmmsim.report import json as json_report
-from hmmsim.report.html import write_report
-from hmmsim.report.json import ReplayItem
-from hmmsim.report.text import (
-    outcome_label,
-    render_comparison,
-    render_replay,
-    render_replays,
-    render_run,
-    render_summary,
-)
-from hmmsim.scenarios import NAME_PATTERN, Scenario, all_scenarios, get
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from hmmsim.config import ExploreConfig
+    from hmmsim.runs import ScenarioRun
+    from hmmsim.scenarios import Scenario
+    from hmmsim.service import Unit
 
 __all__ = [
     "EXIT_DIVERGED",
@@ -95,7 +78,6 @@ EXIT_INTERNAL: Final = 3
 EXIT_DIVERGED: Final = 4
 EXIT_INTERRUPTED: Final = 130
 
-STRATEGIES: Final = ("dpor", "dfs", "pct", "random")
 DEFAULT_REPORT_DIR: Final = "hmmsim-report"
 
 #: ExploreConfig field -> the option that sets it, for error messages.
@@ -105,6 +87,7 @@ _OPTION_OF: Final = {
     "preemption_bound": "--preemption-bound",
     "pct_depth": "--pct-depth",
     "time_budget_s": "--time-budget",
+    "task_timeout_s": "--task-timeout",
     "seed": "--seed",
 }
 
@@ -141,20 +124,54 @@ def _width() -> int:
 # -- argument parsing --------------------------------------------------------
 
 
+def _strategies() -> tuple[list[str], str]:
+    from hmmsim.engine.strategies import REGISTRY  # noqa: PLC0415 - start-up time
+
+    names = [name for name, info in REGISTRY.items() if info.selectable]
+    text = "; ".join(f"{name}: {REGISTRY[name].summary}" for name in names)
+    return names, text
+
+
 def _explore_options() -> _Parser:
     parent = _Parser(add_help=False)
     group = parent.add_argument_group("exploration")
+    names, described = _strategies()
     group.add_argument(
         "--strategy",
-        choices=STRATEGIES,
-        help="exploration strategy (default: dpor, or the profile's)",
+        choices=names,
+        help=f"how to explore (default: dpor, or the profile's): {described}",
     )
-    group.add_argument("--seed", type=int, help="seed of pct and random")
-    group.add_argument("--max-executions", type=int, metavar="N")
-    group.add_argument("--max-steps", type=int, metavar="N")
-    group.add_argument("--preemption-bound", type=int, metavar="N")
-    group.add_argument("--pct-depth", type=int, metavar="N")
-    group.add_argument("--time-budget", type=float, metavar="SECONDS")
+    group.add_argument("--seed", type=int, help="seed of pct and random (default: 0)")
+    group.add_argument(
+        "--max-executions",
+        type=int,
+        metavar="N",
+        help="stop after N executions (default: 100000)",
+    )
+    group.add_argument(
+        "--max-steps",
+        type=int,
+        metavar="N",
+        help="cut an execution after N steps (outcome step-limit; default: 2000)",
+    )
+    group.add_argument(
+        "--preemption-bound",
+        type=int,
+        metavar="N",
+        help="skip schedules with more than N preemptions (then never VERIFIED)",
+    )
+    group.add_argument(
+        "--pct-depth",
+        type=int,
+        metavar="N",
+        help="bug depth of pct: N-1 priority change points (default: 3)",
+    )
+    group.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="SECONDS",
+        help="stop after this long, also in the middle of an execution",
+    )
     group.add_argument(
         "--check-determinism",
         action="store_true",
@@ -184,24 +201,46 @@ def _explore_options() -> _Parser:
 def _parser() -> _Parser:
     parser = _Parser(
         prog="hmmsim",
-        description="Explore interleavings of the HMM model and report violations.",
+        description="Explore interleavings of the HMM model and report violations. "
+        "Model files given as PATH.py are imported and run as Python code.",
     )
     parser.add_argument("--version", action="version", version=f"hmmsim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     explore = _explore_options()
 
     listing = sub.add_parser("list", help="list scenarios and their variants")
-    listing.add_argument("-v", "--verbose", action="store_true")
+    listing.add_argument(
+        "-v", "--verbose", action="store_true", help="add each scenario's description"
+    )
 
     check = sub.add_parser("check", parents=[explore], help="explore scenarios")
-    check.add_argument("target", nargs="?", metavar="SCENARIO|PATH.py[:NAME]")
-    check.add_argument("--variant", metavar="V")
+    check.add_argument(
+        "target",
+        nargs="?",
+        metavar="SCENARIO|PATH.py[:NAME]",
+        help="a scenario name (see 'hmmsim list') or a model file (run as Python)",
+    )
+    check.add_argument(
+        "--variant", metavar="V", help="the variant (default: the scenario's default)"
+    )
     check.add_argument(
         "--all", action="store_true", help="every variant (of every scenario)"
     )
-    check.add_argument("--report", metavar="DIR", help="write an HTML report to DIR")
-    check.add_argument("--fail-on-violation", action="store_true")
-    check.add_argument("--fail-on-unexpected", action="store_true")
+    check.add_argument(
+        "--report",
+        metavar="DIR",
+        help=f"write an HTML report to DIR (with --all: default {DEFAULT_REPORT_DIR})",
+    )
+    check.add_argument(
+        "--fail-on-violation",
+        action="store_true",
+        help="exit 1 if any violation was found (or a unit ended in an error)",
+    )
+    check.add_argument(
+        "--fail-on-unexpected",
+        action="store_true",
+        help="exit 1 if a result differs from the scenario's declared expectation",
+    )
     check.add_argument(
         "--full", action="store_true", help="show the set-up steps in timelines"
     )
@@ -215,9 +254,20 @@ def _parser() -> _Parser:
     )
 
     rep = sub.add_parser("replay", help="replay a token or a JSON report")
-    rep.add_argument("source", metavar="TOKEN|FILE.json")
-    rep.add_argument("--file", metavar="PATH.py", help="the user file of the scenario")
-    rep.add_argument("--quiet", "-q", action="store_true")
+    rep.add_argument(
+        "source",
+        metavar="TOKEN|FILE.json",
+        help="a replay token printed by check, or a report written by --json",
+    )
+    rep.add_argument(
+        "--file",
+        metavar="PATH.py",
+        help="the model file of the scenario (imported and run as Python); "
+        "never taken from a report",
+    )
+    rep.add_argument(
+        "--quiet", "-q", action="store_true", help="print nothing if it reproduces"
+    )
     rep.add_argument(
         "--full", action="store_true", help="show the set-up steps in the timeline"
     )
@@ -233,7 +283,11 @@ def _parser() -> _Parser:
         parents=[explore],
         help="run two variants and show how their outcomes differ",
     )
-    compare.add_argument("target", metavar="SCENARIO|PATH.py[:NAME]")
+    compare.add_argument(
+        "target",
+        metavar="SCENARIO|PATH.py[:NAME]",
+        help="a scenario name or a model file (run as Python)",
+    )
     compare.add_argument(
         "variants",
         nargs="*",
@@ -244,43 +298,6 @@ def _parser() -> _Parser:
 
 
 # -- scenarios and configs ---------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Job:
-    """One scenario variant to explore."""
-
-    scenario: Scenario
-    variant: str
-    file: str | None
-
-
-def _scenarios_of(target: str) -> tuple[list[Scenario], str | None]:
-    if not is_file_target(target):
-        return [get(target)], None
-    path, name = split_target(target)
-    return select(load_file(path), name, path), path
-
-
-def _jobs(args: argparse.Namespace) -> list[_Job]:
-    if args.all and args.variant:
-        raise ConfigError("check: --all and --variant cannot be combined")
-    if args.target is None:
-        if not args.all:
-            raise ConfigError("check: name a SCENARIO or PATH.py, or give --all")
-        scenarios, file = all_scenarios(), None
-        if not scenarios:
-            raise ConfigError("check --all: no scenario is registered")
-    else:
-        scenarios, file = _scenarios_of(args.target)
-    jobs: list[_Job] = []
-    for item in scenarios:
-        if args.all:
-            variants: Sequence[str] = item.variants
-        else:
-            variants = [item.check_variant(args.variant or item.default_variant)]
-        jobs.extend(_Job(scenario=item, variant=v, file=file) for v in variants)
-    return jobs
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -297,37 +314,17 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def _strategy_available(name: str) -> bool:
-    if name not in ("dpor", "pct"):
-        return True
-    return importlib.util.find_spec(f"hmmsim.engine.strategies.{name}") is not None
+def _config(scenario: Scenario, args: argparse.Namespace) -> ExploreConfig:
+    from hmmsim.service import resolve_config  # noqa: PLC0415 - start-up time
 
-
-def _config(job: _Job, args: argparse.Namespace) -> ExploreConfig:
     try:
-        config = resolve_config(job.scenario, overrides=_overrides(args))
+        return resolve_config(scenario, overrides=_overrides(args))
     except ConfigError as exc:
         message = str(exc)
         for field, option in _OPTION_OF.items():
             if message.startswith(field + " "):
                 message = option + message.removeprefix(field)
         raise ConfigError(message) from None
-    if _strategy_available(config.strategy):
-        return config
-    chosen_by_user = (
-        args.strategy is not None
-        or "HMMSIM_STRATEGY" in os.environ
-        or "strategy" in job.scenario.config
-    )
-    if chosen_by_user:
-        raise ConfigError(
-            f"strategy {config.strategy!r} is not available in this build yet "
-            "(try --strategy dfs)"
-        )
-    if not getattr(args, "noted_fallback", False):
-        args.noted_fallback = True
-        _err(f"note: strategy {config.strategy} is not available yet; using dfs")
-    return config.replace(strategy="dfs")
 
 
 # -- progress ----------------------------------------------------------------
@@ -355,6 +352,15 @@ class _Progress:
         if self.quiet or not sys.stderr.isatty():
             yield
             return
+        from rich.console import Console  # noqa: PLC0415 - pragma: no cover
+        from rich.progress import (  # noqa: PLC0415 - pragma: no cover
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         bars = Progress(  # pragma: no cover - needs a terminal
             TextColumn("{task.description}"),
             BarColumn(),
@@ -397,6 +403,8 @@ class _Progress:
 
     def finished(self, index: int, done: ScenarioRun) -> None:
         """Record that a run finished."""
+        from hmmsim.report.text import outcome_label  # noqa: PLC0415
+
         bars = self._bars
         if bars is not None:  # pragma: no cover - needs a terminal
             task = self._tasks.pop(index, None)
@@ -407,11 +415,11 @@ class _Progress:
             self._draw(now=True)
         elif not self.quiet:
             kinds = ", ".join(done.result.kinds)
+            why = done.error or done.result.exit_reason.value
             _err(
                 f"{done.scenario.name}/{done.variant}: {outcome_label(done)}"
                 + (f" ({kinds})" if kinds else "")
-                + f" after {done.result.executions} executions"
-                f" ({done.result.exit_reason.value})"
+                + f" after {done.result.executions} executions ({why})"
             )
 
 
@@ -419,6 +427,8 @@ class _Progress:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from hmmsim.scenarios import all_scenarios  # noqa: PLC0415 - start-up time
+
     scenarios = all_scenarios()
     if not scenarios:
         _out("no scenario is registered\n")
@@ -437,15 +447,27 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _check_json_target(path: str | None) -> None:
-    if path is None or path == "-":
-        return
-    parent = Path(path).resolve().parent
-    if not parent.is_dir():
-        raise ConfigError(f"--json {path}: directory {parent} does not exist")
+def _report_dir(args: argparse.Namespace) -> str | None:
+    report: str | None = getattr(args, "report", None)
+    if report is not None:
+        return report
+    return DEFAULT_REPORT_DIR if getattr(args, "all", False) else None
+
+
+def _check_targets(args: argparse.Namespace) -> None:
+    """Fail before exploring if an output target cannot be written (D9)."""
+    from hmmsim.service import check_output_target  # noqa: PLC0415
+
+    if args.json is not None and args.json != "-":
+        check_output_target(args.json, option="--json")
+    report = _report_dir(args)
+    if report is not None:
+        check_output_target(report, option="--report", directory=True)
 
 
 def _workers(args: argparse.Namespace, units: int) -> int:
+    from hmmsim.parallel import available_cpus  # noqa: PLC0415 - start-up time
+
     jobs: int | None = getattr(args, "jobs", None)
     if jobs is None:
         return min(available_cpus(), units)
@@ -454,39 +476,73 @@ def _workers(args: argparse.Namespace, units: int) -> int:
     return min(jobs, units)
 
 
+@contextmanager
+def _model_output_to_stderr(args: argparse.Namespace) -> Iterator[None]:
+    """With ``--json -``, send what the model prints to stderr, not into the JSON."""
+    if args.json != "-":
+        yield
+        return
+    saved: int | None = None
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # captured in tests
+        fd = -1
+    if fd >= 0:
+        sys.stdout.flush()
+        saved = os.dup(fd)
+        os.dup2(sys.stderr.fileno(), fd)  # forked workers inherit this
+    try:
+        with redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved is not None:
+            os.dup2(saved, fd)
+            os.close(saved)
+
+
 def _explore_all(
-    jobs: Sequence[_Job], args: argparse.Namespace
+    units: Sequence[Unit], args: argparse.Namespace
 ) -> tuple[list[ScenarioRun], bool]:
-    units = [
-        Unit(
-            scenario=job.scenario,
-            variant=job.variant,
-            config=_config(job, args),
-            file=job.file,
-        )
-        for job in jobs
-    ]
+    from hmmsim.parallel import explore_units  # noqa: PLC0415 - start-up time
+
     workers = _workers(args, len(units))
     progress = _Progress(quiet=args.quiet, total_runs=len(units))
-    with progress.running():
+    with progress.running(), _model_output_to_stderr(args):
         return explore_units(units, progress, workers=workers)
 
 
-def _write_files(runs: Sequence[ScenarioRun], args: argparse.Namespace) -> None:
-    if args.json is not None:
-        text = json_report.dumps(runs, version=__version__, timings=args.timings)
-        if args.json == "-":
-            _out(text)
-        else:
-            Path(args.json).write_text(text, encoding="utf-8")
-    report_dir = args.report or (DEFAULT_REPORT_DIR if args.all else None)
+def _write_files(runs: Sequence[ScenarioRun], args: argparse.Namespace) -> bool:
+    """Write the --json file and the HTML report; return whether all went well.
+
+    A failure is one error line on stderr: the summary is already out.
+    """
+    from hmmsim.service import json_text, write_output  # noqa: PLC0415
+
+    fine = True
+    if args.json is not None and args.json != "-":
+        try:
+            write_output(args.json, json_text(runs, timings=args.timings))
+        except OSError as exc:
+            _err(f"error: --json {args.json}: cannot write: {exc.strerror or exc}")
+            fine = False
+    report_dir = _report_dir(args)
     if report_dir is not None:
-        index = write_report(report_dir, runs, version=__version__)
-        if not args.quiet:
-            _err(f"HTML report: {index}")
+        from hmmsim.report.html import write_report  # noqa: PLC0415 - start-up
+
+        try:
+            index = write_report(report_dir, runs, version=__version__)
+        except OSError as exc:
+            _err(f"error: --report {report_dir}: cannot write: {exc.strerror or exc}")
+            fine = False
+        else:
+            if not args.quiet:
+                _err(f"HTML report: {index}")
+    return fine
 
 
 def _print_summary(runs: Sequence[ScenarioRun], args: argparse.Namespace) -> None:
+    from hmmsim.report.text import render_replays, render_summary  # noqa: PLC0415
+
     _out(render_summary(runs, timings=not args.quiet))
     replays = render_replays(runs)
     if replays:
@@ -494,22 +550,30 @@ def _print_summary(runs: Sequence[ScenarioRun], args: argparse.Namespace) -> Non
 
 
 def _print_short(item: ScenarioRun) -> None:
+    from hmmsim.report.text import outcome_label  # noqa: PLC0415
+
     kinds = ", ".join(item.result.kinds)
     _out(f"{item.scenario.name}/{item.variant}: {outcome_label(item)}")
-    _out(f" ({kinds})\n" if kinds else "\n")
+    _out(f" ({kinds})" if kinds else "")
+    _out(f": {item.error}\n" if item.error else "\n")
     for cx in item.result.counterexamples:
         _out(item.replay_command(cx) + "\n")
 
 
-def _write_outputs(
+def _print_results(
     runs: Sequence[ScenarioRun], args: argparse.Namespace, *, many: bool
 ) -> None:
-    _write_files(runs, args)
+    """Print the results on stdout (the JSON itself with ``--json -``)."""
     if args.json == "-":
+        from hmmsim.service import json_text  # noqa: PLC0415
+
+        _out(json_text(runs, timings=args.timings))
         return
     if many:
         _print_summary(runs, args)
         return
+    from hmmsim.report.text import render_run  # noqa: PLC0415
+
     for item in runs:
         if args.quiet:
             _print_short(item)
@@ -518,144 +582,116 @@ def _write_outputs(
 
 
 def _exit_code(runs: Sequence[ScenarioRun], args: argparse.Namespace) -> int:
-    if args.fail_on_violation and any(r.result.counterexamples for r in runs):
+    fail_on_violation = getattr(args, "fail_on_violation", False)
+    fail_on_unexpected = getattr(args, "fail_on_unexpected", False)
+    errors = any(r.error is not None for r in runs)
+    if fail_on_violation and (errors or any(r.result.counterexamples for r in runs)):
         return EXIT_VIOLATION
-    if args.fail_on_unexpected and any(r.as_expected is False for r in runs):
+    if fail_on_unexpected and any(r.as_expected is False for r in runs):
         return EXIT_VIOLATION
     return EXIT_OK
 
 
-def _cmd_check(args: argparse.Namespace) -> int:
-    _check_json_target(args.json)
-    jobs = _jobs(args)
-    runs, interrupted = _explore_all(jobs, args)
-    _write_outputs(runs, args, many=args.all or len(runs) > 1)
+def _finish(
+    runs: Sequence[ScenarioRun],
+    args: argparse.Namespace,
+    *,
+    many: bool,
+    interrupted: str | None,
+) -> int:
+    """Report ``runs``: stdout first, then the files; return the exit status.
+
+    The status is known before anything is printed, so a reader that goes
+    away (``| true``) does not turn a failing check into status 0.
+    """
+    global _status_if_pipe_closes  # noqa: PLW0603 - read by main() on EPIPE
+    status = EXIT_INTERRUPTED if interrupted else _exit_code(runs, args)
+    _status_if_pipe_closes = status
+    _print_results(runs, args, many=many)
+    sys.stdout.flush()
+    if not _write_files(runs, args) and status == EXIT_OK:
+        status = EXIT_USAGE
     if interrupted:
-        last = runs[-1].result
-        _err(
-            f"interrupted after {last.executions} executions of "
-            f"{runs[-1].scenario.name}/{runs[-1].variant} "
-            f"({last.describe_exit()}); {len(jobs) - len(runs)} runs not started"
-        )
-        return EXIT_INTERRUPTED
-    return _exit_code(runs, args)
+        _err(interrupted)
+    return status
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from hmmsim.service import plan  # noqa: PLC0415 - start-up time
+
+    _check_targets(args)
+    units = plan(
+        args.target,
+        variant=args.variant,
+        every=args.all,
+        configure=lambda scenario: _config(scenario, args),
+    )
+    runs, interrupted = _explore_all(units, args)
+    note = None
+    if interrupted:
+        note = f"interrupted; {len(units) - len(runs)} runs not started"
+        if runs:
+            last = runs[-1]
+            note = (
+                f"interrupted after {last.result.executions} executions of "
+                f"{last.scenario.name}/{last.variant} "
+                f"({last.result.describe_exit()}); "
+                f"{len(units) - len(runs)} runs not started"
+            )
+    return _finish(runs, args, many=args.all or len(runs) > 1, interrupted=note)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    _check_json_target(args.json)
-    scenarios, file = _scenarios_of(args.target)
-    if len(scenarios) != 1:
-        names = ", ".join(s.name for s in scenarios)
-        raise ConfigError(
-            f"compare: {args.target} defines several scenarios ({names}); "
-            "name one as PATH.py:NAME"
-        )
-    item = scenarios[0]
+    from hmmsim.report.text import render_comparison  # noqa: PLC0415
+    from hmmsim.service import Unit, one_scenario  # noqa: PLC0415
+
+    _check_targets(args)
+    item, file = one_scenario(args.target, command="compare")
     variants = args.variants or list(item.variants)
     if len(variants) < 2:
         raise ConfigError(
             f"compare needs two or more variants of {item.name!r} "
             f"(variants: {', '.join(item.variants)})"
         )
-    runs: list[ScenarioRun] = []
-    for variant in variants:
-        job = _Job(scenario=item, variant=item.check_variant(variant), file=file)
-        runs.append(run(item, job.variant, config=_config(job, args), file=file))
-        if runs[-1].result.exit_reason is ExitReason.INTERRUPTED:
-            _out(render_summary(runs))
-            _err("interrupted")
-            return EXIT_INTERRUPTED
-    if args.json is not None:
-        text = json_report.dumps(runs, version=__version__, timings=args.timings)
-        if args.json == "-":
-            _out(text)
-            return EXIT_OK
-        Path(args.json).write_text(text, encoding="utf-8")
-    _out(render_comparison(*runs))
-    return EXIT_OK
-
-
-def _parse_context(context: str) -> tuple[str, str, str]:
-    where, _, kind = context.partition(":")
-    scenario, sep, variant = where.partition("/")
-    if not (sep and NAME_PATTERN.match(scenario) and NAME_PATTERN.match(variant)):
-        raise ReplayError(
-            f"replay token names {context!r}, not scenario/variant[:kind]"
-        )
-    return scenario, variant, kind
-
-
-def _replay_items(source: str, file: str | None) -> list[ReplayItem]:
-    if source.endswith(".json") or os.path.exists(source):
-        try:
-            text = Path(source).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{source}: {exc.strerror or exc}") from None
-        parsed = json_report.parse(text)
-        if not parsed:
-            raise ReplayError(f"{source}: the report holds no violation to replay")
-        return [
-            ReplayItem(
-                scenario=p.scenario,
-                variant=p.variant,
-                kind=p.kind,
-                schedule=p.schedule,
-                file=file or p.file,
-            )
-            for p in parsed
-        ]
-    context, schedule = Schedule.from_token(source)
-    scenario, variant, kind = _parse_context(context)
-    return [
-        ReplayItem(
-            scenario=scenario, variant=variant, kind=kind, schedule=schedule, file=file
-        )
+    config = _config(item, args)
+    units = [
+        Unit(scenario=item, variant=item.check_variant(v), config=config, file=file)
+        for v in variants
     ]
-
-
-def _replay_scenario(item: ReplayItem) -> Scenario:
-    if item.file is None:
-        try:
-            return get(item.scenario)
-        except ConfigError as exc:
-            raise ConfigError(
-                f"{exc}; if it comes from a user file, pass --file PATH.py"
-            ) from None
-    return select(load_file(item.file), item.scenario, item.file)[0]
+    args.jobs = 1
+    runs, interrupted = _explore_all(units, args)
+    if interrupted:
+        return _finish(runs, args, many=True, interrupted="interrupted")
+    if args.json == "-":
+        return _finish(runs, args, many=True, interrupted=None)
+    _out(render_comparison(*runs))
+    sys.stdout.flush()
+    return EXIT_OK if _write_files(runs, args) else EXIT_USAGE
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    items = _replay_items(args.source, args.file)
+    from hmmsim.report.text import render_replay  # noqa: PLC0415
+    from hmmsim.service import replay_item, replay_items  # noqa: PLC0415
+
     failed = []
-    for item in items:
-        scenario = _replay_scenario(item)
-        program = scenario.program(item.variant)
-        config = resolve_config(scenario)
-        result = replay(
-            program,
-            item.schedule,
-            capture=True,
-            capture_locations=args.locations,
-            max_steps=max(config.max_steps, len(item.schedule.tasks)),
-        )
-        kinds = [f.kind for f in result.findings]
-        reproduced = not item.kind or item.kind in kinds
-        label = f"{item.scenario}/{item.variant}"
+    for item in replay_items(args.source, args.file):
+        done = replay_item(item, locations=args.locations)
         if not args.quiet:
             _out(
                 render_replay(
-                    label=label,
+                    label=done.label,
                     kind=item.kind,
-                    result=result,
-                    reproduced=reproduced,
+                    result=done.result,
+                    reproduced=done.reproduced,
                     width=_width(),
                     full=args.full,
                     full_hint="--full shows them",
                 )
             )
-        if not reproduced:
+        if not done.reproduced:
             failed.append(
-                f"{label}: expected {item.kind}, found {', '.join(kinds) or 'none'}"
+                f"{done.label}: expected {item.kind}, "
+                f"found {', '.join(done.kinds) or 'none'}"
             )
     if failed:
         _err("error: replay did not reproduce: " + "; ".join(failed))
@@ -672,16 +708,12 @@ _COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
 }
 
 
-def _run(argv: Sequence[str] | None) -> int:
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:  # --help and --version
-        return exc.code if isinstance(exc.code, int) else EXIT_OK
-    return _COMMANDS[args.command](args)
-
-
 def _failure(exc: Exception) -> int:
-    """Print one line for ``exc`` and return its exit status."""
+    """Print one line for ``exc`` and return its exit status.
+
+    ``HMMSIM_TRACEBACK=1`` adds the traceback of an unexpected error on
+    stderr; the status does not change.
+    """
     if isinstance(exc, ReplayDiverged):
         _err(f"error: replay diverged: {_one_line(str(exc))}")
         return EXIT_DIVERGED
@@ -696,7 +728,7 @@ def _failure(exc: Exception) -> int:
         _err(f"error: {where}{exc.strerror or exc}")
         return EXIT_USAGE
     if os.environ.get("HMMSIM_TRACEBACK"):
-        raise exc
+        traceback.print_exception(exc, file=sys.stderr)
     _err(
         f"error: {INTERNAL_BUG_TAG} {type(exc).__name__}: {_one_line(str(exc))} "
         "(set HMMSIM_TRACEBACK=1 for the traceback)"
@@ -712,12 +744,26 @@ def _silence_stdout() -> None:
         pass
 
 
+#: The status of the results being printed, for a reader that goes away.
+_status_if_pipe_closes = EXIT_OK
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    return _COMMANDS[args.command](args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``hmmsim`` command with ``argv`` (default: ``sys.argv[1:]``).
 
     Returns:
         The exit status (see the module docstring).
     """
+    global _status_if_pipe_closes  # noqa: PLW0603 - one command per call
+    _status_if_pipe_closes = EXIT_OK
     try:
         return _run(argv)
     except KeyboardInterrupt:
@@ -725,9 +771,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``hmmsim ... | head``): stop quietly, as
-        # Unix tools do; point stdout at /dev/null so the interpreter's final
-        # flush does not complain again.
+        # Unix tools do, with the status the results called for; point stdout
+        # at /dev/null so the interpreter's final flush does not complain.
         _silence_stdout()
-        return EXIT_OK
+        return _status_if_pipe_closes
     except Exception as exc:  # every error becomes one line and a status
         return _failure(exc)

@@ -3,7 +3,7 @@
 ``hmmsim check --all`` explores every (scenario, variant) *unit* of the
 matrix; the units are independent, so :func:`explore_units` hands them to
 ``workers`` processes.  Each worker takes the next unit not yet taken (a
-shared counter), explores it with :func:`hmmsim.api.run` and sends the
+shared counter), explores it with :func:`hmmsim.service.run_unit` and sends the
 result back through its own pipe.  The caller gets the runs **in unit
 order**, whatever order they finished in, and every exploration is
 deterministic, so the reports (and the JSON, byte for byte) are the same as
@@ -37,27 +37,15 @@ from multiprocessing.connection import Connection, wait
 from types import FrameType
 from typing import Any, Final, Protocol
 
-from hmmsim.api import run
-from hmmsim.config import ExploreConfig
 from hmmsim.engine import ExitReason, ExplorationResult, Trace
 from hmmsim.errors import InternalError
-from hmmsim.report import ScenarioRun
-from hmmsim.scenarios import Scenario
+from hmmsim.runs import ScenarioRun
+from hmmsim.service import Unit, run_unit
 
 __all__ = ["Unit", "UnitEvents", "available_cpus", "can_fork", "explore_units"]
 
 #: Seconds between two progress messages of one worker.
 _PROGRESS_EVERY: Final = 0.2
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Unit:
-    """One scenario variant to explore, with its resolved config."""
-
-    scenario: Scenario
-    variant: str
-    config: ExploreConfig
-    file: str | None
 
 
 class UnitEvents(Protocol):
@@ -88,18 +76,6 @@ def can_fork() -> bool:
 
 class _Sender(Protocol):
     def send(self, obj: Any) -> None: ...
-
-
-def _explore(
-    unit: Unit, on_progress: Callable[[ExplorationResult], None]
-) -> ScenarioRun:
-    return run(
-        unit.scenario,
-        unit.variant,
-        config=unit.config,
-        file=unit.file,
-        on_progress=on_progress,
-    )
 
 
 def _portable(exc: BaseException) -> BaseException:
@@ -146,7 +122,7 @@ def work(
                 conn.send(("progress", index, result.executions))
 
         try:
-            done = _explore(units[index], tick)
+            done = run_unit(units[index], tick)
         except Exception as exc:
             conn.send(("error", index, _portable(exc)))
             return
@@ -232,7 +208,7 @@ def _serial(
         def tick(result: ExplorationResult, index: int = index) -> None:
             events.progressed(index, result.executions)
 
-        done = _explore(unit, tick)
+        done = run_unit(unit, tick)
         runs.append(done)
         events.finished(index, done)
         if done.result.exit_reason is ExitReason.INTERRUPTED:

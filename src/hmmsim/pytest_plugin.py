@@ -17,6 +17,11 @@ every test the fixture :func:`hmmsim_check`::
 A failing check fails the test with the text report of the counterexample
 (its timeline, then the command that replays it), as
 :func:`hmmsim.api.assert_no_violation` does.
+
+A check that found nothing but did not explore every schedule (status
+INCOMPLETE: a bound, the time budget or a sampling strategy cut it) fails
+too, with the reason, unless the test passes ``allow_incomplete=True``: a
+green test then never means "we stopped looking".
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ from pathlib import Path
 import pytest
 
 from hmmsim import __version__
-from hmmsim.api import ExplorationResult, Scenario, load_file, resolve_config, run
-from hmmsim.loader import is_file_target, select, split_target
+from hmmsim.engine import ExplorationResult, Status
+from hmmsim.errors import ConfigError
 from hmmsim.report.text import render_run
-from hmmsim.scenarios import get
+from hmmsim.scenarios import Scenario
+from hmmsim.service import one_scenario, resolve_config, run
 
 __all__ = ["HmmsimCheck", "hmmsim_check"]
 
@@ -44,6 +50,7 @@ class HmmsimCheck:
         variant: str | None = None,
         *,
         expect: Iterable[str] | None = None,
+        allow_incomplete: bool = False,
         **config: object,
     ) -> ExplorationResult:
         """Check ``target`` (a Scenario, a registered name or ``PATH.py:NAME``).
@@ -54,6 +61,8 @@ class HmmsimCheck:
             variant: the variant (default: the scenario's default).
             expect: the violation kinds the variant must show, exactly
                 (default: none at all).
+            allow_incomplete: pass even if nothing was found and the
+                exploration was cut short (status INCOMPLETE).
             config: ExploreConfig fields, e.g. ``strategy="dfs"``.
 
         Returns:
@@ -77,24 +86,22 @@ class HmmsimCheck:
                 f"{', '.join(found) or 'no violation'}\n\n{report}",
                 pytrace=False,
             )
+        if outcome.result.status is Status.INCOMPLETE and not allow_incomplete:
+            pytest.fail(
+                f"{scenario.name}/{outcome.variant}: INCOMPLETE, not a proof: "
+                f"{outcome.result.describe_exit()} after "
+                f"{outcome.result.executions} executions (raise the bounds, or "
+                "pass allow_incomplete=True if a partial search is what you want)",
+                pytrace=False,
+            )
         return outcome.result
 
 
 def _scenario(target: Scenario | str | Path) -> tuple[Scenario, str | None]:
-    if isinstance(target, Scenario):
-        return target, None
-    text = str(target)
-    if not is_file_target(text):
-        return get(text), None
-    path, name = split_target(text)
-    found = select(load_file(path), name, path)
-    if len(found) != 1:
-        names = ", ".join(s.name for s in found)
-        pytest.fail(
-            f"{path} defines several scenarios ({names}); name one as {path}:NAME",
-            pytrace=False,
-        )
-    return found[0], path
+    try:
+        return one_scenario(target)
+    except ConfigError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture

@@ -89,7 +89,7 @@ class TestList:
         self, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """With no scenario registered, ``list`` says so and succeeds."""
-        monkeypatch.setattr(cli_module, "all_scenarios", list)
+        monkeypatch.setattr("hmmsim.scenarios.all_scenarios", list)
 
         ran = cli("list")
 
@@ -456,14 +456,49 @@ class TestUserFiles:
         assert 2 == ran.code
         assert "pass --file PATH.py" in one_error_line(ran)
 
-    def test_json_report_of_a_user_file_replays(
+    def test_json_report_of_a_user_file_replays_with_file(
         self, cli: CliRunner, user_file: Path, tmp_path: Path
     ) -> None:
-        """A --json report records the file, so replaying it needs no --file."""
+        """A report of a user scenario replays when the user names the file."""
         report = tmp_path / "r.json"
         cli("check", str(user_file), *DFS, "--json", str(report))
 
-        assert 0 == cli("replay", str(report)).code
+        assert 0 == cli("replay", str(report), "--file", str(user_file)).code
+
+    def test_json_report_never_imports_the_file_it_names(
+        self, cli: CliRunner, tmp_path: Path
+    ) -> None:
+        """replay REPORT.json refuses to run the report's 'file' unless --file names it (D11)."""
+        planted = tmp_path / "planted.py"
+        marker = tmp_path / "ran"
+        planted.write_text(
+            f"open({str(marker)!r}, 'w').close()\n", encoding="utf-8"
+        )
+        report = tmp_path / "r.json"
+        report.write_text(
+            json.dumps(
+                {
+                    "schema": 1,
+                    "results": [
+                        {
+                            "scenario": "pair",
+                            "variant": "racy",
+                            "file": str(planted),
+                            "violations": [
+                                {"kind": "x", "schedule": {"seed": 0, "choices": []}}
+                            ],
+                        }
+                    ],
+                }
+            ),
+            encoding="utf-8",
+        )
+
+        ran = cli("replay", str(report))
+
+        assert 2 == ran.code
+        assert "add --file PATH.py" in one_error_line(ran)
+        assert not marker.exists()
 
     def test_path_with_a_scenario_name_selects_it(
         self, cli: CliRunner, user_file: Path
@@ -660,33 +695,6 @@ class TestUsageErrors:
 
         assert (0, "hmmsim 0.1.0\n") == (ran.code, ran.out)
 
-    def test_unavailable_strategy_named_explicitly_exits_2(
-        self, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """Asking for a strategy that is not built yet is a usage error."""
-        monkeypatch.setattr(cli_module, "_strategy_available", lambda name: False)
-
-        ran = cli("check", "counter", "--strategy", "dpor")
-
-        assert 2 == ran.code
-        assert "not available in this build yet" in one_error_line(ran)
-
-    def test_unavailable_default_strategy_falls_back_to_dfs(
-        self, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """Without --strategy, a missing default strategy falls back to dfs, with a note."""
-        monkeypatch.setattr(cli_module, "_strategy_available", lambda name: False)
-
-        ran = cli("check", "counter", "-q")
-
-        assert 0 == ran.code
-        assert "note: strategy dpor is not available yet; using dfs" in ran.err
-
-    def test_strategy_availability_is_looked_up(self) -> None:
-        """dfs is always available; pct and dpor are found by module."""
-        assert cli_module._strategy_available("dfs")
-        assert cli_module._strategy_available("pct")
-
     def test_report_dir_that_is_a_file_exits_2(
         self, cli: CliRunner, tmp_path: Path
     ) -> None:
@@ -702,12 +710,12 @@ class TestUsageErrors:
 
 class TestEmptyRegistry:
     def test_check_all_with_no_scenario_exits_2(
-        self, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+        self, cli: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     ) -> None:
         """``check --all`` with nothing registered is a usage error."""
-        monkeypatch.setattr(cli_module, "all_scenarios", list)
+        monkeypatch.setattr("hmmsim.service.all_scenarios", list)
 
-        ran = cli("check", "--all")
+        ran = cli("check", "--all", "--report", str(tmp_path))
 
         assert 2 == ran.code
         assert "no scenario is registered" in one_error_line(ran)
@@ -757,10 +765,10 @@ class TestInternalErrors:
             ran
         )
 
-    def test_traceback_env_reraises(
+    def test_traceback_env_prints_the_traceback_and_keeps_status_3(
         self, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """HMMSIM_TRACEBACK=1 lets an unexpected exception propagate."""
+        """HMMSIM_TRACEBACK=1 adds the traceback on stderr; the status stays 3 (D20)."""
 
         def broken(args: object) -> int:
             raise RuntimeError("boom")
@@ -768,8 +776,11 @@ class TestInternalErrors:
         monkeypatch.setitem(cli_module._COMMANDS, "list", broken)
         monkeypatch.setenv("HMMSIM_TRACEBACK", "1")
 
-        with pytest.raises(RuntimeError, match="boom"):
-            cli("list")
+        ran = cli("list")
+
+        assert 3 == ran.code
+        assert "Traceback (most recent call last)" in ran.err
+        assert "[hmmsim internal bug] RuntimeError: boom" in ran.err.splitlines()[-1]
 
     def test_keyboard_interrupt_outside_exploration_exits_130(
         self, cli: CliRunner, monkeypatch: pytest.MonkeyPatch

@@ -148,6 +148,8 @@ def test_cli_checks_each_example_exactly(
             "--fail-on-unexpected",
             "--json",
             str(report),
+            "--report",
+            str(tmp_path / "html"),
             "-q",
         ]
     )

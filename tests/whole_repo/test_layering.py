@@ -21,10 +21,21 @@ PACKAGE: Final = "hmmsim"
 PACKAGE_DIR: Final = Path(__file__).resolve().parents[2] / "src" / PACKAGE
 
 # Facade modules sit on top and may import any layer.
-# parallel runs the CLI's explorations; driverkit and pytest_plugin are parts of
-# the public API for user models (re-exported by, or built on, hmmsim.api).
+# service is the service layer every front end calls (targets, running,
+# replay, report files); parallel runs the CLI's explorations; driverkit and
+# pytest_plugin are parts of the public API for user models (re-exported by, or
+# built on, hmmsim.api).
 FACADES: Final = frozenset(
-    {"__init__", "__main__", "cli", "api", "parallel", "driverkit", "pytest_plugin"}
+    {
+        "__init__",
+        "__main__",
+        "cli",
+        "api",
+        "service",
+        "parallel",
+        "driverkit",
+        "pytest_plugin",
+    }
 )
 
 # Layer -> the layers its modules may import (itself included where allowed).
@@ -38,8 +49,10 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
     "scenarios": frozenset(
         {"kernel", "oracle", "sync", "engine", "scenarios", "errors", "config"}
     ),
+    # The run result of the service layer (ScenarioRun): data that report renders.
+    "runs": frozenset({"engine", "errors", "config", "scenarios", "runs"}),
     "report": frozenset(
-        {"engine", "oracle", "report", "errors", "config", "scenarios"}
+        {"engine", "oracle", "report", "errors", "config", "scenarios", "runs"}
     ),
     # Imports user model files by path; the CLI and the api facade use it.
     "loader": frozenset({"scenarios", "errors", "loader"}),

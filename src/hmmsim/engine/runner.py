@@ -70,6 +70,9 @@ class Status(enum.Enum):
     VIOLATION = "violation"
     VERIFIED = "verified"
     INCOMPLETE = "incomplete"
+    #: Set by the front ends, never by an exploration: the unit did not finish
+    #: (its worker process died, or the model's own code failed).
+    ERROR = "error"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,6 +7,6 @@ writes files; none of them runs an exploration.
 
 from __future__ import annotations
 
-from hmmsim.report.model import ScenarioRun, token_context
+from hmmsim.runs import ScenarioRun, token_context
 
 __all__ = ["ScenarioRun", "token_context"]

@@ -27,7 +27,6 @@ import jinja2
 
 from hmmsim.engine import Counterexample
 from hmmsim.oracle import explain
-from hmmsim.report.model import ScenarioRun
 from hmmsim.report.timeline import (
     OTHER_MARK,
     PRIMARY_MARK,
@@ -35,6 +34,7 @@ from hmmsim.report.timeline import (
     TimelineRow,
     build_timeline,
 )
+from hmmsim.runs import ScenarioRun
 
 __all__ = ["counterexample_path", "write_report"]
 

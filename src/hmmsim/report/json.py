@@ -7,7 +7,8 @@ Schema 1 (documented in ``docs/cli.md``)::
     result = {"scenario", "variant", "file", "strategy", "seed", "outcome",
               "exit_reason", "executions", "steps", "outcomes", "complete",
               "expected", "violations": [<violation>, ...]}
-             (+ "seconds" only when timings are asked for)
+             (+ "error" only when the unit did not finish, with outcome
+             "error"; + "seconds" only when timings are asked for)
 
     violation = {"kind", "message", "task", "step", "steps", "preemptions",
                  "original_steps", "replay", "schedule"}
@@ -26,7 +27,7 @@ from typing import Any, Final
 
 from hmmsim.engine import Counterexample, Schedule
 from hmmsim.errors import ReplayError
-from hmmsim.report.model import ScenarioRun
+from hmmsim.runs import ScenarioRun
 
 __all__ = ["SCHEMA", "ReplayItem", "dumps", "parse", "result_json"]
 
@@ -58,7 +59,7 @@ def result_json(run: ScenarioRun, *, timings: bool = False) -> dict[str, object]
         "file": run.file,
         "strategy": result.strategy,
         "seed": run.config.seed,
-        "outcome": result.status.value,
+        "outcome": run.status.value,
         "exit_reason": result.exit_reason.value,
         "executions": result.executions,
         "steps": result.steps,
@@ -67,6 +68,8 @@ def result_json(run: ScenarioRun, *, timings: bool = False) -> dict[str, object]
         "expected": None if expected is None else list(expected),
         "violations": [_violation(run, cx) for cx in result.counterexamples],
     }
+    if run.error is not None:
+        data["error"] = run.error
     if timings:
         data["seconds"] = round(result.seconds, 3)
     return data
@@ -133,6 +136,8 @@ def parse(text: str) -> list[ReplayItem]:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ReplayError(f"not a JSON report: {exc}") from None
+    except RecursionError:
+        raise ReplayError("not a JSON report: nested too deeply") from None
     if not isinstance(document, dict) or "results" not in document:
         raise ReplayError("not an hmmsim JSON report (no 'results')")
     if document.get("schema") != SCHEMA:

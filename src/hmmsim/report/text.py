@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 from hmmsim.engine import Counterexample, ExecutionResult, Finding, Trace
 from hmmsim.oracle import explain
-from hmmsim.report.model import ScenarioRun
 from hmmsim.report.timeline import CAUSE_MARK, render_timeline
+from hmmsim.runs import ScenarioRun
 
 __all__ = [
     "outcome_label",
@@ -31,7 +31,7 @@ __all__ = [
 
 
 def outcome_label(run: ScenarioRun) -> str:
-    """Return ``VIOLATION``, ``VERIFIED`` or ``INCOMPLETE``."""
+    """Return ``VIOLATION``, ``VERIFIED``, ``INCOMPLETE`` or ``ERROR``."""
     return run.status.value.upper()
 
 
@@ -75,7 +75,12 @@ def _expectation(run: ScenarioRun) -> list[str]:
 
 def _verdict(run: ScenarioRun) -> list[str]:
     result = run.result
-    if result.counterexamples:
+    if run.error is not None:
+        lines = [
+            f"outcome: ERROR ({run.error}; "
+            f"{_plural(result.executions, 'execution')} explored before it)"
+        ]
+    elif result.counterexamples:
         kinds = ", ".join(result.kinds)
         lines = [f"outcome: VIOLATION ({_plural(len(result.kinds), 'kind')}: {kinds})"]
     elif result.status.value == "verified":
@@ -245,6 +250,11 @@ def render_summary(runs: Sequence[ScenarioRun], *, timings: bool = False) -> str
     unexpected = sum(1 for run in runs if run.as_expected is False)
     if unexpected:
         lines.append(f"{_plural(unexpected, 'run')} UNEXPECTED")
+    lines += [
+        f"error: {run.scenario.name}/{run.variant}: {run.error}"
+        for run in runs
+        if run.error is not None
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -76,3 +76,21 @@ class TestBoundedOptions:
     def test_a_blocked_previous_task_frees_the_choice(self) -> None:
         """If the last task cannot run, switching is not a preemption."""
         assert ([1, 2], False) == bounded_options(self._execution([0], 1), [1, 2], 1)
+
+
+class TestRegistry:
+    def test_registry_is_the_config_list_of_names(self) -> None:
+        """The one strategy registry names exactly the strategies a config accepts."""
+        from hmmsim.config import STRATEGY_NAMES  # noqa: PLC0415
+        from hmmsim.engine.strategies import REGISTRY  # noqa: PLC0415
+
+        assert STRATEGY_NAMES == tuple(REGISTRY)
+
+    def test_cli_offers_the_selectable_strategies(self) -> None:
+        """``--strategy`` choices come from the registry, with a summary each."""
+        from hmmsim.cli import _strategies  # noqa: PLC0415
+
+        names, text = _strategies()
+
+        assert ["dpor", "dfs", "pct", "random"] == names
+        assert all(f"{name}: " in text for name in names)
