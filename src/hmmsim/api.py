@@ -212,6 +212,7 @@ __all__ = [
     "wake_up_all",
 ]
 
+
 def _scenario(target: Scenario | str) -> Scenario:
     return target if isinstance(target, Scenario) else get(target)
 

@@ -471,9 +471,7 @@ class TestUserFiles:
         """replay REPORT.json refuses to run the report's 'file' unless --file names it (D11)."""
         planted = tmp_path / "planted.py"
         marker = tmp_path / "ran"
-        planted.write_text(
-            f"open({str(marker)!r}, 'w').close()\n", encoding="utf-8"
-        )
+        planted.write_text(f"open({str(marker)!r}, 'w').close()\n", encoding="utf-8")
         report = tmp_path / "r.json"
         report.write_text(
             json.dumps(

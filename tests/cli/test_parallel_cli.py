@@ -31,10 +31,32 @@ def test_parallel_json_is_byte_identical_to_serial(
     """The built-in matrix gives the same JSON with one worker or two."""
     serial, parallel = tmp_path / "serial.json", tmp_path / "parallel.json"
 
-    assert 0 == main(["check", "--all", "--jobs", "1", "--json", str(serial), "--report", str(tmp_path / "h1"), *BOUNDED])
+    assert 0 == main(
+        [
+            "check",
+            "--all",
+            "--jobs",
+            "1",
+            "--json",
+            str(serial),
+            "--report",
+            str(tmp_path / "h1"),
+            *BOUNDED,
+        ]
+    )
     out_serial = capsys.readouterr().out
     assert 0 == main(
-        ["check", "--all", "--jobs", "2", "--json", str(parallel), "--report", str(tmp_path / "h2"), *BOUNDED]
+        [
+            "check",
+            "--all",
+            "--jobs",
+            "2",
+            "--json",
+            str(parallel),
+            "--report",
+            str(tmp_path / "h2"),
+            *BOUNDED,
+        ]
     )
     out_parallel = capsys.readouterr().out
 
@@ -57,7 +79,17 @@ def test_ctrl_c_during_a_parallel_run_reports_and_exits_130(
     signal.setitimer(signal.ITIMER_REAL, 1.0)
     try:
         code = main(
-            ["check", "--all", "--jobs", "2", "--json", str(tmp_path / "r.json"), "--report", str(tmp_path / "h"), "-q"]
+            [
+                "check",
+                "--all",
+                "--jobs",
+                "2",
+                "--json",
+                str(tmp_path / "r.json"),
+                "--report",
+                str(tmp_path / "h"),
+                "-q",
+            ]
         )
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)

@@ -111,7 +111,7 @@ class TestOutputTargets:
         target.mkdir()
         (target / "x").write_text("", encoding="utf-8")
 
-        with pytest.raises(OSError):
+        with pytest.raises(IsADirectoryError):
             write_output(str(target), "text")
         assert ["d"] == [p.name for p in tmp_path.iterdir()]
 

@@ -1,0 +1,143 @@
+"""Results are never lost, errors get the right blame (issue 11, defects D1-D21).
+
+Each test names the defect it guards.  Tests that need a real process
+(signals, a dying worker, ``sys.exit``) run ``python -m hmmsim`` on a small
+user model written to ``tmp_path``; the others call ``main()`` in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.cli.conftest import CliRunner
+
+import hmmsim.cli as cli_module
+
+DFS = ("--strategy", "dfs")
+
+#: A user model whose behaviour the environment variable MODE picks.
+MODEL = """
+import os
+import sys
+
+from hmmsim.api import READ_ONCE, WRITE_ONCE, Cell, Finding, SimpleInstance, scenario
+
+MODE = os.environ.get("MODE", "ok")
+
+
+@scenario(name="m", title="modes", description="two increments", variants=("a", "b"))
+def m(variant):
+    cell = Cell("c", 0)
+    if MODE == "build-raises":
+        raise ValueError("bad build")
+    if MODE == "build-none":
+        return None
+
+    async def incr():
+        value = await READ_ONCE(cell)
+        if MODE == "exit" or (MODE == "exit-b" and variant == "b"):
+            sys.exit(0)
+        if MODE == "die-b" and variant == "b":
+            os.kill(os.getpid(), 9)
+        if MODE == "spin":
+            while True:
+                pass
+        if MODE == "print":
+            print("hello from the model")
+        await WRITE_ONCE(cell, value + 1)
+
+    def end():
+        if MODE == "end-raises":
+            raise KeyError("end")
+        if cell.value != 2:
+            return [Finding(kind="lost", message="lost", step=-1)]
+        return []
+
+    def snap():
+        if MODE == "snap-raises":
+            raise RuntimeError("snap")
+        return {"c": cell.value}
+
+    return SimpleInstance(task_list=[("x", incr()), ("y", incr())], end=end, snap=snap)
+"""
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    """Write the user model."""
+    path = tmp_path / "model.py"
+    path.write_text(MODEL, encoding="utf-8")
+    return path
+
+
+def hmmsim(
+    *argv: str, mode: str = "ok", timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m hmmsim`` with MODE set; return the finished process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HMMSIM_")}
+    env["MODE"] = mode
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    return subprocess.run(
+        [sys.executable, "-m", "hmmsim", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class TestOutputs:
+    def test_summary_reaches_stdout_when_the_json_write_fails(
+        self, cli: CliRunner
+    ) -> None:
+        """--json /dev/full: the summary and replay lines are printed, then one error, exit 2 (D9)."""
+        ran = cli("check", "counter", *DFS, "-q", "--json", "/dev/full")
+
+        assert 2 == ran.code
+        assert "counter/buggy: VIOLATION (lost-update)" in ran.out
+        assert "replay hs1.counter/buggy" in ran.out
+        assert "--json /dev/full: cannot write" in ran.err.splitlines()[-1]
+
+    def test_directory_json_target_fails_before_exploring(
+        self, cli: CliRunner, tmp_path: Path
+    ) -> None:
+        """A directory as --json target is refused before anything is explored (D9)."""
+        ran = cli("check", "counter", *DFS, "--json", str(tmp_path))
+
+        assert 2 == ran.code
+        assert "" == ran.out
+        assert "is a directory" in ran.err
+
+    def test_closed_pipe_keeps_the_failing_status(
+        self, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """``--fail-on-violation ... | true`` still exits 1 (D10)."""
+
+        def closed(text: str) -> None:
+            raise BrokenPipeError
+
+        monkeypatch.setattr(cli_module, "_out", closed)
+
+        ran = cli("check", "counter", *DFS, "-q", "--fail-on-violation")
+
+        assert 1 == ran.code
+        assert "" == ran.err
+
+    def test_empty_variant_and_report_are_errors(self, cli: CliRunner) -> None:
+        """``--variant ""`` and ``--report ""`` are usage errors (D20)."""
+        assert 2 == cli("check", "counter", "--variant", "").code
+        assert 2 == cli("check", "counter", *DFS, "--report", "").code
+
+    def test_model_output_does_not_corrupt_json_on_stdout(self, model: Path) -> None:
+        """A model that prints leaves ``--json -`` parseable; its text goes to stderr (D21)."""
+        done = hmmsim("check", str(model), *DFS, "--json", "-", mode="print")
+
+        assert 0 == done.returncode
+        assert "m" == json.loads(done.stdout)["results"][0]["scenario"]
+        assert "hello from the model" in done.stderr
