@@ -60,3 +60,12 @@ def make_run_report_untouched() -> Iterator[None]:
     assert before == _report_state(), (
         "a test wrote into the working tree's hmmsim-report/ (give --report a tmp_path)"
     )
+
+
+@pytest.fixture(autouse=True)
+def _no_counterexample_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep `hmmsim check` from reading or writing `.hmmsim/` in the working tree.
+
+    Tests of the store pass ``--store DIR`` under ``tmp_path`` explicitly.
+    """
+    monkeypatch.setenv("HMMSIM_STORE", "off")

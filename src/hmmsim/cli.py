@@ -6,6 +6,7 @@ Subcommands (``docs/cli.md`` is the full reference)::
     hmmsim check [SCENARIO | PATH.py[:NAME]] [--variant V | --all] [options]
     hmmsim replay TOKEN | REPORT.json [--file PATH.py]
     hmmsim compare SCENARIO [VARIANT VARIANT ...] [options]   (alias: explain)
+    hmmsim pin TOKEN [--file PATH.py] [-o TEST.py] [--expect absent|present]
 
 Exit codes:
 
@@ -242,6 +243,15 @@ def _parser() -> _Parser:
         help="exit 1 if a result differs from the scenario's declared expectation",
     )
     check.add_argument(
+        "--store",
+        metavar="DIR",
+        help="counterexample store: replay its saved schedules first, save new "
+        "ones (default: $HMMSIM_STORE or .hmmsim; 'off': none)",
+    )
+    check.add_argument(
+        "--no-store", action="store_true", help="neither replay nor save schedules"
+    )
+    check.add_argument(
         "--full", action="store_true", help="show the set-up steps in timelines"
     )
     check.add_argument(
@@ -293,6 +303,24 @@ def _parser() -> _Parser:
         nargs="*",
         metavar="VARIANT",
         help="two or more variants (default: every variant of the scenario)",
+    )
+    pin = sub.add_parser(
+        "pin", help="write a pytest test that replays a token and asserts its kind"
+    )
+    pin.add_argument("token", metavar="TOKEN")
+    pin.add_argument("--file", metavar="PATH.py", help="the user file of the scenario")
+    pin.add_argument(
+        "--output",
+        "-o",
+        metavar="TEST.py",
+        help="write the test here (default: stdout)",
+    )
+    pin.add_argument(
+        "--expect",
+        choices=("absent", "present"),
+        default="absent",
+        help="the test asserts the kind no longer occurs (absent, the default: "
+        "a regression test for a fix) or still occurs (present)",
     )
     return parser
 
@@ -507,8 +535,15 @@ def _explore_all(
 
     workers = _workers(args, len(units))
     progress = _Progress(quiet=args.quiet, total_runs=len(units))
+    from hmmsim.store import explore_with_store, store_from  # noqa: PLC0415
+
+    store = store_from(
+        getattr(args, "store", None), disabled=getattr(args, "no_store", False)
+    )
     with progress.running(), _model_output_to_stderr(args):
-        return explore_units(units, progress, workers=workers)
+        return explore_with_store(
+            store, units, lambda todo: explore_units(todo, progress, workers=workers)
+        )
 
 
 def _write_files(runs: Sequence[ScenarioRun], args: argparse.Namespace) -> bool:
@@ -699,12 +734,42 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_pin(args: argparse.Namespace) -> int:
+    from hmmsim.pin import pin_source, replay_pinned  # noqa: PLC0415 - start-up
+    from hmmsim.service import check_output_target, write_output  # noqa: PLC0415
+
+    if args.output is not None:
+        check_output_target(args.output, option="--output")
+
+    source = pin_source(
+        args.token,
+        file=args.file,
+        output=args.output,
+        expect=args.expect,
+        version=__version__,
+    )
+    kind, result = replay_pinned(args.token, file=args.file)
+    shows = kind in {f.kind for f in result.findings}
+    if args.output is None:
+        _out(source)
+    else:
+        write_output(args.output, source)
+        _err(f"wrote {args.output}")
+    _err(
+        f"note: the schedule {'shows' if shows else 'does not show'} {kind} on the "
+        f"model now, so the test {'fails' if shows == (args.expect == 'absent') else 'passes'}"
+        " until that changes"
+    )
+    return EXIT_OK
+
+
 _COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "list": _cmd_list,
     "check": _cmd_check,
     "replay": _cmd_replay,
     "compare": _cmd_compare,
     "explain": _cmd_compare,
+    "pin": _cmd_pin,
 }
 
 

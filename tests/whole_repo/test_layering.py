@@ -24,7 +24,8 @@ PACKAGE_DIR: Final = Path(__file__).resolve().parents[2] / "src" / PACKAGE
 # service is the service layer every front end calls (targets, running,
 # replay, report files); parallel runs the CLI's explorations; driverkit and
 # pytest_plugin are parts of the public API for user models (re-exported by, or
-# built on, hmmsim.api).
+# built on, hmmsim.api); store (the counterexample store)
+# and pin (regression tests) serve the CLI.
 FACADES: Final = frozenset(
     {
         "__init__",
@@ -35,6 +36,8 @@ FACADES: Final = frozenset(
         "parallel",
         "driverkit",
         "pytest_plugin",
+        "store",
+        "pin",
     }
 )
 

@@ -112,7 +112,12 @@ def _counterexample(
         f"violation {index}: {cx.kind}: {finding.message}",
         f"  {explain(cx.kind)}",
         f"  {where}{step}; {_plural(cx.steps, 'step')}{shrunk}, "
-        f"{_plural(cx.preemptions, 'preemption')}; found in execution {cx.execution}",
+        f"{_plural(cx.preemptions, 'preemption')}; "
+        + (
+            f"found in execution {cx.execution}"
+            if cx.execution
+            else "replayed from the counterexample store"
+        ),
         *_cause_lines(finding),
         "",
     ]
