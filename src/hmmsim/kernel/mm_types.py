@@ -31,7 +31,8 @@ Deviations:
       ``ghost_*`` fields); model logic never reads them.
     * MODEL: ``MmStruct.notifier_core`` names the ``mm/mmu_notifier.c`` that
       serves this mm (None: the v5.3 one in ``kernel.mmu_notifier``; the
-      v5.5 interval-notifier core is ``kernel.mmu_notifier_v55``).  In the
+      v5.5 interval-notifier core is ``kernel.mmu_notifier_v55``, today's
+      is ``kernel.mmu_notifier_current``).  In the
       kernel this is a build-time choice; here one execution picks it per mm.
 """
 

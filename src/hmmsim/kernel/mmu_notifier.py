@@ -34,7 +34,7 @@ Deviations:
       ``mmu_notifier_call_srcu`` has run.
     * MODEL: ``container_of`` is the ``container`` back-pointer of
       ``MmuNotifier``.
-    * MODEL: an mm whose ``notifier_core`` is set (a v5.5 world) is served by
+    * MODEL: an mm whose ``notifier_core`` is set (a v5.5 or current world) is served by
       that core instead: the inline helpers below and mmu_notifier_register
       hand the call over, so the mm code (memory, mmap, oom_kill, rmap,
       mprotect, fork) reaches the right mm/mmu_notifier.c unchanged.  With
@@ -143,7 +143,8 @@ class MmuNotifierCore(Protocol):
 
     The kernel is built with one mm/mmu_notifier.c; the model lets each mm
     name its core (``MmStruct.notifier_core``) so the v5.3 and v5.5 designs
-    share the mm code.  These are the entry points the rest of the model uses.
+    share the mm code (v5.5 and current implement it).  These are the entry
+    points the rest of the model uses.
     """
 
     async def mmu_notifier_release(self, mm: MmStruct) -> None:
