@@ -546,6 +546,34 @@ def _explore_all(
         )
 
 
+def _report_meta(args: argparse.Namespace) -> dict[str, str]:
+    """The command, date and git revision the HTML pages name (never the JSON)."""
+    import datetime  # noqa: PLC0415 - start-up time
+    import shlex  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    revision = ""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):  # no git, or it hangs
+        done = None
+    if done is not None and done.returncode == 0:
+        revision = done.stdout.strip()
+    now = datetime.datetime.now(datetime.UTC)
+    return {
+        "command": shlex.join(["hmmsim", *getattr(args, "argv", [])]),
+        "generated": now.strftime("%Y-%m-%d %H:%M UTC"),
+        "revision": revision,
+    }
+
+
 def _write_files(runs: Sequence[ScenarioRun], args: argparse.Namespace) -> bool:
     """Write the --json file and the HTML report; return whether all went well.
 
@@ -565,7 +593,9 @@ def _write_files(runs: Sequence[ScenarioRun], args: argparse.Namespace) -> bool:
         from hmmsim.report.html import write_report  # noqa: PLC0415 - start-up
 
         try:
-            index = write_report(report_dir, runs, version=__version__)
+            index = write_report(
+                report_dir, runs, version=__version__, **_report_meta(args)
+            )
         except OSError as exc:
             _err(f"error: --report {report_dir}: cannot write: {exc.strerror or exc}")
             fine = False
@@ -818,6 +848,7 @@ def _run(argv: Sequence[str] | None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     return _COMMANDS[args.command](args)
 
 

@@ -3,9 +3,9 @@
 Chromium parses each page and dumps the DOM it built (``--dump-dom``); the
 tests look for what a reader must see: the matrix rows on ``index.html``, and
 on a counterexample page the swimlanes, the folded set-up, the highlighted
-state changes and the marked violating step.  The ``<tbody>`` elements the
-parser inserts (the report writes none) show the DOM is the browser's, not
-our text.  A screenshot is taken too.
+state changes, the marked violating step and the steps that caused it.  The
+``<tbody>`` elements the parser inserts (the report writes none) show the DOM
+is the browser's, not our text.  A screenshot is taken too.
 
 CI (``CI`` set) installs chromium in ``.ci/run``; there a missing browser is
 a failure.  Elsewhere the tests are skipped without it.
@@ -75,13 +75,29 @@ def browse(page: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProce
 
 
 @pytest.fixture(scope="module")
+def reap(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ScenarioRun]:
+    """A report of fault-vs-oom-reap on v5.3 (a device maps a page the reaper freed)."""
+    found = run(get("fault-vs-oom-reap"), "v5.3")
+    root = tmp_path_factory.mktemp("reap")
+    write_report(root, [found], version="test")
+    return root, found
+
+
+@pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ScenarioRun]:
     """A report of toy runs and of a built-in scenario with a folded set-up."""
     dfs = ExploreConfig(strategy="dfs")
     builtin = run(get("oom-vs-driver-lock"), "prepatch")
     runs = [run(COUNTER, "buggy", config=dfs), run(MP, "ok", config=dfs), builtin]
     root = tmp_path_factory.mktemp("report")
-    write_report(root, runs, version="test")
+    write_report(
+        root,
+        runs,
+        version="test",
+        command="hmmsim check --all",
+        generated="2026-12-01 06:00 UTC",
+        revision="abc1234",
+    )
     return root, builtin
 
 
@@ -93,11 +109,18 @@ def test_index_renders_the_matrix(
 
     dom = browse(root / "index.html", tmp_path, "--dump-dom").stdout
 
-    assert '<table class="matrix">\n<tbody>' in dom
+    assert "</thead>\n<tbody>" in dom
     assert ">counter<br>" in dom
     assert ">oom-vs-driver-lock<br>" in dom
-    assert '<td class="violation">' in dom
+    assert '<td class="violation expected">' in dom
     assert '<td class="verified unexpected">' in dom
+    assert '<span class="tag unexpected">UNEXPECTED</span>' in dom
+    assert 'class="legend"' in dom
+    assert "red is expected on <code>prepatch</code>" in dom
+    assert '<header class="top">' in dom
+    assert "<code>hmmsim check --all</code>" in dom
+    assert "2026-12-01 06:00 UTC" in dom
+    assert "<code>abc1234</code>" in dom
     assert 'href="cx/oom-vs-driver-lock--prepatch--notifier-contract.html"' in dom
 
 
@@ -118,7 +141,32 @@ def test_counterexample_page_renders_swimlanes(
     assert 'class="marked"' in dom
     assert '<span class="changed">hmm-&gt;notifiers=1</span>' in dom
     assert "notifier-contract" in dom
-    assert builtin.replay_command(cx) in dom
+    assert '<pre class="replay">' + builtin.replay_command(cx) in dom
+    assert '<input type="checkbox" id="hide-noise">' in dom
+    assert 'class="noise"' in dom
+    assert '<div class="held">holds ' in dom
+    assert '<tr id="step-65" class="cause">' in dom
+    assert "dropped" in dom
+
+
+def test_the_reap_page_marks_the_device_pte_set_of_the_freed_page_as_the_cause(
+    reap: tuple[Path, ScenarioRun], tmp_path: Path
+) -> None:
+    """fault-vs-oom-reap v5.3: the device_pte_set of the freed page is marked <<<."""
+    root, found = reap
+    cx = next(
+        c for c in found.result.counterexamples if c.kind == "device-use-after-free"
+    )
+    step = cx.finding.causes[0].step
+
+    dom = browse(root / counterexample_path(found, cx), tmp_path, "--dump-dom").stdout
+    row = dom[dom.index(f'<tr id="step-{step}" class="cause">') :]
+    row = row[: row.index("</tr>")]
+
+    assert "device_pte_set(gpu0.pte[0x10000])" in row
+    assert "&lt;&lt;&lt; cause of device-use-after-free" in row
+    assert "which was already free" in row
+    assert f'<tr id="step-{cx.finding.step}" class="marked">' in dom
 
 
 def test_counterexample_page_screenshot(
