@@ -147,7 +147,8 @@ def _explore_options() -> _Parser:
         "--max-executions",
         type=int,
         metavar="N",
-        help="stop after N executions (default: 100000)",
+        help="stop after N executions (default: 100000 for dpor and dfs; "
+        "none for pct and random, which stop on the time budget)",
     )
     group.add_argument(
         "--max-steps",
@@ -171,7 +172,22 @@ def _explore_options() -> _Parser:
         "--time-budget",
         type=float,
         metavar="SECONDS",
-        help="stop after this long, also in the middle of an execution",
+        help="stop after this long, also in the middle of an execution "
+        "(default: none for dpor and dfs; 60 for pct and random)",
+    )
+    group.add_argument(
+        "--task-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="report a task that runs this long without reaching an hmmsim "
+        "operation as a hung-task finding (default: 5)",
+    )
+    group.add_argument(
+        "--keep-going",
+        action="store_true",
+        default=None,
+        help="pct and random: collect every violation kind up to the budget "
+        "instead of stopping at the first violation",
     )
     group.add_argument(
         "--check-determinism",
@@ -337,6 +353,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "preemption_bound": args.preemption_bound,
         "pct_depth": args.pct_depth,
         "time_budget_s": args.time_budget,
+        "task_timeout_s": args.task_timeout,
+        "stop_on_first": False if args.keep_going else None,
         "check_determinism": args.check_determinism,
         "capture_locations": args.locations,
     }
@@ -670,12 +688,17 @@ def _finish(
     away (``| true``) does not turn a failing check into status 0.
     """
     global _status_if_pipe_closes  # noqa: PLW0603 - read by main() on EPIPE
+    failed = [r for r in runs if r.error is not None]
     status = EXIT_INTERRUPTED if interrupted else _exit_code(runs, args)
+    if failed and status != EXIT_INTERRUPTED:
+        status = EXIT_USAGE
     _status_if_pipe_closes = status
     _print_results(runs, args, many=many)
     sys.stdout.flush()
     if not _write_files(runs, args) and status == EXIT_OK:
         status = EXIT_USAGE
+    for run in failed:
+        _err(f"error: {run.scenario.name}/{run.variant}: {_one_line(run.error or '')}")
     if interrupted:
         _err(interrupted)
     return status

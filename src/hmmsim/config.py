@@ -38,7 +38,11 @@ class ExploreConfig:
         preemption_bound: if set, schedules with more preemptions are not
             explored (the exploration is then incomplete, never verified).
         pct_depth: bug depth ``d`` of PCT (number of priority change points + 1).
-        time_budget_s: stop after this many seconds of wall-clock time.
+        time_budget_s: stop after this many seconds of wall-clock time, also
+            in the middle of an execution.
+        task_timeout_s: a task that runs this many seconds (of CPU time)
+            without reaching an Op is a ``hung-task`` finding (``None``: no
+            watchdog).
         stop_on_first: stop at the first violation instead of collecting one
             counterexample per violation kind.
         shrink: shrink counterexamples before reporting them.
@@ -54,6 +58,7 @@ class ExploreConfig:
     preemption_bound: int | None = None
     pct_depth: int = 3
     time_budget_s: float | None = None
+    task_timeout_s: float | None = 5.0
     stop_on_first: bool = False
     shrink: bool = True
     check_determinism: bool = False
@@ -80,16 +85,16 @@ class ExploreConfig:
             value: object = getattr(self, flag)
             if not isinstance(value, bool):
                 raise ConfigError(f"{flag} must be True or False, got {value!r}")
-        budget: object = self.time_budget_s
-        if budget is not None and not (
-            isinstance(budget, int | float)
-            and not isinstance(budget, bool)
-            and 0 < budget <= 7 * 24 * 3600
-        ):
-            raise ConfigError(
-                f"time_budget_s must be a number of seconds in (0, 604800], "
-                f"got {budget!r}"
-            )
+        for name in ("time_budget_s", "task_timeout_s"):
+            budget: object = getattr(self, name)
+            if budget is not None and not (
+                isinstance(budget, int | float)
+                and not isinstance(budget, bool)
+                and 0 < budget <= 7 * 24 * 3600
+            ):
+                raise ConfigError(
+                    f"{name} must be a number of seconds in (0, 604800], got {budget!r}"
+                )
 
     def replace(self, **changes: object) -> ExploreConfig:
         """Return a copy with some fields changed (validated again)."""

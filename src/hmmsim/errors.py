@@ -7,6 +7,8 @@ error paths::
     HmmsimError
       ConfigError(ValueError)      user error in options or bounds
       ScenarioError(TypeError)     ill-formed scenario or program definition
+        ModelError                 the model's own code failed outside a task
+                                   (build, end check, snapshot, sys.exit, a hang)
       ReplayError                  a replay token or file cannot be used
         ReplayDiverged             replay did not follow the recorded schedule
       InternalError                tool bug; message carries the internal-bug tag
@@ -21,6 +23,7 @@ __all__ = [
     "ConfigError",
     "HmmsimError",
     "InternalError",
+    "ModelError",
     "ReplayDiverged",
     "ReplayError",
     "ScenarioError",
@@ -39,6 +42,19 @@ class ConfigError(HmmsimError, ValueError):
 
 class ScenarioError(HmmsimError, TypeError):
     """A scenario or program is ill-formed (for example a forgotten ``await``)."""
+
+
+class ModelError(ScenarioError):
+    """The model's own code failed where no finding can stand for it.
+
+    Building the world, the end-of-execution check or the state snapshot
+    raised, the model called ``sys.exit``, or it ran too long without
+    yielding outside a task.  The message names the model's file and line.
+    The exploration that met it is kept in ``partial`` (set by the engine),
+    so a front end can still report how far it got.
+    """
+
+    partial: object = None
 
 
 class ReplayError(HmmsimError):

@@ -33,13 +33,14 @@ from hmmsim import __version__
 from hmmsim.config import ExploreConfig
 from hmmsim.engine import (
     ExecutionResult,
+    ExitReason,
     ExplorationResult,
     Schedule,
     Trace,
     explore,
     replay,
 )
-from hmmsim.errors import ConfigError, ReplayError
+from hmmsim.errors import ConfigError, ModelError, ReplayError
 from hmmsim.loader import is_file_target, load_file, select, split_target
 from hmmsim.report import json as json_report
 from hmmsim.report.json import ReplayItem
@@ -47,11 +48,13 @@ from hmmsim.runs import ScenarioRun
 from hmmsim.scenarios import NAME_PATTERN, Scenario, all_scenarios, get
 
 __all__ = [
+    "SAMPLING_TIME_BUDGET_S",
     "ReplayItem",
     "ReplayOutcome",
     "ScenarioRun",
     "Unit",
     "check_output_target",
+    "error_run",
     "json_text",
     "one_scenario",
     "plan",
@@ -65,6 +68,9 @@ __all__ = [
 ]
 
 _FIELDS: Final = tuple(f.name for f in dataclasses.fields(ExploreConfig))
+
+#: The time budget of a sampling strategy that nothing else bounds (seconds).
+SAMPLING_TIME_BUDGET_S: Final = 60.0
 
 #: The largest JSON report ``replay`` reads (a report is a few KB per run).
 MAX_REPORT_BYTES: Final = 64 * 1024 * 1024
@@ -134,6 +140,13 @@ def resolve_config(
     ``HMMSIM_<FIELD>`` environment variables, then ``overrides`` whose value
     is not None.
 
+    A sampling strategy (``pct``, ``random``: ``sampling`` in the registry)
+    suits another job than an exhaustive one, so unless a layer above the
+    profile sets them: it stops at the first violation (``stop_on_first``;
+    ``--keep-going`` sets it False), it is not bounded by a count of
+    executions, and whenever nothing else bounds it, it gets a time budget of
+    :data:`SAMPLING_TIME_BUDGET_S` seconds, so it never runs for ever.
+
     Raises:
         ConfigError: a value is invalid; the message names the field.
     """
@@ -153,7 +166,26 @@ def resolve_config(
         raise ConfigError(
             f"unknown config option {unknown[0]!r} (known: {', '.join(_FIELDS)})"
         )
-    return config.replace(**{k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    config = config.replace(**given)
+    explicit = {*scenario.config, *env_changes, *given}
+    return _for_sampling(config, explicit)
+
+
+def _for_sampling(config: ExploreConfig, explicit: set[str]) -> ExploreConfig:
+    from hmmsim.engine.strategies import REGISTRY  # noqa: PLC0415
+
+    if not REGISTRY[config.strategy].sampling:
+        return config
+    changes: dict[str, object] = {}
+    if "stop_on_first" not in explicit:
+        changes["stop_on_first"] = True
+    max_executions = config.max_executions
+    if "max_executions" not in explicit:
+        max_executions = changes["max_executions"] = None
+    if max_executions is None and config.time_budget_s is None:
+        changes["time_budget_s"] = SAMPLING_TIME_BUDGET_S
+    return config.replace(**changes)
 
 
 def plan(
@@ -237,16 +269,21 @@ def run(
     result = explore(program, config, on_progress=on_progress)
     traces: tuple[Trace | None, ...] = ()
     if capture:
-        traces = tuple(
-            replay(
-                program,
-                cx.schedule,
-                capture=True,
-                capture_locations=config.capture_locations,
-                max_steps=max(config.max_steps, len(cx.schedule.tasks)),
-            ).trace
-            for cx in result.counterexamples
-        )
+        try:
+            traces = tuple(
+                replay(
+                    program,
+                    cx.schedule,
+                    capture=True,
+                    capture_locations=config.capture_locations,
+                    max_steps=max(config.max_steps, len(cx.schedule.tasks)),
+                    task_timeout=config.task_timeout_s,
+                ).trace
+                for cx in result.counterexamples
+            )
+        except ModelError as exc:  # only capturing runs snap(): keep the result
+            exc.partial = result
+            raise
     return ScenarioRun(
         scenario=chosen,
         variant=name,
@@ -260,13 +297,43 @@ def run(
 def run_unit(
     unit: Unit, on_progress: Callable[[ExplorationResult], None] | None = None
 ) -> ScenarioRun:
-    """Explore one unit (see :func:`run`)."""
-    return run(
-        unit.scenario,
-        unit.variant,
+    """Explore one unit (see :func:`run`); a model error becomes an ``error`` row.
+
+    The row keeps what was explored before the error, so a report of many
+    units loses none of them.
+    """
+    try:
+        return run(
+            unit.scenario,
+            unit.variant,
+            config=unit.config,
+            file=unit.file,
+            on_progress=on_progress,
+        )
+    except ModelError as exc:
+        partial = exc.partial
+        return error_run(
+            unit,
+            f"model error: {exc}",
+            partial if isinstance(partial, ExplorationResult) else None,
+        )
+
+
+def error_run(
+    unit: Unit, reason: str, partial: ExplorationResult | None = None
+) -> ScenarioRun:
+    """Return the ``error`` row of a unit that did not finish, with its partial counts."""
+    result = partial or ExplorationResult(
+        strategy=unit.config.strategy, exit_reason=ExitReason.ERROR
+    )
+    result.complete = False
+    return ScenarioRun(
+        scenario=unit.scenario,
+        variant=unit.variant,
         config=unit.config,
+        result=result,
         file=unit.file,
-        on_progress=on_progress,
+        error=reason,
     )
 
 

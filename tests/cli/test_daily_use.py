@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +142,156 @@ class TestOutputs:
         assert 0 == done.returncode
         assert "m" == json.loads(done.stdout)["results"][0]["scenario"]
         assert "hello from the model" in done.stderr
+
+
+class TestBlame:
+    @pytest.mark.parametrize(
+        ("mode", "message"),
+        [
+            (
+                "build-raises",
+                "building the world (the scenario's build function) raised ValueError: bad build",
+            ),
+            (
+                "build-none",
+                "the scenario's build function returned None, not an Instance",
+            ),
+            ("end-raises", "the end-of-execution check (end) raised KeyError: 'end'"),
+            ("snap-raises", "the state snapshot (snap) raised RuntimeError: snap"),
+        ],
+    )
+    def test_errors_in_model_code_name_the_file_and_line(
+        self,
+        cli: CliRunner,
+        model: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        mode: str,
+        message: str,
+    ) -> None:
+        """Model code that fails is a model error at its file and line, exit 2, never an internal bug (D6, D7)."""
+        monkeypatch.setenv("MODE", mode)
+
+        ran = cli("check", str(model), *DFS, "-q", "--variant", "a")
+
+        assert 2 == ran.code
+        last = ran.err.splitlines()[-1]
+        assert f"m/a: model error: {model}:" in last
+        assert message in last
+        assert "internal bug" not in ran.err
+
+    def test_a_model_that_is_not_deterministic_is_blamed(
+        self, cli: CliRunner, tmp_path: Path
+    ) -> None:
+        """A model whose choices change between executions is a model error, exit 2 (D8)."""
+        model = tmp_path / "flaky.py"
+        model.write_text(
+            "import itertools\n"
+            "from hmmsim.api import READ_ONCE, Cell, SimpleInstance, scenario\n"
+            "calls = itertools.count()\n"
+            "@scenario(name='flaky', title='t', description='d', variants=('a',))\n"
+            "def flaky(variant):\n"
+            "    cell = Cell('c', 0)\n"
+            "    async def t():\n"
+            "        await READ_ONCE(cell)\n"
+            "    n = 3 if next(calls) % 2 else 2\n"
+            "    return SimpleInstance(task_list=[(f't{i}', t()) for i in range(n)])\n",
+            encoding="utf-8",
+        )
+
+        ran = cli("check", str(model), *DFS, "-q")
+
+        assert 2 == ran.code
+        assert "the model is not deterministic" in ran.err.splitlines()[-1]
+        assert "internal bug" not in ran.err
+
+    def test_sys_exit_in_a_task_is_an_error_row_not_a_silent_exit(
+        self, model: Path
+    ) -> None:
+        """``sys.exit(0)`` in a model with --jobs 1 is an error row and exit 2, with output (D2)."""
+        done = hmmsim(
+            "check",
+            str(model),
+            *DFS,
+            "--all",
+            "-j",
+            "1",
+            "--report",
+            str(model.parent / "h"),
+            mode="exit-b",
+        )
+
+        assert 2 == done.returncode
+        assert re.search(r"m\s+a\s+VIOLATION\s+lost", done.stdout)
+        assert re.search(r"m\s+b\s+ERROR", done.stdout)
+        assert "called sys.exit(0)" in done.stderr
+
+    def test_bug_on_without_a_message_says_where(
+        self, cli: CliRunner, tmp_path: Path
+    ) -> None:
+        """The kind ``bug`` names the BUG_ON's function, file and line when it has no message."""
+        model = tmp_path / "bugon.py"
+        model.write_text(
+            "from hmmsim.api import BUG_ON, READ_ONCE, Cell, SimpleInstance, scenario\n"
+            "@scenario(name='b', title='t', description='d', variants=('a',))\n"
+            "def b(variant):\n"
+            "    cell = Cell('c', 0)\n"
+            "    async def t():\n"
+            "        await READ_ONCE(cell)\n"
+            "        BUG_ON(cell.value == 0)\n"
+            "    return SimpleInstance(task_list=[('t', t())])\n",
+            encoding="utf-8",
+        )
+
+        ran = cli("check", str(model), *DFS)
+
+        assert "bug: kernel BUG: BUG_ON(t() at bugon.py:7)" in ran.out
+
+
+class TestWatchdog:
+    def test_a_busy_looping_task_is_a_hung_task_finding(
+        self, cli: CliRunner, model: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A task that loops without await is a hung-task finding with a replayable schedule (D3)."""
+        monkeypatch.setenv("MODE", "spin")
+
+        ran = cli(
+            "check", str(model), *DFS, "--variant", "a", "--task-timeout", "0.2", "-q"
+        )
+
+        assert 0 == ran.code
+        assert "m/a: VIOLATION (hung-task)" in ran.out
+        assert "replay hs1.m/a:hung-task." in ran.out
+
+    def test_time_budget_holds_inside_one_execution(
+        self,
+        cli: CliRunner,
+        model: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path,
+    ) -> None:
+        """--time-budget stops an execution that is still running, as time-budget (D15)."""
+        monkeypatch.setenv("MODE", "spin")
+        report = tmp_path / "r.json"
+
+        ran = cli(
+            "check",
+            str(model),
+            *DFS,
+            "--variant",
+            "a",
+            "--task-timeout",
+            "3600",
+            "--time-budget",
+            "0.2",
+            "-q",
+            "--json",
+            str(report),
+        )
+
+        result = json.loads(report.read_text(encoding="utf-8"))["results"][0]
+        assert 0 == ran.code
+        assert ("incomplete", "time-budget", 0) == (
+            result["outcome"],
+            result["exit_reason"],
+            result["executions"],
+        )

@@ -11,10 +11,12 @@ from tests.support.toy_scenarios import toy_scenarios
 from hmmsim.errors import ConfigError, ReplayError
 from hmmsim.service import (
     MAX_REPORT_BYTES,
+    SAMPLING_TIME_BUDGET_S,
     check_output_target,
     one_scenario,
     plan,
     replay_items,
+    resolve_config,
     write_output,
 )
 
@@ -153,3 +155,66 @@ class TestReplayItems:
         """A report that cannot be opened is one usage error."""
         with pytest.raises(ConfigError):
             replay_items(str(tmp_path / "missing.json"))
+
+
+class TestSamplingConfig:
+    def test_sampling_stops_at_the_first_violation_on_a_time_budget(self) -> None:
+        """pct and random stop at the first violation, bounded by time, not by 100,000 executions."""
+        with toy_scenarios():
+            from hmmsim.scenarios import get  # noqa: PLC0415
+
+            config = resolve_config(
+                get("counter"), overrides={"strategy": "pct"}, env={}
+            )
+
+        assert (True, None, SAMPLING_TIME_BUDGET_S) == (
+            config.stop_on_first,
+            config.max_executions,
+            config.time_budget_s,
+        )
+
+    def test_keep_going_and_explicit_bounds_win(self) -> None:
+        """--keep-going and an explicit --max-executions are kept as given."""
+        with toy_scenarios():
+            from hmmsim.scenarios import get  # noqa: PLC0415
+
+            config = resolve_config(
+                get("counter"),
+                overrides={
+                    "strategy": "random",
+                    "stop_on_first": False,
+                    "max_executions": 50,
+                },
+                env={},
+            )
+
+        assert (False, 50, None) == (
+            config.stop_on_first,
+            config.max_executions,
+            config.time_budget_s,
+        )
+
+    def test_unbounded_sampling_always_gets_a_time_budget(self) -> None:
+        """A sampling strategy with no execution bound never runs for ever (D14)."""
+        with toy_scenarios():
+            from hmmsim.scenarios import get  # noqa: PLC0415
+
+            config = resolve_config(
+                get("counter"),
+                env={"HMMSIM_PROFILE": "exhaustive", "HMMSIM_STRATEGY": "pct"},
+            )
+
+        assert SAMPLING_TIME_BUDGET_S == config.time_budget_s
+
+    def test_exhaustive_strategies_keep_the_profile(self) -> None:
+        """dpor keeps its count bound and collects every kind."""
+        with toy_scenarios():
+            from hmmsim.scenarios import get  # noqa: PLC0415
+
+            config = resolve_config(get("counter"), env={})
+
+        assert (False, 100_000, None) == (
+            config.stop_on_first,
+            config.max_executions,
+            config.time_budget_s,
+        )

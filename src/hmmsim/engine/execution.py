@@ -39,13 +39,15 @@ from hmmsim.engine.program import Instance, Program, TaskBody
 from hmmsim.engine.schedule import Schedule
 from hmmsim.engine.task import Task
 from hmmsim.engine.trace import Cause, Event, Finding, Step, Trace
-from hmmsim.errors import HmmsimError, InternalError, ScenarioError
+from hmmsim.errors import HmmsimError, InternalError, ModelError, ScenarioError
 
 __all__ = [
     "ABANDON",
+    "BudgetExpired",
     "Chooser",
     "Execution",
     "ExecutionResult",
+    "HungTask",
     "LockGraph",
     "Outcome",
     "current_execution",
@@ -86,6 +88,14 @@ class Chooser(Protocol):
     def next_int(self, execution: Execution, bound: int, label: str) -> int:
         """Return a data choice in ``range(bound)`` (``bound >= 2``)."""
         ...
+
+
+class HungTask(BaseException):
+    """Raised by the watchdog inside model code that ran ``args[0]`` s without yielding."""
+
+
+class BudgetExpired(BaseException):
+    """Raised by the watchdog inside an execution when the time budget is spent."""
 
 
 class _StopExecution(BaseException):
@@ -365,15 +375,23 @@ class Execution:
         instance = None
         outcome = Outcome.PASSED
         try:
-            instance = self.program()
-            self.instance = instance
-            for name, body in instance.tasks():
-                self.spawn(name, body)
+            with _blamed("building the world (the scenario's build function)"):
+                instance = self.program()
+                if not callable(getattr(instance, "tasks", None)):
+                    raise ModelError(
+                        f"{_definition_site(self.program)}the scenario's build "
+                        f"function returned {instance!r}, not an Instance (such "
+                        "as SimpleInstance)"
+                    )
+                self.instance = instance
+                for name, body in instance.tasks():
+                    self.spawn(name, body)
             outcome = self._loop()
             if outcome is Outcome.PASSED and not self._has_fatal():
                 self.current = None
-                for finding in instance.check_end():
-                    self.findings.append(finding)
+                with _blamed("the end-of-execution check (end)"):
+                    for finding in instance.check_end():
+                        self.findings.append(finding)
         except _StopExecution:
             outcome = Outcome.VIOLATION
         finally:
@@ -384,7 +402,8 @@ class Execution:
             _current = saved
         if self.findings:
             outcome = Outcome.VIOLATION
-        final_state = instance.final_state() if instance is not None else None
+        with _blamed("the final-state summary (state)"):
+            final_state = instance.final_state() if instance is not None else None
         trace = None
         if self.capture:
             trace = Trace(
@@ -457,6 +476,14 @@ class Execution:
             # A fatal finding unwinding, or a tool or scenario error (strict
             # replay diverging inside a data choice): never a model exception.
             raise
+        except HungTask as exc:
+            task.pending = None
+            self._task_hung(task, exc)
+        except SystemExit as exc:
+            raise ModelError(
+                f"{_model_site(exc)}task {task.name} called sys.exit({exc.code!r}); "
+                "a model reports problems as findings and never exits"
+            ) from None
         except Exception as exc:
             task.pending = None
             self._task_raised(task, exc)
@@ -497,6 +524,15 @@ class Execution:
         )
         raise _StopExecution
 
+    def _task_hung(self, task: Task, exc: HungTask) -> NoReturn:
+        self._record(
+            "hung-task",
+            f"{_model_site(exc)}task {task.name} ran for {exc.args[0]:g} s without "
+            "reaching an hmmsim operation (a loop with no await?)",
+            fatal=True,
+        )
+        raise _StopExecution
+
     def _stuck(self) -> Outcome:
         blocked = [t for t in self.tasks if t.pending is not None]
         if not blocked:
@@ -524,6 +560,10 @@ class Execution:
         return text
 
     def _record_step(self, task: Task, op: Op) -> None:
+        with _blamed("the state snapshot (snap)"):
+            self._append_step(task, op)
+
+    def _append_step(self, task: Task, op: Op) -> None:
         self._steps.append(
             Step(
                 index=self.step,
@@ -554,6 +594,39 @@ _MECHANISM_DIRS: Final = (
     f"{os.sep}hmmsim{os.sep}engine{os.sep}",
     f"{os.sep}hmmsim{os.sep}sync{os.sep}",
 )
+
+
+def _model_site(exc: BaseException) -> str:
+    """Return ``file:line: `` of the innermost model frame of ``exc``'s traceback."""
+    site = ""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if not any(part in frame.filename for part in _MECHANISM_DIRS):
+            site = f"{frame.filename}:{frame.lineno}: "
+    return site
+
+
+def _definition_site(program: Program) -> str:
+    """Return ``file:line: `` where the build function behind ``program`` starts."""
+    func = getattr(program, "func", program)  # Scenario.program is a partial
+    code = getattr(func, "__code__", None)
+    return f"{code.co_filename}:{code.co_firstlineno}: " if code is not None else ""
+
+
+@contextmanager
+def _blamed(what: str) -> Iterator[None]:
+    """Turn an exception of model code called outside a task into a ModelError."""
+    try:
+        yield
+    except (_StopExecution, HmmsimError, KeyboardInterrupt, BudgetExpired):
+        raise
+    except HungTask as exc:
+        raise ModelError(
+            f"{_model_site(exc)}{what} ran for {exc.args[0]:g} s without returning"
+        ) from None
+    except (Exception, SystemExit) as exc:
+        raise ModelError(
+            f"{_model_site(exc)}{what} raised {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def _await_site(task: Task) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from hmmsim.config import ExploreConfig
 from hmmsim.engine.execution import (
+    BudgetExpired,
     Execution,
     ExecutionResult,
     LockGraph,
@@ -28,7 +29,8 @@ from hmmsim.engine.strategies import make_strategy
 from hmmsim.engine.strategies.base import Strategy
 from hmmsim.engine.strategies.replay import ReplayStrategy
 from hmmsim.engine.trace import Finding, Trace
-from hmmsim.errors import ReplayDiverged
+from hmmsim.engine.watchdog import watchdog
+from hmmsim.errors import ModelError, ReplayDiverged
 
 __all__ = [
     "Counterexample",
@@ -49,6 +51,8 @@ class ExitReason(enum.Enum):
     TIME_BUDGET = "time-budget"
     FOUND = "found"
     INTERRUPTED = "interrupted"
+    #: Set on the partial result of an exploration that a model error stopped.
+    ERROR = "error"
 
     def describe(self) -> str:
         """Return one sentence for reports."""
@@ -59,8 +63,9 @@ _EXIT_TEXT = {
     ExitReason.EXHAUSTED: "every schedule class was explored",
     ExitReason.MAX_EXECUTIONS: "the execution bound was reached before exhaustion",
     ExitReason.TIME_BUDGET: "the time budget ran out before exhaustion",
-    ExitReason.FOUND: "stopped at the first violation (stop_on_first)",
+    ExitReason.FOUND: "stopped at the first violation",
     ExitReason.INTERRUPTED: "interrupted by the user before exhaustion",
+    ExitReason.ERROR: "stopped by an error before exhaustion",
 }
 
 
@@ -175,36 +180,50 @@ def explore(
     strategy = strategy or make_strategy(config)
     result = ExplorationResult(strategy=strategy.name, exit_reason=ExitReason.EXHAUSTED)
     start = time.monotonic()
+    deadline = None if config.time_budget_s is None else start + config.time_budget_s
     search = _Search(
         program=program,
         config=config,
         strategy=strategy,
         result=result,
-        deadline=None if config.time_budget_s is None else start + config.time_budget_s,
+        deadline=deadline,
         on_progress=on_progress,
     )
     try:
-        with strict_coroutines():
+        with (
+            strict_coroutines(),
+            watchdog(task_timeout=config.task_timeout_s, deadline=deadline),
+        ):
             result.exit_reason = search.loop()
     except KeyboardInterrupt:
         result.exit_reason = ExitReason.INTERRUPTED
+    except ModelError as exc:
+        result.exit_reason = ExitReason.ERROR
+        result.seconds = time.monotonic() - start
+        result.complete = False
+        exc.partial = result
+        raise
     result.complete = strategy.complete if strategy.exhaustive else False
     result.seconds = time.monotonic() - start
     if config.shrink and shrinker is None:
         from hmmsim.engine.shrink import shrink  # noqa: PLC0415 - avoids an import cycle
 
         shrinker = shrink
-    for kind, (execution_result, number) in search.found.items():
-        result.counterexamples.append(
-            _counterexample(
-                program,
-                config,
-                kind,
-                execution_result,
-                number=number,
-                shrinker=shrinker,
+    try:
+        for kind, (execution_result, number) in search.found.items():
+            result.counterexamples.append(
+                _counterexample(
+                    program,
+                    config,
+                    kind,
+                    execution_result,
+                    number=number,
+                    shrinker=shrinker,
+                )
             )
-        )
+    except ModelError as exc:
+        exc.partial = result
+        raise
     return result
 
 
@@ -244,7 +263,10 @@ class _Search:
                 seed=config.seed,
                 lockdep=self.lockdep,
             )
-            ex_result = execution.run()
+            try:
+                ex_result = execution.run()
+            except BudgetExpired:
+                return ExitReason.TIME_BUDGET
             strategy.end_execution(ex_result)
             result.executions += 1
             result.steps += ex_result.steps
@@ -255,7 +277,8 @@ class _Search:
                     found[finding.kind] = (ex_result, result.executions)
             if self.on_progress is not None:
                 self.on_progress(result)
-            if found and config.stop_on_first:
+            if found and (config.stop_on_first or "hung-task" in found):
+                # Every further hang would cost the watchdog's whole timeout.
                 return ExitReason.FOUND
 
 
@@ -270,10 +293,19 @@ def _counterexample(
 ) -> Counterexample:
     schedule = ex_result.schedule
     # A lock-order finding rests on the lock graph of the whole exploration,
-    # which a replay of one schedule does not have: it is not shrunk.
-    if shrinker is not None and kind != "lock-order":
-        schedule = shrinker(program, schedule, kind, config.max_steps)
-    final = replay(program, schedule, max_steps=config.max_steps)
+    # which a replay of one schedule does not have: it is not shrunk.  A hung
+    # task costs the watchdog's whole timeout on every replay: not shrunk.
+    if kind == "hung-task":
+        final = ex_result
+    else:
+        if shrinker is not None and kind != "lock-order":
+            schedule = shrinker(program, schedule, kind, config.max_steps)
+        final = replay(
+            program,
+            schedule,
+            max_steps=config.max_steps,
+            task_timeout=config.task_timeout_s,
+        )
     if config.check_determinism:
         check_determinism(program, schedule, max_steps=config.max_steps)
     finding = next((f for f in final.findings if f.kind == kind), None)
@@ -303,18 +335,20 @@ def replay(
     strict: bool = True,
     lockdep: LockGraph | None = None,
     capture_locations: bool = False,
+    task_timeout: float | None = 5.0,
 ) -> ExecutionResult:
     """Re-run ``program`` along ``schedule``.
 
     ``capture`` records the Trace; ``capture_locations`` adds the model
-    source line of each step's Op to it.
+    source line of each step's Op to it; ``task_timeout`` arms the
+    watchdog (see :mod:`hmmsim.engine.watchdog`) unless one is armed already.
 
     Raises:
         ReplayDiverged: in strict mode, when the execution does not follow it.
     """
     strategy = ReplayStrategy(schedule, strict=strict)
     strategy.begin_execution()
-    with strict_coroutines():
+    with strict_coroutines(), watchdog(task_timeout=task_timeout):
         execution = Execution(
             program,
             strategy,

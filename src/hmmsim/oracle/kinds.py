@@ -73,6 +73,10 @@ _BUILTIN: Final[dict[str, str]] = {
         "A task raised a Python exception, which the model treats as a crash of "
         "that code path."
     ),
+    "hung-task": (
+        "A task ran on without reaching an hmmsim operation (a loop with no await): "
+        "in the kernel, a CPU stuck in a loop that no other thread can end."
+    ),
 }
 
 _extra: dict[str, str] = {}

@@ -20,8 +20,9 @@ state: ask ``mutex_is_locked`` or ``rwsem_is_locked``, which are Ops.
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Protocol
+from typing import Final, Protocol
 
 from hmmsim.sync._base import current_execution, current_task, report
 
@@ -98,9 +99,31 @@ def WARN_ON_ONCE(condition: bool, message: str = "") -> bool:
 
 
 def BUG_ON(condition: bool, message: str = "") -> None:
-    """Stop the execution with a ``bug`` finding when ``condition`` holds."""
+    """Stop the execution with a ``bug`` finding when ``condition`` holds.
+
+    Without a message, the finding names the model code that called it
+    (function, file and line), as the kernel's BUG report names its site.
+    """
     if condition:
-        report("bug", f"kernel BUG: BUG_ON({message or 'condition'})", fatal=True)
+        report("bug", f"kernel BUG: BUG_ON({message or _call_site()})", fatal=True)
+
+
+#: The files of BUG_ON and its wrappers (VM_BUG_ON), skipped to find the caller.
+_HELPERS: Final = frozenset(
+    {
+        __file__,
+        os.path.join(os.path.dirname(os.path.dirname(__file__)), "kernel", "debug.py"),
+    }
+)
+
+
+def _call_site() -> str:
+    """Return ``function() at file:line`` of the first caller outside the debug helpers."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename in _HELPERS:
+        frame = frame.f_back
+    code = frame.f_code
+    return f"{code.co_name}() at {code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}"
 
 
 def lockdep_is_held(lock: _Holdable) -> bool:

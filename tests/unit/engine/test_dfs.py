@@ -15,7 +15,7 @@ from tests.support.toy_programs import (
 )
 
 from hmmsim.engine import Instance, Status
-from hmmsim.errors import InternalError
+from hmmsim.errors import ModelError
 from hmmsim.sync import READ_ONCE, Cell
 
 
@@ -86,10 +86,10 @@ class TestFindsBugs:
 
 
 class TestDeterminismCheck:
-    def test_a_program_that_changes_between_executions_is_an_internal_error(
+    def test_a_program_that_changes_between_executions_is_a_model_error(
         self,
     ) -> None:
-        """DFS meeting other options when it replays its prefix raises InternalError."""
+        """DFS meeting other options when it replays its prefix blames the model (D8)."""
         runs: list[int] = []
 
         def program() -> Instance:
@@ -104,5 +104,7 @@ class TestDeterminismCheck:
             count = 2 if len(runs) == 1 else 3
             return tasks(*(body() for _ in range(count)))
 
-        with pytest.raises(InternalError, match="dfs replay diverged at choice 0"):
+        with pytest.raises(
+            ModelError, match="not deterministic.*dfs replay diverged at choice 0"
+        ):
             exhaust(program)

@@ -29,7 +29,7 @@ from hmmsim.engine import (
 from hmmsim.engine.strategies import make_strategy
 from hmmsim.engine.strategies.dfs import DfsStrategy
 from hmmsim.engine.strategies.dpor import DporStrategy
-from hmmsim.errors import InternalError
+from hmmsim.errors import ModelError
 from hmmsim.sync import (
     READ_ONCE,
     WRITE_ONCE,
@@ -562,7 +562,9 @@ class TestDeterminism:
             count = 2 if len(runs) == 1 else 3
             return SimpleInstance(task_list=[(f"t{i}", body()) for i in range(count)])
 
-        with pytest.raises(InternalError, match="dpor replay diverged at choice 0"):
+        with pytest.raises(
+            ModelError, match="not deterministic.*dpor replay diverged at choice 0"
+        ):
             dpor(program)
 
     def test_a_program_that_changes_its_data_choices_is_an_internal_error(self) -> None:
@@ -579,5 +581,5 @@ class TestDeterminism:
 
             return SimpleInstance(task_list=[("t0", body()), ("t1", body())])
 
-        with pytest.raises(InternalError, match="in range"):
+        with pytest.raises(ModelError, match="in range"):
             dpor(program)

@@ -26,6 +26,7 @@ CATALOGUE = (
     "kref",
     "use-after-free",
     "exception",
+    "hung-task",
 )
 
 

@@ -209,8 +209,8 @@ class TestBugOn:
         assert ["before"] == reached
         assert Outcome.VIOLATION == result.outcome
 
-    def test_bug_on_without_a_message_says_condition(self) -> None:
-        """BUG_ON(True) without a message names 'condition'."""
+    def test_bug_on_without_a_message_names_its_call_site(self) -> None:
+        """BUG_ON(True) without a message names the function, file and line that called it."""
 
         def program() -> Instance:
             async def body() -> None:
@@ -219,9 +219,10 @@ class TestBugOn:
 
             return tasks(body())
 
-        assert (
-            "kernel BUG: BUG_ON(condition)" == sequential(program).findings[0].message
-        )
+        line = program.__code__.co_firstlineno + 2
+        message = sequential(program).findings[0].message
+
+        assert f"kernel BUG: BUG_ON(body() at test_debug.py:{line})" == message
 
 
 class TestLockdepAssertHeld:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Protocol
 
 from hmmsim.engine.execution import Execution, ExecutionResult
 
-__all__ = ["Strategy", "bounded_options"]
+__all__ = ["NONDETERMINISTIC", "Strategy", "bounded_options"]
+
+#: How a strategy's ModelError starts when re-running a known prefix of
+#: choices takes another path: the fault is the model's, not hmmsim's.
+NONDETERMINISTIC: Final = (
+    "the model is not deterministic (it must depend only on the schedule: no "
+    "random, time, hash order or state kept between executions): "
+)
 
 
 class Strategy(Protocol):

@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hmmsim.engine.execution import Execution, ExecutionResult
-from hmmsim.engine.strategies.base import bounded_options
-from hmmsim.errors import InternalError
+from hmmsim.engine.strategies.base import NONDETERMINISTIC, bounded_options
+from hmmsim.errors import ModelError
 
 __all__ = ["DfsStrategy"]
 
@@ -76,8 +76,9 @@ class DfsStrategy:
         if depth < len(prefix):
             value = prefix[depth] >> 1
             if value not in options:
-                raise InternalError(
-                    f"dfs prefix diverged at choice {depth}: {value} not in {options}"
+                raise ModelError(
+                    NONDETERMINISTIC
+                    + f"dfs prefix diverged at choice {depth}: {value} not in {options}"
                 )
             return value
         if self.horizon is not None and depth >= self.horizon:
@@ -87,8 +88,9 @@ class DfsStrategy:
         if depth < len(stack):
             known, index = stack[depth]
             if known != options:
-                raise InternalError(
-                    f"dfs replay diverged at choice {depth}: options {options} != {known}"
+                raise ModelError(
+                    NONDETERMINISTIC
+                    + f"dfs replay diverged at choice {depth}: options {options} != {known}"
                 )
             return known[index]
         stack.append((options, 0))

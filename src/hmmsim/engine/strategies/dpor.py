@@ -93,8 +93,8 @@ from bisect import bisect_right
 from hmmsim.engine.clock import VectorClock
 from hmmsim.engine.execution import ABANDON, Execution, ExecutionResult
 from hmmsim.engine.ops import LOCAL, Op, OpKind, dependent
-from hmmsim.engine.strategies.base import bounded_options
-from hmmsim.errors import InternalError
+from hmmsim.engine.strategies.base import NONDETERMINISTIC, bounded_options
+from hmmsim.errors import ModelError
 
 __all__ = ["DporStrategy"]
 
@@ -305,8 +305,9 @@ class DporStrategy:
         if pos < len(stack):
             node = stack[pos]
             if not isinstance(node, _Node) or node.enabled != enabled:
-                raise InternalError(
-                    f"dpor replay diverged at choice {pos}: the program offers tasks "
+                raise ModelError(
+                    NONDETERMINISTIC
+                    + f"dpor replay diverged at choice {pos}: the program offers tasks "
                     f"{enabled} where it offered {_describe(node)}"
                 )
             self._pos = pos + 1
@@ -325,8 +326,9 @@ class DporStrategy:
         if pos < len(stack):
             node = stack[pos]
             if not isinstance(node, _DataNode) or node.bound != bound:
-                raise InternalError(
-                    f"dpor replay diverged at choice {pos}: the program asks for "
+                raise ModelError(
+                    NONDETERMINISTIC
+                    + f"dpor replay diverged at choice {pos}: the program asks for "
                     f"{label} in range({bound}) where it made {_describe(node)}"
                 )
             return node.value

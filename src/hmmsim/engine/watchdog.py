@@ -1,0 +1,110 @@
+"""The watchdog: a task that never yields, and a time budget inside one execution.
+
+A model task runs between two Ops without the engine's control: a loop with
+no ``await`` never gives the engine the step back, so no step bound can stop
+it.  While an exploration or a replay runs, :func:`watchdog` arms an
+interval timer of the process's CPU time (``ITIMER_VIRTUAL``, signal
+``SIGVTALRM``: it does not disturb ``SIGALRM`` users, and a busy loop is
+exactly what consumes CPU).  At each tick the handler looks at the running
+execution:
+
+- if its step counter has not moved for ``task_timeout`` seconds, it raises
+  :class:`HungTask` in whatever code runs; the execution turns that into a
+  ``hung-task`` finding of the running task, with the schedule so far (or a
+  :class:`~hmmsim.errors.ModelError` when the model hangs outside a task);
+- if the wall-clock ``deadline`` has passed, it raises :class:`BudgetExpired`,
+  which ends the exploration with exit reason ``time-budget`` even in the
+  middle of a long execution.
+
+The handler raises only when the interrupted code is not the engine's own
+(model code, primitives, strategies' callers), so the engine's bookkeeping
+is never cut in half; a tick that lands in the engine waits for the next.
+
+Assumptions: the main thread runs the exploration (signals are delivered
+there; elsewhere the watchdog is off), and a model that blocks in a system
+call (``time.sleep``) uses no CPU, so only the next tick after it wakes sees
+it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+from typing import Final
+
+from hmmsim.engine import execution as _execution
+from hmmsim.engine.execution import BudgetExpired, HungTask
+
+__all__ = ["BudgetExpired", "HungTask", "watchdog"]
+
+#: Seconds of CPU time between two looks of the watchdog.
+TICK: Final = 0.05
+
+#: Code in this directory is never interrupted (its state must stay whole).
+_ENGINE_DIR: Final = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+@dataclass(slots=True)
+class _State:
+    key: tuple[int, int] | None = None
+    since: float = 0.0
+    active: bool = False
+
+
+_state = _State()
+
+
+def _can_arm() -> bool:
+    return (
+        hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        and not _state.active
+    )
+
+
+@contextmanager
+def watchdog(
+    *, task_timeout: float | None, deadline: float | None = None
+) -> Iterator[None]:
+    """Watch the executions run inside the block (see the module docstring).
+
+    Nested uses keep the outer watchdog.  With neither limit set, or off the
+    main thread, it does nothing.
+    """
+    if (task_timeout is None and deadline is None) or not _can_arm():
+        yield
+        return
+
+    def tick(signum: int, frame: FrameType | None) -> None:
+        del signum
+        running = _execution._current
+        now = time.monotonic()
+        if running is None:
+            _state.key = None
+            return
+        if frame is None or frame.f_code.co_filename.startswith(_ENGINE_DIR):
+            return  # never unwind the engine's own bookkeeping: next tick
+        if deadline is not None and now >= deadline:
+            raise BudgetExpired
+        key = (id(running), running.step)
+        if key != _state.key:
+            _state.key, _state.since = key, now
+        elif task_timeout is not None and now - _state.since >= task_timeout:
+            _state.since = now
+            raise HungTask(task_timeout)
+
+    _state.key, _state.active = None, True
+    previous = signal.signal(signal.SIGVTALRM, tick)
+    signal.setitimer(signal.ITIMER_VIRTUAL, TICK, TICK)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_VIRTUAL, 0, 0)
+        signal.signal(signal.SIGVTALRM, previous)
+        _state.key, _state.active = None, False
