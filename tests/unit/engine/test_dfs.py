@@ -105,6 +105,6 @@ class TestDeterminismCheck:
             return tasks(*(body() for _ in range(count)))
 
         with pytest.raises(
-            ModelError, match="not deterministic.*dfs replay diverged at choice 0"
+            ModelError, match=r"not deterministic.*dfs replay diverged at choice 0"
         ):
             exhaust(program)

@@ -563,7 +563,7 @@ class TestDeterminism:
             return SimpleInstance(task_list=[(f"t{i}", body()) for i in range(count)])
 
         with pytest.raises(
-            ModelError, match="not deterministic.*dpor replay diverged at choice 0"
+            ModelError, match=r"not deterministic.*dpor replay diverged at choice 0"
         ):
             dpor(program)
 
