@@ -305,9 +305,10 @@ async def hmm_vma_walk_hole(addr: int, end: int, walk: MmWalk) -> int:
         if required_fault:
             return -errno.EFAULT
         return hmm_pfns_fill(addr, end, range, HMM_PFN_ERROR)
-    if required_fault:
+    # MODEL: pte_hole is only called outside every VMA (see pagewalk).
+    if required_fault:  # pragma: no cover - MODEL: no page-table holes in a VMA
         return await hmm_vma_fault(addr, end, required_fault, walk)
-    return hmm_pfns_fill(addr, end, range, 0)
+    return hmm_pfns_fill(addr, end, range, 0)  # pragma: no cover - same
 
 
 def pte_to_hmm_pfn_flags(range: HmmRange, pte: Pte | None) -> int:

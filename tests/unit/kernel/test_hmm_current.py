@@ -7,6 +7,7 @@ import errno
 from tests.support.kernel_harness import BASE, make_mm, run_one
 
 from hmmsim.kernel import mmu_notifier_current as cur
+from hmmsim.kernel.atomic import set_bit
 from hmmsim.kernel.hmm_current import (
     HMM_NEED_ALL_BITS,
     HMM_NEED_FAULT,
@@ -38,6 +39,7 @@ from hmmsim.kernel.mmu_notifier_current import (
 )
 from hmmsim.kernel.mprotect import do_mprotect_pkey
 from hmmsim.kernel.types import (
+    MMF_UNSTABLE,
     PAGE_SIZE,
     VM_IO,
     VM_NONE,
@@ -339,3 +341,46 @@ class TestHmmRangeFault:
             await hmm_range_fault(rng)
 
         assert "lockdep" in run_one(body).kinds
+
+
+class TestMoreFaults:
+    def test_write_request_over_the_zero_page_faults_again(self) -> None:
+        """A present read-only PTE with REQ_WRITE is faulted for write (COW)."""
+        seen: list[object] = []
+
+        async def body() -> None:
+            mm, rng = await setup(1)
+            rng.default_flags = HMM_PFN_REQ_FAULT
+            assert 0 == await fault(mm, rng)
+            zero = rng.hmm_pfns[0] & ~HMM_PFN_FLAGS
+            assert rng.notifier is not None
+            rng.notifier_seq = await mmu_interval_read_begin(rng.notifier)
+            rng.default_flags = HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE
+            seen.append(await fault(mm, rng))
+            # The COW of the zero page invalidated the range meanwhile.
+            rng.notifier_seq = await mmu_interval_read_begin(rng.notifier)
+            seen.append(await fault(mm, rng))
+            seen.append(bool(rng.hmm_pfns[0] & HMM_PFN_WRITE))
+            seen.append(rng.hmm_pfns[0] & ~HMM_PFN_FLAGS != zero)
+
+        run_one(body)
+        assert [-errno.EBUSY, 0, True, True] == seen
+
+    def test_failing_fault_is_efault(self) -> None:
+        """handle_mm_fault failing (the reaper made the mm unstable): -EFAULT."""
+        seen: list[int] = []
+
+        async def body() -> None:
+            mm, rng = await setup(1)
+            await set_bit(MMF_UNSTABLE, mm.flags)
+            rng.default_flags = HMM_PFN_REQ_FAULT
+            seen.append(await fault(mm, rng))
+
+        run_one(body)
+        assert [-errno.EFAULT] == seen
+
+    def test_repr_names_the_range(self) -> None:
+        """HmmRange's repr shows its name and bounds."""
+        assert "HmmRange('r', [0x1000, 0x2000))" == repr(
+            HmmRange(name="r", start=0x1000, end=0x2000)
+        )

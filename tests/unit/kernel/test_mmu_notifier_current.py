@@ -39,6 +39,7 @@ from hmmsim.kernel.mmu_notifier_current import (
     StaticMmuIntervalNotifierOps,
     mmu_interval_check_retry,
     mmu_interval_notifier_insert,
+    mmu_interval_notifier_insert_locked,
     mmu_interval_notifier_remove,
     mmu_interval_read_begin,
     mmu_interval_read_retry,
@@ -54,11 +55,13 @@ from hmmsim.scenarios._world import complete, new_completion, wait_for_completio
 from hmmsim.sync import (
     Mutex,
     current_execution,
+    down_write,
     msleep,
     mutex_lock,
     mutex_trylock,
     mutex_unlock,
     shared_access,
+    up_write,
 )
 
 Body = Coroutine[Any, Any, Any]
@@ -206,8 +209,130 @@ class TestRegisterAndInsert:
         assert [] == run(body)
         assert [True, 3, False, 2, 4] == seen
 
+    def test_insert_locked_under_mmap_sem(self) -> None:
+        """The _locked variant registers with mmap_sem already held for write."""
+        seen: list[object] = []
+
+        async def body() -> None:
+            mm = await cur_mm()
+            d = Driver([])
+            await down_write(mm.mmap_sem)
+            seen.append(
+                await mmu_interval_notifier_insert_locked(d.sub, mm, 0, 4096, d.ops)
+            )
+            await up_write(mm.mmap_sem)
+            seen.append(subs(mm).itree == [d.sub])
+
+        assert [] == run(body)
+        assert [0, True] == seen
+
+    def test_insert_locked_enomem(self) -> None:
+        """The _locked variant passes a failed allocation on as -ENOMEM."""
+        seen: list[int] = []
+
+        async def body() -> None:
+            mm = await cur_mm()
+            d = Driver([])
+            current_execution().context["failslab"] = 1
+            await down_write(mm.mmap_sem)
+            seen.append(
+                await mmu_interval_notifier_insert_locked(d.sub, mm, 0, 4096, d.ops)
+            )
+            await up_write(mm.mmap_sem)
+
+        run(body)
+        assert [-errno.ENOMEM] == seen
+
+    def test_insert_while_active_but_even_makes_seq_odd(self) -> None:
+        """An insert during a non-intersecting invalidation goes in, seq becomes odd."""
+        seen: list[object] = []
+
+        async def body() -> None:
+            mm = await cur_mm()
+            await Driver([], "first").insert(mm, BASE, PAGE_SIZE)
+            m = subs(mm)
+            far = rng(mm, BASE + 8 * PAGE_SIZE, BASE + 9 * PAGE_SIZE)
+            sub, seq = await mn_itree_inv_start_range(m, far)
+            seen.extend([sub, seq])
+            second = Driver([], "second")
+            await second.insert(mm, BASE, PAGE_SIZE)
+            seen.extend([m.invalidate_seq.value, second.sub.invalidate_seq.value])
+            await mn_itree_inv_end(m)
+            seen.extend([m.invalidate_seq.value, len(m.itree)])
+
+        assert [] == run(body)
+        assert [None, 2, 3, 3, 4, 2] == seen
+
 
 class TestSequence:
+    def test_nested_sections_release_on_the_last_end(self) -> None:
+        """Two open sections: the first end keeps seq odd, the second makes it even."""
+        seen: list[int] = []
+
+        async def body() -> None:
+            mm = await cur_mm()
+            await Driver([]).insert(mm)
+            m = subs(mm)
+            await mn_itree_inv_start_range(m, rng(mm))
+            await mn_itree_inv_start_range(m, rng(mm))
+            await mn_itree_inv_end(m)
+            seen.extend([m.invalidate_seq.value, m.active_invalidate_ranges])
+            await mn_itree_inv_end(m)
+            seen.extend([m.invalidate_seq.value, m.active_invalidate_ranges])
+
+        assert [] == run(body)
+        assert [3, 1, 4, 0] == seen
+
+    def test_non_intersecting_range_keeps_seq_even(self) -> None:
+        """A range no subscription covers leaves seq even and calls nobody."""
+        log: list[str] = []
+        seen: list[int] = []
+
+        async def body() -> None:
+            mm = await cur_mm()
+            await Driver(log).insert(mm, BASE, PAGE_SIZE)
+            r = rng(mm, BASE + 4 * PAGE_SIZE, BASE + 5 * PAGE_SIZE)
+            await mmu_notifier_invalidate_range_start(r)
+            seen.append(subs(mm).invalidate_seq.value)
+            await mmu_notifier_invalidate_range_end(r)
+            seen.append(subs(mm).invalidate_seq.value)
+
+        assert [] == run(body)
+        assert [2, 2] == seen
+        assert [] == log
+
+    def test_read_begin_sleeps_while_the_sub_is_being_invalidated(self) -> None:
+        """read_begin during an invalidation of the sub waits for the last end."""
+        log: list[str] = []
+
+        def tasks() -> Sequence[tuple[str, Body]]:
+            started = new_completion("started")
+            state: dict[str, Any] = {}
+
+            async def invalidator() -> None:
+                mm = await cur_mm()
+                d = Driver(log)
+                await d.insert(mm)
+                state["d"] = d
+                r = rng(mm)
+                await mmu_notifier_invalidate_range_start(r)
+                await complete(started)
+                await msleep(1)  # a scheduling point: the woken reader runs
+                log.append("end")
+                await mmu_notifier_invalidate_range_end(r)
+
+            async def reader() -> None:
+                await wait_for_completion(started)
+                seq = await mmu_interval_read_begin(state["d"].sub)
+                log.append(f"read_begin {seq}")
+
+            return [("reader", reader()), ("invalidator", invalidator())]
+
+        result = run_tasks(tasks)
+
+        assert [] == result.kinds
+        assert ["invalidate sub MMU_NOTIFY_UNMAP seq=3", "end", "read_begin 3"] == log
+
     def test_read_begin_idle_and_read_retry_after_an_invalidation(self) -> None:
         """Idle read_begin returns the sub's seq; an invalidation makes retry true."""
         log: list[str] = []
@@ -280,6 +405,75 @@ class TestReadBeginDiagram:
 
 
 class TestInvalidate:
+    def test_blockable_refusal_warns_and_goes_on(self) -> None:
+        """A callback refusing a blockable range is a WARN; the start still succeeds."""
+        log: list[str] = []
+        seen: list[int] = []
+
+        async def body() -> None:
+            mm = await cur_mm()
+
+            async def refuse(
+                sub: MmuIntervalNotifier, r: MmuNotifierRange, cur_seq: int
+            ) -> bool:
+                log.append(f"refuse {sub.name}")
+                return False
+
+            a = MmuIntervalNotifier(name="a")
+            ops = StaticMmuIntervalNotifierOps(invalidate=refuse)
+            await mmu_interval_notifier_insert(a, mm, BASE, PAGE_SIZE, ops)
+            await Driver(log, "b").insert(mm, BASE, 2 * PAGE_SIZE)
+            r = rng(mm)
+            await mmu_notifier_invalidate_range_start(r)
+            seen.append(subs(mm).active_invalidate_ranges)
+            await mmu_notifier_invalidate_range_end(r)
+            seen.append(subs(mm).active_invalidate_ranges)
+
+        assert ["warn"] == run(body)
+        assert [1, 0] == seen
+        assert ["refuse a", "invalidate b MMU_NOTIFY_UNMAP seq=3"] == log
+
+    def test_sleeping_in_a_nonblocking_interval_callback_is_reported(self) -> None:
+        """MODEL debug aid: a callback sleeping on a non-blockable range is caught."""
+
+        async def body() -> None:
+            mm = await cur_mm()
+            lock = Mutex("sleepy")
+
+            async def invalidate(
+                sub: MmuIntervalNotifier, r: MmuNotifierRange, cur_seq: int
+            ) -> bool:
+                await mutex_lock(lock)
+                await mutex_unlock(lock)
+                return True
+
+            sub = MmuIntervalNotifier(name="sleepy")
+            ops = StaticMmuIntervalNotifierOps(invalidate=invalidate)
+            await mmu_interval_notifier_insert(sub, mm, 0, 1 << 40, ops)
+            r = rng(mm)
+            assert 0 == await mmu_notifier_invalidate_range_start_nonblock(r)
+            await mmu_notifier_invalidate_range_end(r)
+
+        assert "sleep-in-nonblockable" in run(body)
+
+    def test_nonblocking_pair_with_an_hlist_subscriber(self) -> None:
+        """A successful non-blocking start is ended: hlist end runs, seq even again."""
+        log: list[str] = []
+        seen: list[int] = []
+
+        async def body() -> None:
+            mm = await cur_mm()
+            await Driver(log).insert(mm)
+            assert 0 == await mmu_notifier_register(hlist_subscriber(log, "hl"), mm)
+            r = rng(mm)
+            seen.append(await mmu_notifier_invalidate_range_start_nonblock(r))
+            await mmu_notifier_invalidate_range_end(r)
+            seen.append(subs(mm).invalidate_seq.value)
+
+        assert [] == run(body)
+        assert [0, 4] == seen
+        assert ["invalidate sub MMU_NOTIFY_UNMAP seq=3", "hl start 0", "hl end"] == log
+
     def test_refused_nonblocking_interval_start_unwinds_itself(self) -> None:
         """A refused non-blocking callback: -EAGAIN, section closed, seq even again."""
         log: list[str] = []
@@ -524,7 +718,48 @@ def test_remove_race_of_319561669a59(core: ModuleType, kinds: list[str]) -> None
     assert kinds == sorted(result.kinds)
 
 
+class TestRemoveDeferred:
+    def test_remove_cancels_a_deferred_insert(self) -> None:
+        """Removing a sub whose insert is still deferred cancels it without waiting."""
+        seen: list[object] = []
+
+        async def body() -> None:
+            mm = await cur_mm()
+            await Driver([]).insert(mm)
+            m = subs(mm)
+            await mn_itree_inv_start_range(m, rng(mm))
+            late = Driver([], "late")
+            await late.insert(mm)
+            await mmu_interval_notifier_remove(late.sub)
+            seen.append(m.deferred_list)
+            await mn_itree_inv_end(m)
+            seen.append(len(m.itree))
+
+        assert [] == run(body)
+        assert [[], 1] == seen
+
+
 class TestReleaseAndDestroy:
+    def test_exit_releases_hlist_subscribers_too(self) -> None:
+        """The last mmput calls the hlist release and unhooks the subscriber."""
+        log: list[str] = []
+
+        async def body() -> None:
+            mm = await cur_mm()
+            await Driver(log).insert(mm)
+
+            async def release(mn: MmuNotifier, m: MmStruct) -> None:
+                log.append(f"release {mn.name}")
+
+            hl = MmuNotifier(ops=StaticMmuNotifierOps(release=release), name="hl")
+            assert 0 == await mmu_notifier_register(hl, mm)
+            await mmput(mm)
+            log.append(f"first={subs(mm).first}")
+
+        assert [] == run(body)
+        assert "release hl" in log
+        assert "first=None" == log[-1]
+
     def test_exit_invalidates_every_interval_with_release_then_frees(self) -> None:
         """The last mmput invalidates with MMU_NOTIFY_RELEASE; the mm is freed later."""
         log: list[str] = []

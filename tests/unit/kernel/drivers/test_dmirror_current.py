@@ -15,6 +15,7 @@ from hmmsim.kernel.drivers.dmirror import (
     HMM_DMIRROR_PROT_WRITE,
     HMM_DMIRROR_PROT_ZERO,
     Dmirror,
+    DmirrorInterval,
     HmmDmirrorCmd,
 )
 from hmmsim.kernel.drivers.dmirror_current import (
@@ -23,6 +24,7 @@ from hmmsim.kernel.drivers.dmirror_current import (
     dmirror_fops_release,
     dmirror_read,
     dmirror_snapshot,
+    dmirror_snapshot_invalidate,
     dmirror_write,
 )
 from hmmsim.kernel.mm_types import MmStruct
@@ -37,7 +39,7 @@ from hmmsim.kernel.mmu_notifier_current import MmuNotifierSubscriptions
 from hmmsim.kernel.mprotect import do_mprotect_pkey
 from hmmsim.kernel.types import MMU_NOTIFY_UNMAP, PAGE_SIZE, VM_READ, VM_WRITE, VmFlags
 from hmmsim.kernel.uaccess import cpu_load, cpu_store
-from hmmsim.sync import mutex_lock, mutex_unlock
+from hmmsim.sync import current_execution, mutex_lock, mutex_unlock
 
 
 async def opened(
@@ -231,3 +233,93 @@ class TestReadWriteSnapshot:
 
         assert [] == run_one(body).kinds
         assert [0, [HMM_DMIRROR_PROT_READ]] == seen
+
+
+class TestErrorPaths:
+    def test_open_fails_with_enomem_and_frees_the_dmirror(self) -> None:
+        """A failed notifier allocation makes open() return -ENOMEM and kfree."""
+        seen: list[object] = []
+
+        async def body() -> None:
+            mm = await make_mm(1)
+            mm.notifier_core = cur
+            dmirror = Dmirror(name="dmirror", pt=Device(name="dev", mm=mm))
+            current_execution().context["failslab"] = 1
+            seen.append(await dmirror_fops_open(dmirror, mm))
+            seen.append(dmirror.freed)
+
+        run_one(body)
+        assert [-errno.ENOMEM, True] == seen
+
+    def test_wrapping_commands_are_einval(self) -> None:
+        """READ, WRITE and SNAPSHOT of a range ending before it starts: -EINVAL."""
+        seen: list[int] = []
+
+        async def body() -> None:
+            _, dmirror = await opened(1)
+            seen.append(
+                await dmirror_read(dmirror, HmmDmirrorCmd(addr=BASE, npages=-1))
+            )
+            seen.append(
+                await dmirror_write(dmirror, HmmDmirrorCmd(addr=BASE, npages=-1))
+            )
+            seen.append(
+                await dmirror_snapshot(dmirror, HmmDmirrorCmd(addr=BASE, npages=-1))
+            )
+
+        run_one(body)
+        assert [-errno.EINVAL] * 3 == seen
+
+    def test_dead_mm_fault_is_zero_and_snapshot_einval(self) -> None:
+        """With no mm user left, a fault maps nothing (0) and a snapshot is -EINVAL."""
+        seen: list[object] = []
+
+        async def body() -> None:
+            mm, dmirror = await opened(1)
+            mm.mm_users.value = 0
+            seen.append(await dmirror_fault(dmirror, BASE, BASE + PAGE_SIZE, False))
+            seen.append(dmirror.pt.mapped())
+            cmd = HmmDmirrorCmd(addr=BASE, npages=1)
+            seen.append(await dmirror_snapshot(dmirror, cmd))
+
+        run_one(body)
+        assert [0, [], -errno.EINVAL] == seen
+
+    def test_snapshot_retry_bound_gives_ebusy(self) -> None:
+        """MODEL: a snapshot whose timeout has passed returns -EBUSY, notifier removed."""
+        seen: list[object] = []
+
+        async def body() -> None:
+            mm, dmirror = await opened(1)
+            cmd = HmmDmirrorCmd(addr=BASE, npages=1)
+            seen.append(await dmirror_snapshot(dmirror, cmd, -1))
+            mmn_mm = mm.mmu_notifier_mm
+            assert isinstance(mmn_mm, MmuNotifierSubscriptions)
+            seen.append(len(mmn_mm.itree))
+
+        assert [] == run_one(body).kinds
+        assert [-errno.EBUSY, 1] == seen
+
+    def test_snapshot_invalidate_bumps_the_sequence_or_refuses(self) -> None:
+        """The snapshot notifier's callback sets the seq; busy + non-blockable: False."""
+        seen: list[object] = []
+
+        async def body() -> None:
+            mm, dmirror = await opened(1)
+            dmi = DmirrorInterval(dmirror=dmirror)
+            r = MmuNotifierRange(mm=mm)
+            mmu_notifier_range_init(
+                r, MMU_NOTIFY_UNMAP, 0, None, mm, BASE, BASE + PAGE_SIZE
+            )
+            seen.append(await dmirror_snapshot_invalidate(dmi.notifier, r, 7))
+            seen.append(dmi.notifier.invalidate_seq.value)
+            r.flags = 1  # MMU_NOTIFIER_RANGE_BLOCKABLE
+            seen.append(await dmirror_snapshot_invalidate(dmi.notifier, r, 9))
+            r.flags = 0
+            await mutex_lock(dmirror.mutex)
+            seen.append(await dmirror_snapshot_invalidate(dmi.notifier, r, 11))
+            await mutex_unlock(dmirror.mutex)
+            seen.append(dmi.notifier.invalidate_seq.value)
+
+        assert [] == run_one(body).kinds
+        assert [True, 7, True, False, 9] == seen
