@@ -202,6 +202,15 @@ def _explore_options() -> _Parser:
         help="show the model source line of every step in timelines (slower)",
     )
     group.add_argument(
+        "--store",
+        metavar="DIR",
+        help="counterexample store: replay its saved schedules first, save new "
+        "ones (default: $HMMSIM_STORE or .hmmsim; 'off': none)",
+    )
+    group.add_argument(
+        "--no-store", action="store_true", help="neither replay nor save schedules"
+    )
+    group.add_argument(
         "--json", metavar="FILE", help="write the JSON report to FILE ('-': stdout)"
     )
     group.add_argument(
@@ -257,15 +266,6 @@ def _parser() -> _Parser:
         "--fail-on-unexpected",
         action="store_true",
         help="exit 1 if a result differs from the scenario's declared expectation",
-    )
-    check.add_argument(
-        "--store",
-        metavar="DIR",
-        help="counterexample store: replay its saved schedules first, save new "
-        "ones (default: $HMMSIM_STORE or .hmmsim; 'off': none)",
-    )
-    check.add_argument(
-        "--no-store", action="store_true", help="neither replay nor save schedules"
     )
     check.add_argument(
         "--full", action="store_true", help="show the set-up steps in timelines"
@@ -752,7 +752,17 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         return _finish(runs, args, many=True, interrupted="interrupted")
     if args.json == "-":
         return _finish(runs, args, many=True, interrupted=None)
+    from hmmsim.crosscheck import cross_replays  # noqa: PLC0415 - start-up
+    from hmmsim.report.sidebyside import render_cross  # noqa: PLC0415
+    from hmmsim.report.text import render_replays  # noqa: PLC0415
+
     _out(render_comparison(*runs))
+    replays = render_replays(runs)
+    if replays:
+        _out("\n" + replays)
+    cross = render_cross(cross_replays(runs), width=_width())
+    if cross:
+        _out("\n" + cross)
     sys.stdout.flush()
     return EXIT_OK if _write_files(runs, args) else EXIT_USAGE
 

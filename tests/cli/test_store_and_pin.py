@@ -250,3 +250,18 @@ class TestPin:
         assert 2 == cli("pin", token).code
         with pytest.raises(Exception, match="expect"):
             pin_source(Schedule.of([0]).to_token("a/b:k"), expect="maybe")  # type: ignore[arg-type]
+
+
+class TestCompareReplaysAcrossVariants:
+    """compare prints replay tokens and the other variant on the same interleaving."""
+
+    def test_compare_prints_tokens_and_the_side_by_side(self, cli: CliRunner) -> None:
+        """The buggy variant's lost-update is replayed on fixed, with both commands."""
+        ran = cli("compare", "counter", "buggy", "fixed", "--strategy", "dfs")
+
+        assert 0 == ran.code
+        assert "counterexamples (replay one to see its timeline):" in ran.out
+        assert "replay hs1.counter/buggy:lost-update." in ran.out
+        assert "lost-update of buggy, replayed on fixed: fixed follows" in ran.out
+        assert "  fixed: " in ran.out
+        assert "replay hs1.counter/fixed." in ran.out

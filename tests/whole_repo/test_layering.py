@@ -24,8 +24,8 @@ PACKAGE_DIR: Final = Path(__file__).resolve().parents[2] / "src" / PACKAGE
 # service is the service layer every front end calls (targets, running,
 # replay, report files); parallel runs the CLI's explorations; driverkit and
 # pytest_plugin are parts of the public API for user models (re-exported by, or
-# built on, hmmsim.api); store (the counterexample store)
-# and pin (regression tests) serve the CLI.
+# built on, hmmsim.api); store (the counterexample store), pin (regression
+# tests) and crosscheck (compare's cross-variant replays) serve the CLI.
 FACADES: Final = frozenset(
     {
         "__init__",
@@ -38,6 +38,7 @@ FACADES: Final = frozenset(
         "pytest_plugin",
         "store",
         "pin",
+        "crosscheck",
     }
 )
 
