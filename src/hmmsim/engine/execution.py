@@ -36,6 +36,7 @@ from typing import Any, Final, NoReturn, Protocol
 
 from hmmsim.engine.ops import Op
 from hmmsim.engine.program import Instance, Program, TaskBody
+from hmmsim.engine.progress import SOLO_STEPS, ProgressMonitor
 from hmmsim.engine.schedule import Schedule
 from hmmsim.engine.task import Task
 from hmmsim.engine.trace import Cause, Event, Finding, Step, Trace
@@ -234,6 +235,8 @@ class Execution:
         self._step_events: list[Event] = []
         self._steps: list[Step] = []
         self.instance: Instance | None = None
+        #: Liveness: which tasks spin in a loop that changes nothing (hang).
+        self.progress = ProgressMonitor((Execution,))
 
     # -- services for primitives -------------------------------------------
 
@@ -422,14 +425,16 @@ class Execution:
     def _has_fatal(self) -> bool:
         return any(f.fatal for f in self.findings)
 
-    def _loop(self) -> Outcome:
+    def _loop(self) -> Outcome:  # noqa: PLR0912 - one function: the per-step hot path
         tasks = self.tasks
         chooser = self.chooser
         capture = self.capture
         choices = self.choices
         ops = self.ops
         step_tasks = self.step_tasks
+        progress = self.progress
         prev = -1
+        solo = 0  # steps of the running task since another task's last step
         while True:
             enabled = [
                 t.id
@@ -438,6 +443,10 @@ class Execution:
             ]
             if not enabled:
                 return self._stuck()
+            if progress.spinning:
+                enabled = progress.runnable(enabled)
+                if not enabled:
+                    return self._hang()
             if self.step >= self.max_steps:
                 return Outcome.STEP_LIMIT
             tid = chooser.next_task(self, enabled)
@@ -445,8 +454,14 @@ class Execution:
                 if tid == ABANDON and not self.findings:
                     return Outcome.REDUNDANT
                 raise InternalError(f"strategy chose task {tid}, not in {enabled}")
-            if prev != tid and prev in enabled:
-                self.preemptions += 1
+            if prev != tid:
+                if prev in enabled:
+                    self.preemptions += 1
+                solo = 0
+                if progress.spinning:
+                    progress.spinning.clear()
+            else:
+                solo += 1
             prev = tid
             task = tasks[tid]
             op = task.pending
@@ -464,6 +479,8 @@ class Execution:
                 if capture:
                     self._record_step(task, op)
                 self.step += 1
+            if solo >= SOLO_STEPS:
+                progress.after_step(task, self.step - solo)
 
     def _resume(self, task: Task) -> None:
         try:
@@ -544,6 +561,32 @@ class Execution:
         self.report(
             "deadlock",
             f"deadlock: all {len(blocked)} live tasks are blocked",
+            fatal=True,
+            detail=detail,
+        )
+        return Outcome.VIOLATION
+
+    def _hang(self) -> Outcome:
+        """End an execution in which every task that can run is spinning."""
+        spinning = self.progress.spinning
+        live = [t for t in self.tasks if t.pending is not None]
+        others = [t for t in live if t.id not in spinning]
+        if any(t.pending is not None and t.pending.timed for t in others):
+            # A task sleeps in a timed wait that chose "woken": infeasible.
+            return Outcome.PRUNED
+        detail = tuple(
+            self._describe_wait(t)
+            if t.id not in spinning
+            else f"{t.name} goes round a loop that changes nothing, at "
+            f"{_await_site(t) or t.name}"
+            for t in live
+        )
+        names = ", ".join(t.name for t in live if t.id in spinning)
+        self.current = None
+        self.report(
+            "hang",
+            f"hang: {names} repeats a loop with no change to any state, "
+            "and no other task can run",
             fatal=True,
             detail=detail,
         )

@@ -50,6 +50,10 @@ _BUILTIN: Final[dict[str, str]] = {
         "non-blocking invalidation or a spinlock-held region."
     ),
     "deadlock": "Every live task is blocked, so none of them can ever make progress.",
+    "hang": (
+        "A task went round a loop back to exactly the state it started from while "
+        "no other task could run, so it retries for ever without progress (a livelock)."
+    ),
     "lock-order": (
         "Two lock classes were taken in opposite orders by different code paths, "
         "which can deadlock under another interleaving (a lockdep inversion)."

@@ -17,6 +17,7 @@ CATALOGUE = (
     "range-stuck-invalid",
     "sleep-in-nonblockable",
     "deadlock",
+    "hang",
     "lock-order",
     "warn",
     "bug",
