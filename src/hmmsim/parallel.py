@@ -14,14 +14,28 @@ already loaded: the registry in use, scenarios of a user file, test
 doubles.  Where ``fork`` does not exist the units run one after the other
 in this process.  No thread is started before the workers are forked.
 
-Ctrl-C: the workers ignore SIGINT; the parent catches it, sets a shared
-*stop* event, and each worker ends its exploration after the current
-execution with exit reason ``interrupted`` (through the progress callback,
-as a KeyboardInterrupt that :func:`hmmsim.engine.explore` turns into that
-exit reason) and takes no further unit.  A unit that ends ``interrupted``
-on its own (a model that raises KeyboardInterrupt) stops the others too,
-as in a serial run.  An error in a worker (a divergent replay, an internal
-error) stops the others and is raised again here.
+Ctrl-C and SIGTERM: the workers ignore SIGINT; the parent catches both
+signals, sets a shared *stop* event, and each worker ends its exploration
+after the current execution with exit reason ``interrupted`` (through the
+progress callback, as a KeyboardInterrupt that
+:func:`hmmsim.engine.explore` turns into that exit reason) and takes no
+further unit.  A worker still busy :data:`STOP_GRACE_S` seconds later (a
+long execution) is terminated, and its unit is reported ``interrupted``
+with the executions it had reported.  A unit that ends ``interrupted`` on
+its own (a model that raises KeyboardInterrupt) stops the others too, as in
+a serial run.
+
+Results are never lost: a worker that dies (SIGKILL, the OOM killer, a
+crash of the interpreter) turns its unit into an ``error`` row that says
+how it died and keeps the executions it had reported; the other workers
+take the remaining units.  A model error is an ``error`` row already
+(:func:`hmmsim.service.run_unit`).  Any other error in a worker (a divergent
+replay, an internal error) stops the others and is raised again here.
+
+No orphans: every worker asks the kernel to kill it when the parent dies
+(``PR_SET_PDEATHSIG`` on Linux), so even a parent killed with SIGKILL
+leaves no worker exploring on its own, and the parent joins every worker
+before it returns.
 """
 
 from __future__ import annotations
@@ -30,9 +44,11 @@ import multiprocessing
 import os
 import pickle
 import signal
+import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from types import FrameType
 from typing import Any, Final, Protocol
@@ -40,12 +56,25 @@ from typing import Any, Final, Protocol
 from hmmsim.engine import ExitReason, ExplorationResult, Trace
 from hmmsim.errors import InternalError
 from hmmsim.runs import ScenarioRun
-from hmmsim.service import Unit, run_unit
+from hmmsim.service import Unit, error_run, run_unit
 
-__all__ = ["Unit", "UnitEvents", "available_cpus", "can_fork", "explore_units"]
+__all__ = [
+    "STOP_GRACE_S",
+    "Unit",
+    "UnitEvents",
+    "available_cpus",
+    "can_fork",
+    "explore_units",
+]
 
 #: Seconds between two progress messages of one worker.
 _PROGRESS_EVERY: Final = 0.2
+
+#: Seconds a worker may take to stop after the parent asked it to.
+STOP_GRACE_S: Final = 2.0
+
+#: ``prctl`` option that sends a signal to this process when its parent dies.
+_PR_SET_PDEATHSIG: Final = 1
 
 
 class UnitEvents(Protocol):
@@ -131,13 +160,29 @@ def work(
             return
 
 
+def _die_with_parent(parent: int) -> None:  # pragma: no cover - in a worker
+    """Have the kernel kill this worker when the parent process dies (Linux)."""
+    try:
+        import ctypes  # noqa: PLC0415 - only workers need it
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the parent's join still holds
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def _worker_main(
     units: Sequence[Unit],
     counter: Any,
     stop: Any,
     conn: Connection,
+    parent: int,
 ) -> None:  # pragma: no cover - runs in a forked worker, tested through work()
+    _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def take() -> int | None:
         with counter.get_lock():
@@ -163,26 +208,76 @@ class _Collector:
     runs: dict[int, ScenarioRun]
     error: BaseException | None = None
     interrupted: bool = False
+    #: When the parent asked the workers to stop (monotonic), if it did.
+    stopping: float | None = None
+    #: The unit each worker (by its reader) is exploring, and its last count.
+    current: dict[int, int] = field(default_factory=dict)
+    executions: dict[int, int] = field(default_factory=dict)
 
-    def handle(self, message: tuple[str, int, Any]) -> None:
+    def request_stop(self) -> None:
+        """Ask every worker to stop after its current execution."""
+        if self.stopping is None:
+            self.stopping = time.monotonic()
+        self.stop.set()
+
+    def handle(self, worker: int, message: tuple[str, int, Any]) -> None:
         kind, index, payload = message
         unit = self.units[index]
         if kind == "start":
+            self.current[worker] = index
             self.events.started(index, unit)
         elif kind == "progress":
+            self.executions[index] = payload
             self.events.progressed(index, payload)
         elif kind == "done":
             result, traces = payload
-            done = _scenario_run(unit, result, traces)
-            self.runs[index] = done
-            self.events.finished(index, done)
+            self._finish(index, _scenario_run(unit, result, traces))
             if result.exit_reason is ExitReason.INTERRUPTED:
                 self.interrupted = True
-                self.stop.set()
+                self.request_stop()
         else:  # "error"
+            self.current.pop(worker, None)
             if self.error is None:
                 self.error = payload
-            self.stop.set()
+            self.request_stop()
+
+    def _finish(self, index: int, done: ScenarioRun) -> None:
+        self.runs[index] = done
+        self.current = {w: i for w, i in self.current.items() if i != index}
+        self.events.finished(index, done)
+
+    def lost(self, worker: int, how: str | None) -> None:
+        """The worker's pipe closed: report its unfinished unit, if any.
+
+        Args:
+            worker: the worker.
+            how: how its process ended (None: the parent terminated it on
+                purpose, after a stop request).
+        """
+        index = self.current.pop(worker, None)
+        if index is None or index in self.runs:
+            return
+        unit = self.units[index]
+        partial = ExplorationResult(
+            strategy=unit.config.strategy,
+            exit_reason=ExitReason.INTERRUPTED if how is None else ExitReason.ERROR,
+            executions=self.executions.get(index, 0),
+            complete=False,
+        )
+        if how is None:
+            self._finish(index, _scenario_run(unit, partial, ()))
+        else:
+            self._finish(index, error_run(unit, f"worker process {how}", partial))
+
+
+def _how_it_died(process: Any) -> str:
+    """Say how a worker process ended (after it was joined)."""
+    code = process.exitcode
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name
+        hint = " (the OOM killer sends it when memory runs out)" if code == -9 else ""
+        return f"died: killed by {name}{hint}"
+    return f"died: exited with status {code} in the middle of a unit"
 
 
 def _scenario_run(
@@ -216,55 +311,109 @@ def _serial(
     return runs, False
 
 
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """In this process, let SIGTERM interrupt an exploration as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def explore_units(
     units: Sequence[Unit], events: UnitEvents, *, workers: int
 ) -> tuple[list[ScenarioRun], bool]:
     """Explore ``units`` with up to ``workers`` processes; return runs in unit order.
 
     Returns:
-        The runs that finished or were interrupted, in unit order (units not
-        started are left out), and whether the run was interrupted.
+        The runs that finished, were interrupted or ended in an error, in
+        unit order (units not started after an interrupt are left out), and
+        whether the run was interrupted.
 
     Raises:
-        Whatever exploring a unit raised (the first error, by arrival).
+        Whatever exploring a unit raised, other than a model error (the
+        first error, by arrival).
     """
     workers = min(workers, len(units))
     if workers <= 1 or not can_fork():
-        return _serial(units, events)
+        with _sigterm_interrupts():
+            return _serial(units, events)
     context = multiprocessing.get_context("fork")
     counter = context.Value("i", 0)
     stop = context.Event()
-    readers: list[Connection] = []
-    processes = []
-    for _ in range(workers):
-        reader, writer = context.Pipe(duplex=False)
-        process = context.Process(
-            target=_worker_main, args=(units, counter, stop, writer), daemon=True
-        )
-        process.start()
-        writer.close()
-        readers.append(reader)
-        processes.append(process)
     collector = _Collector(units=units, events=events, stop=stop, runs={})
+    readers: dict[Connection, int] = {}
+    processes = []
 
-    def on_sigint(signum: int, frame: FrameType | None) -> None:
+    def on_signal(signum: int, frame: FrameType | None) -> None:
         del signum, frame
         collector.interrupted = True
-        stop.set()
+        collector.request_stop()
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {
+        signum: signal.signal(signum, on_signal)
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
-        while readers:
-            ready = wait(readers)
-            for reader in [r for r in readers if r in ready]:
-                try:
-                    collector.handle(reader.recv())
-                except EOFError:
-                    readers.remove(reader)
+        for number in range(workers):
+            reader, writer = context.Pipe(duplex=False)
+            process = context.Process(
+                target=_worker_main,
+                args=(units, counter, stop, writer, os.getpid()),
+                daemon=True,
+            )
+            process.start()
+            writer.close()
+            readers[reader] = number
+            processes.append(process)
+        _collect(collector, readers, processes)
     finally:
-        signal.signal(signal.SIGINT, previous)
         for process in processes:
+            if process.is_alive():  # only after an error escaped the loop
+                process.kill()
             process.join()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if collector.error is not None:
         raise collector.error
+    if not collector.interrupted:
+        for index, unit in enumerate(units):
+            if index not in collector.runs:  # every worker died before it
+                collector.runs[index] = error_run(
+                    unit, "not explored: its worker process died"
+                )
     return [collector.runs[i] for i in sorted(collector.runs)], collector.interrupted
+
+
+def _collect(
+    collector: _Collector, readers: dict[Connection, int], processes: list[Any]
+) -> None:
+    """Read the workers' messages until every pipe is closed."""
+    terminated: set[int] = set()
+    while readers:
+        for reader in wait(list(readers), timeout=0.2):
+            assert isinstance(reader, Connection), "[hmmsim internal bug] reader"
+            number = readers[reader]
+            try:
+                collector.handle(number, reader.recv())
+            except (EOFError, OSError):
+                del readers[reader]
+                process = processes[number]
+                process.join(STOP_GRACE_S)
+                how = None if number in terminated else _how_it_died(process)
+                collector.lost(number, how)
+        stopping = collector.stopping
+        if stopping is not None and time.monotonic() - stopping > STOP_GRACE_S:
+            for number in readers.values():
+                if processes[number].is_alive() and number not in terminated:
+                    terminated.add(number)
+                    processes[number].kill()

@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,6 +41,8 @@ def m(variant):
         raise ValueError("bad build")
     if MODE == "build-none":
         return None
+    if MODE == "ki-b" and variant == "b":
+        raise KeyboardInterrupt
 
     async def incr():
         value = await READ_ONCE(cell)
@@ -295,3 +300,148 @@ class TestWatchdog:
             result["exit_reason"],
             result["executions"],
         )
+
+
+def children(pid: int) -> list[int]:
+    """Return the pids of the live child processes of ``pid``."""
+    done = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return [int(x) for x in done.stdout.split()]
+
+
+def processes_running(marker: str) -> list[str]:
+    """Return the ``ps`` lines of processes whose command line holds ``marker``."""
+    done = subprocess.run(
+        ["ps", "-eo", "pid,stat,args"], capture_output=True, text=True, check=True
+    )
+    return [
+        line
+        for line in done.stdout.splitlines()
+        if marker in line and " Z" not in line and "ps -eo" not in line
+    ]
+
+
+def wait_for(predicate: Callable[[], bool], *, seconds: float = 60) -> bool:
+    """Poll ``predicate`` until it holds or ``seconds`` pass; return whether it held."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def start_busy_run(model: Path, *extra: str) -> subprocess.Popen[str]:
+    """Start ``check --all -j 2`` on a model whose tasks spin; wait for both workers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HMMSIM_")}
+    env["MODE"] = "spin"
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hmmsim",
+            "check",
+            str(model),
+            "--all",
+            *DFS,
+            "-j",
+            "2",
+            "--task-timeout",
+            "600",
+            "--report",
+            str(model.parent / "html"),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert wait_for(lambda: len(children(parent.pid)) >= 2), "workers never started"
+    return parent
+
+
+class TestWorkers:
+    def test_a_killed_worker_is_an_error_row(self, model: Path, tmp_path: Path) -> None:
+        """A worker killed by SIGKILL leaves an error row, the other results and exit 2 (D1)."""
+        report = tmp_path / "r.json"
+
+        done = hmmsim(
+            "check",
+            str(model),
+            *DFS,
+            "--all",
+            "-j",
+            "2",
+            "--fail-on-violation",
+            "--json",
+            str(report),
+            "--report",
+            str(tmp_path / "h"),
+            mode="die-b",
+        )
+
+        results = json.loads(report.read_text(encoding="utf-8"))["results"]
+        assert 2 == done.returncode
+        assert ["violation", "error"] == [r["outcome"] for r in results]
+        assert "worker process died: killed by SIGKILL" in results[1]["error"]
+        assert re.search(r"m\s+b\s+ERROR", done.stdout)
+        assert "m/b: worker process died: killed by SIGKILL" in done.stderr
+
+    def test_sigterm_stops_every_worker_and_writes_what_was_explored(
+        self, model: Path, tmp_path: Path
+    ) -> None:
+        """SIGTERM: workers stop, the summary and JSON are written, no process is left (D5, D4)."""
+        report = tmp_path / "r.json"
+        parent = start_busy_run(model, "--json", str(report))
+
+        parent.send_signal(signal.SIGTERM)
+        out, err = parent.communicate(timeout=60)
+
+        assert 130 == parent.returncode
+        assert re.search(r"m\s+a\s+INCOMPLETE", out)
+        assert "interrupted" in err.splitlines()[-1]
+        assert 2 == len(json.loads(report.read_text(encoding="utf-8"))["results"])
+        assert wait_for(lambda: not processes_running(str(model)), seconds=10)
+
+    def test_sigint_stops_busy_workers(self, model: Path) -> None:
+        """Ctrl-C with workers in a task that never yields ends within the grace time (D4)."""
+        parent = start_busy_run(model, "-q")
+
+        parent.send_signal(signal.SIGINT)
+        out, _ = parent.communicate(timeout=60)
+
+        assert 130 == parent.returncode
+        assert re.search(r"m\s+a\s+INCOMPLETE", out)
+        assert wait_for(lambda: not processes_running(str(model)), seconds=10)
+
+    def test_workers_die_with_a_killed_parent(self, model: Path) -> None:
+        """SIGKILL of the parent leaves no worker exploring on its own (D4)."""
+        parent = start_busy_run(model, "-q")
+
+        parent.kill()
+        parent.communicate(timeout=60)
+
+        assert wait_for(lambda: not processes_running(str(model)), seconds=10)
+
+
+class TestCompare:
+    def test_interrupted_compare_writes_json_and_replay_commands(
+        self, model: Path, tmp_path: Path
+    ) -> None:
+        """An interrupted compare still writes the JSON and prints the replay commands (D17)."""
+        report = tmp_path / "r.json"
+
+        done = hmmsim(
+            "compare", str(model), "a", "b", *DFS, "--json", str(report), mode="ki-b"
+        )
+
+        results = json.loads(report.read_text(encoding="utf-8"))["results"]
+        assert 130 == done.returncode
+        assert "a" == results[0]["variant"]
+        assert "replay hs1.m/a:lost." in done.stdout

@@ -178,7 +178,7 @@ class TestHelpers:
         recorder = Recorder()
         collector = _Collector(units=units(), events=recorder, stop=None, runs={})
 
-        collector.handle(("progress", 3, 10))
+        collector.handle(0, ("progress", 3, 10))
 
         assert [("progressed", 3)] == recorder.events
 
