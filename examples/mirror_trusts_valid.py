@@ -10,7 +10,10 @@ page, and the driver maps the freed page.  This is a real v5.3 limitation;
 v5.5 replaced the flag with the sequence counts of mmu_interval_notifier
 (commit 04ec32fbc2b2).
 
-Found on v5.3: ``device-use-after-free`` in fault-vs-oom.
+Found on v5.3: ``device-use-after-free`` in fault-vs-oom and fault-vs-reclaim;
+``device-stale-mapping`` in fault-vs-oom too (the device maps the page after
+the reaper's invalidate_range_end, while it waits to be freed in
+tlb_finish_mmu).
 
 Fix: also count invalidations in the driver (bumped under the driver lock
 in ``sync_cpu_device_pagetables``) and retry when the count moved since
@@ -66,7 +69,10 @@ def make_driver(hmm: Any, name: str, device: Device) -> TrustingMirror:
 #: The kinds each scenario finds, per variant (checked by --fail-on-unexpected).
 EXPECT = {
     "driver-lock-vs-oom": {"prepatch": PREPATCH_HMM_BUGS, "v5.3": ()},
-    "fault-vs-oom": {"prepatch": PREPATCH_HMM_BUGS, "v5.3": ("device-use-after-free",)},
+    "fault-vs-oom": {
+        "prepatch": PREPATCH_HMM_BUGS,
+        "v5.3": ("device-use-after-free", "device-stale-mapping"),
+    },
     "fault-vs-reclaim": dict.fromkeys(MIRROR_VARIANTS, ("device-use-after-free",)),
 }
 

@@ -43,11 +43,11 @@ Deviations:
       ptep_get_and_clear: the change_pte and invalidate_range callbacks are
       not modelled; mmu_notifier_invalidate_range_only_end is
       mmu_notifier_invalidate_range_end for the same reason.
-    * MODEL: no mmu_gather batching: a zapped page's reference is dropped
-      right after its PTE is cleared, under the page-table lock (the kernel
-      frees it at the next TLB flush, at the latest in tlb_finish_mmu, which
-      is after invalidate_range_end).  The ``tlb`` and ``details`` arguments
-      are dropped.
+    * MODEL: the zap functions take the ``struct mmu_gather`` (kernel.mmu_gather)
+      and queue each zapped page's reference on it (``__tlb_remove_page``);
+      the caller's ``tlb_finish_mmu``, after invalidate_range_end, frees the
+      pages.  The batch never fills, so zap_pte_range never forces an early
+      flush (no dirty bit either); the ``details`` argument is dropped.
     * MODEL: ``unmap_vmas`` takes the list of VMAs starting at the first one
       (the C follows ``vm_next``).
     * MODEL: ``struct vm_fault`` is not modelled: the fault handlers take the
@@ -79,6 +79,7 @@ from hmmsim.kernel.mm_types import (
     pte_wrprotect,
     vma_is_anonymous,
 )
+from hmmsim.kernel.mmu_gather import MmuGather, __tlb_remove_page
 from hmmsim.kernel.mmu_notifier import (
     MmuNotifierRange,
     mmu_notifier_invalidate_range_end,
@@ -582,10 +583,16 @@ async def handle_mm_fault(vma: VmAreaStruct, address: int, flags: FaultFlag) -> 
     return ret
 
 
-async def zap_pte_range(vma: VmAreaStruct, addr: int, end: int) -> None:
-    """Clear the PTEs of [addr, end) and drop their pages' references.
+async def zap_pte_range(tlb: MmuGather, vma: VmAreaStruct, addr: int, end: int) -> int:
+    """Clear the PTEs of [addr, end); gather their pages for release.
 
-    Kernel: mm/memory.c zap_pte_range() (v5.3).
+    Kernel: mm/memory.c zap_pte_range() (v5.3).  The map count drops now;
+    the page reference goes to ``tlb`` and is dropped after the TLB flush
+    (``tlb_finish_mmu``, after the caller's invalidate_range_end).
+
+    Returns:
+        The address where the zap stopped (``end``: MODEL, the batch never
+        fills, so there is no early flush and no ``goto again``).
     """
     mm = vma.vm_mm
     await spin_lock(mm.page_table_lock)
@@ -596,24 +603,34 @@ async def zap_pte_range(vma: VmAreaStruct, addr: int, end: int) -> None:
             assert ptent is not None, (
                 "[hmmsim internal bug] PTE vanished under its lock"
             )
+            # MODEL: tlb_remove_tlb_entry only widens the flush range.
             page = vm_normal_page(vma, addr, ptent)
             if page is not None:
+                # MODEL: no dirty bit, so no forced flush for dirty shared pages.
                 await page_remove_rmap(page)
-                # MODEL: no mmu_gather: the page goes right away, see Deviations.
-                await put_page(page)
+                # MODEL: the batch never fills (see Deviations), so the
+                # kernel's force_flush, its early tlb_flush_mmu and the
+                # "goto again" never happen.
+                __tlb_remove_page(tlb, page)
         addr += PAGE_SIZE
     await spin_unlock(mm.page_table_lock)
+    return addr
 
 
-async def unmap_page_range(vma: VmAreaStruct, addr: int, end: int) -> None:
+async def unmap_page_range(
+    tlb: MmuGather, vma: VmAreaStruct, addr: int, end: int
+) -> None:
     """Unmap [addr, end) of ``vma`` (the notifier bracket is the caller's).
 
     Kernel: mm/memory.c unmap_page_range() (v5.3).
     """
-    await zap_pte_range(vma, addr, end)
+    # MODEL: one page-table level: zap_pmd_range & co. go straight here.
+    await zap_pte_range(tlb, vma, addr, end)
 
 
-async def unmap_single_vma(vma: VmAreaStruct, start_addr: int, end_addr: int) -> None:
+async def unmap_single_vma(
+    tlb: MmuGather, vma: VmAreaStruct, start_addr: int, end_addr: int
+) -> None:
     """Unmap the part of ``vma`` inside [start_addr, end_addr).
 
     Kernel: mm/memory.c unmap_single_vma() (v5.3).
@@ -625,15 +642,16 @@ async def unmap_single_vma(vma: VmAreaStruct, start_addr: int, end_addr: int) ->
     if end <= vma.vm_start:
         return
     if start != end:
-        await unmap_page_range(vma, start, end)
+        await unmap_page_range(tlb, vma, start, end)
 
 
 async def unmap_vmas(
-    vmas: Sequence[VmAreaStruct], start_addr: int, end_addr: int
+    tlb: MmuGather, vmas: Sequence[VmAreaStruct], start_addr: int, end_addr: int
 ) -> None:
     """Unmap [start_addr, end_addr) of a run of VMAs inside a blockable bracket.
 
-    Kernel: mm/memory.c unmap_vmas() (v5.3).
+    Kernel: mm/memory.c unmap_vmas() (v5.3).  The pages stay gathered in
+    ``tlb`` until the caller's tlb_finish_mmu.
     """
     if not vmas:
         return
@@ -646,7 +664,7 @@ async def unmap_vmas(
     for vma in vmas:
         if vma.vm_start >= end_addr:
             break
-        await unmap_single_vma(vma, start_addr, end_addr)
+        await unmap_single_vma(tlb, vma, start_addr, end_addr)
     await mmu_notifier_invalidate_range_end(range)
 
 

@@ -27,6 +27,9 @@ Deviations:
       later (v5.9) refusal to downgrade next to them does not arise.
     * MODEL: no VMA merging, no accounting, no mlock, no uprobes/userfaultfd;
       ``free_pgtables`` is a no-op (page-table cells are never freed).
+      unmap_region and exit_mmap gather the zapped pages in an mmu_gather
+      and free them in tlb_finish_mmu, after invalidate_range_end, as the
+      kernel does (kernel.mmu_gather).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from hmmsim.kernel.atomic import set_bit
 from hmmsim.kernel.debug import mmap_assert_write_locked
 from hmmsim.kernel.memory import unmap_vmas
 from hmmsim.kernel.mm_types import MmStruct, VmAreaStruct, pte_offset_map
+from hmmsim.kernel.mmu_gather import MmuGather, tlb_finish_mmu, tlb_gather_mmu
 from hmmsim.kernel.mmu_notifier import mmu_notifier_release
 from hmmsim.kernel.oom_kill import __oom_reap_task_mm, mm_is_oom_victim
 from hmmsim.kernel.shmem import shmem_zero_setup
@@ -167,10 +171,15 @@ async def unmap_region(
 ) -> None:
     """Unmap the pages of detached VMAs in [start, end).
 
-    Kernel: mm/mmap.c unmap_region() (v5.3; no TLB gather, no page tables).
+    Kernel: mm/mmap.c unmap_region() (v5.3).  The pages are freed by
+    tlb_finish_mmu, after unmap_vmas' invalidate_range_end.
     """
-    del mm  # MODEL: no mmu_gather to set up
-    await unmap_vmas(vmas, start, end)
+    tlb = MmuGather(mm=mm)
+    # MODEL: lru_add_drain and update_hiwater_rss are not modelled.
+    tlb_gather_mmu(tlb, mm, start, end)
+    await unmap_vmas(tlb, vmas, start, end)
+    # MODEL: free_pgtables is a no-op (page-table cells are never freed).
+    await tlb_finish_mmu(tlb, start, end)
 
 
 def detach_vmas_to_be_unmapped(
@@ -309,8 +318,13 @@ async def exit_mmap(mm: MmStruct) -> None:
     if not vmas:
         return
 
-    await unmap_vmas(vmas, 0, 1 << 64)
+    # MODEL: lru_add_drain and flush_cache_mm are not modelled.
+    tlb = MmuGather(mm=mm)
+    tlb_gather_mmu(tlb, mm, 0, 1 << 64)
+    # Use -1 (all ones) as the end so every VMA is unmapped.
+    await unmap_vmas(tlb, vmas, 0, 1 << 64)
     # MODEL: free_pgtables is a no-op.
+    await tlb_finish_mmu(tlb, 0, 1 << 64)
 
     # Now free the VMAs themselves.
     for vma in vmas:

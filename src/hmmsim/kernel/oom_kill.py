@@ -13,9 +13,11 @@ Deviations:
     * MODEL: ``oom_reap_task`` takes the retry bound as an argument (default
       ``MAX_OOM_REAP_RETRIES``) so scenarios can lower it; the kernel has the
       constant only.
-    * MODEL: the reaper kthread, its victim list, ``oom_lock``, the TLB
-      gather, trace_*_task_reaping and the rss counters are not modelled; the
-      scenario runs ``oom_reap_task`` in a task of its own.
+    * MODEL: the reaper kthread, its victim list, ``oom_lock``,
+      trace_*_task_reaping and the rss counters are not modelled; the
+      scenario runs ``oom_reap_task`` in a task of its own.  The TLB gather
+      is kernel.mmu_gather's: the reaped pages are freed in tlb_finish_mmu,
+      after invalidate_range_end.
     * MODEL: ``mark_oom_victim`` keeps only the ``oom_mm`` pointer, its mmgrab
       and ``MMF_OOM_VICTIM`` (no TIF_MEMDIE, no freezer); the mmgrab is never
       dropped (the kernel drops it when the signal struct is freed).
@@ -29,6 +31,7 @@ from hmmsim.kernel.atomic import set_bit, test_bit
 from hmmsim.kernel.fork import mmgrab
 from hmmsim.kernel.memory import unmap_page_range
 from hmmsim.kernel.mm_types import MmStruct, TaskStruct, VmAreaStruct, vma_is_anonymous
+from hmmsim.kernel.mmu_gather import MmuGather, tlb_finish_mmu, tlb_gather_mmu
 from hmmsim.kernel.mmu_notifier import (
     MmuNotifierRange,
     mmu_notifier_invalidate_range_end,
@@ -121,7 +124,8 @@ async def __oom_reap_task_mm(mm: MmStruct) -> bool:
             mmu_notifier_range_init(
                 range, MMU_NOTIFY_UNMAP, 0, vma, mm, vma.vm_start, vma.vm_end
             )
-            # MODEL: tlb_gather_mmu / tlb_finish_mmu are not modelled.
+            tlb = MmuGather(mm=mm)
+            tlb_gather_mmu(tlb, mm, range.start, range.end)
             rc = await mmu_notifier_invalidate_range_start_nonblock(range)
             trace(
                 "oom_reap_vma",
@@ -133,10 +137,13 @@ async def __oom_reap_task_mm(mm: MmStruct) -> bool:
                 reaped=rc == 0,
             )
             if rc:
+                await tlb_finish_mmu(tlb, range.start, range.end)
                 ret = False
                 continue
-            await unmap_page_range(vma, range.start, range.end)
+            await unmap_page_range(tlb, vma, range.start, range.end)
             await mmu_notifier_invalidate_range_end(range)
+            # The pages go only now, after the end of the bracket.
+            await tlb_finish_mmu(tlb, range.start, range.end)
 
     return ret
 

@@ -66,7 +66,7 @@ SCENARIO = register(
                 "device-use-after-free",
                 "device-stale-mapping",
             ),
-            "v5.3": ("device-use-after-free",),
+            "v5.3": ("device-use-after-free", "device-stale-mapping"),
             "v5.5": (),
             "current": (),
         },
