@@ -307,7 +307,8 @@ def _parser() -> _Parser:
         "compare",
         aliases=["explain"],
         parents=[explore],
-        help="run two variants and show how their outcomes differ",
+        help="run two or more variants, show how their outcomes differ and replay "
+        "each counterexample on the others",
     )
     compare.add_argument(
         "target",

@@ -28,9 +28,12 @@ saw earlier in the execution (:class:`CauseLog`):
   invalidation was open (the page is about to be freed);
 * an error (``-EAGAIN``) a callback returned that its caller dropped: the
   enclosing ``*invalidate_range_start`` returned 0 after it;
+* an ``*invalidate_range_start`` that returned 0 while a device still
+  mapped an address of its range (a callback claimed a success it did not
+  achieve, e.g. a driver whose trylock failed returned 0);
 * an increment of ``hmm->notifiers`` (or a KVM ``mmu_notifier_count``)
   never undone;
-* the free of a page a device still mapped, and the step that mapped it.
+* the free of a page a device still mapped.
 
 The checks only read model state (and the kernel's ghost counters); they
 report through the running execution.  Every check is tied to an Op the
@@ -66,6 +69,8 @@ _COUNTER_EVENTS: Final = {
     "kvm_invalidate_range_start": ("kvm", "mmu_notifier_count", "mmu_notifier_count"),
     "kvm_invalidate_range_end": ("kvm", "mmu_notifier_count", "mmu_notifier_count"),
 }
+#: Tracepoints by which an invalidation start reports its return value.
+_STARTS: Final = ("invalidate_range_start", "invalidate_range_start_ret")
 #: The tracepoint by which the notifier core announces an invalidation.
 _ANNOUNCE: Final = "mmu_notifier_invalidate_range_start"
 
@@ -91,6 +96,8 @@ class CauseLog:
         errors: per task, errors returned since its invalidation started.
         dropped: errors some caller dropped, in the order seen.
         raised: per counter, the increments not yet undone (a stack).
+        claimed: per (device, address), the start that returned 0 while the
+            device still mapped the address (until the device unmaps it).
     """
 
     mapped: dict[tuple[object, object], tuple[Cause, bool]] = field(
@@ -100,6 +107,7 @@ class CauseLog:
     errors: dict[str, list[Cause]] = field(default_factory=dict)
     dropped: list[Cause] = field(default_factory=list)
     raised: dict[str, list[Cause]] = field(default_factory=dict)
+    claimed: dict[tuple[object, object], Cause] = field(default_factory=dict)
 
     def on_event(self, name: str, f: Mapping[str, object]) -> None:
         """Remember what ``name`` tells about errors and counters."""
@@ -140,17 +148,18 @@ class CauseLog:
             stack.pop()
 
     def device_causes(self, device: object, addr: object, pfn: object) -> list[Cause]:
-        """The causes of a device reaching a bad page at ``addr``."""
+        """The causes of a device reaching (or keeping) a bad page at ``addr``."""
         causes: list[Cause] = []
         mapped = self.mapped.get((device, addr))
         if mapped is not None and mapped[1]:
             causes.append(mapped[0])
         causes.extend(reversed(self.dropped))
+        claimed = self.claimed.get((device, addr))
+        if claimed is not None:
+            causes.append(claimed)
         freed = self.freed.get(pfn)
-        if mapped is not None and not mapped[1]:
-            if freed is not None and freed.step >= mapped[0].step:
-                causes.append(freed)
-            causes.append(mapped[0])
+        if freed is not None and (mapped is None or freed.step >= mapped[0].step):
+            causes.append(freed)
         return causes
 
     def leak_causes(self, key: str) -> list[Cause]:
@@ -229,12 +238,31 @@ def _attach_cause_probes(view: HmmWorldView) -> None:
             bad = True
         log.mapped[(device, addr)] = (_here(note), bad)
 
+    def on_start_returned(name: str, f: Mapping[str, object]) -> None:
+        if not name.endswith(_STARTS) or f.get("ret") != 0:
+            return
+        start, end = f.get("start"), f.get("end")
+        if not isinstance(start, int) or not isinstance(end, int):
+            return
+        for dev in view.devices:
+            for addr, _pte in dev.mapped():
+                if start <= addr < end and (dev.name, addr) not in log.claimed:
+                    log.claimed[(dev.name, addr)] = _here(
+                        f"{name} returned 0 while {dev.name} still mapped "
+                        f"{addr:#x}: a callback claimed a success it did not achieve"
+                    )
+
+    def on_device_pte_clear(_: str, f: Mapping[str, object]) -> None:
+        log.claimed.pop((f["device"], f["addr"]), None)
+
     def on_page_free(_: str, f: Mapping[str, object]) -> None:
         log.freed[f["page"]] = _here(
             f"freed page#{f['page']} while a device page table still pointed at it"
         )
 
     register_probe("*", log.on_event)
+    register_probe("*", on_start_returned)
+    register_probe("device_pte_clear", on_device_pte_clear)
     register_probe("device_pte_set", on_device_pte_set)
     register_probe("page_free", on_page_free)
 
@@ -295,10 +323,7 @@ def attach_contract_probes(view: HmmWorldView) -> None:
                 f"page#{dpte.page.pfn}: invalidate_range_start returned success "
                 "before the device dropped its mapping",
                 fatal=False,
-                causes=[
-                    *reversed(log.dropped),
-                    *log.device_causes(dev.name, addr, dpte.page.pfn),
-                ],
+                causes=log.device_causes(dev.name, addr, dpte.page.pfn),
             )
 
     def on_wait_result(_: str, f: Mapping[str, object]) -> None:

@@ -278,12 +278,7 @@ def build_timeline(
     for finding in findings:
         by_step.setdefault(finding.step, []).append(finding)
     causes = _causes_by_step(findings, primary)
-    first_causes = {
-        f.causes[0].step
-        for f in findings
-        if f.causes and (primary is None or f.kind == primary)
-    }
-    hidden = 0 if full else _setup_prefix(trace, set(by_step) | first_causes)
+    hidden = 0 if full else _setup_prefix(trace, set(by_step))
     shown = trace.steps[hidden:]
     leading = next(
         (s.index for s in trace.steps if s.task_name != SETUP_TASK),

@@ -21,7 +21,7 @@ Example::
 
     register(
         Scenario(
-            name="fault-vs-unmap",
+            name="fault-vs-munmap",
             title="A device fault races with munmap of the same range",
             description="Tasks: fault, unmap.  Bounds: one page.  ...",
             variants=("dmirror", "mutant-no-retry"),
@@ -66,7 +66,7 @@ class Scenario:
     Scenarios compare and hash by identity.
 
     Attributes:
-        name: unique name (``NAME_PATTERN``), e.g. ``fault-vs-unmap``.
+        name: unique name (``NAME_PATTERN``), e.g. ``fault-vs-munmap``.
         title: one line saying what races with what.
         description: the actors (tasks), the bounds (pages, iterations) and
             what the scenario exercises; shown by ``hmmsim list`` and reports.

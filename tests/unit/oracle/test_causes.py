@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hmmsim.api import run
 from hmmsim.config import ExploreConfig
 from hmmsim.engine import Counterexample, Trace
+from hmmsim.loader import load_file, select
 from hmmsim.report import ScenarioRun
 
 
@@ -75,3 +78,19 @@ def test_a_leaked_count_names_the_increments_never_undone() -> None:
 def test_a_clean_variant_has_no_causes_to_name() -> None:
     """v5.5 verifies fault-vs-oom-reap, so no finding (and no cause) is reported."""
     assert not _explore("fault-vs-oom-reap", "v5.5").result.counterexamples
+
+
+def test_a_start_that_claims_success_while_a_device_maps_the_range_is_a_cause() -> None:
+    """A driver whose failed trylock returns 0: the start's success is the cause."""
+    examples = Path(__file__).resolve().parents[3] / "examples"
+    path = str(examples / "mirror_trylock_lies.py")
+    scenario = select(load_file(path), "driver-lock-vs-oom", path)[0]
+    found = run(scenario, "v5.3", config=ExploreConfig(), file=path)
+    cx, trace = _cx(found, "notifier-contract")
+    cause = cx.finding.causes[0]
+
+    assert "claimed a success it did not achieve" in cause.note
+    assert any(
+        e.name == "hmm_invalidate_range_start" and e.fields["ret"] == 0
+        for e in trace.steps[cause.step].events
+    )
