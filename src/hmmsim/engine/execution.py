@@ -235,6 +235,8 @@ class Execution:
         self._step_events: list[Event] = []
         self._steps: list[Step] = []
         self.instance: Instance | None = None
+        #: Lock-order edges first recorded by this execution.
+        self._edges_here: set[tuple[str, str]] = set()
         #: Liveness: which tasks spin in a loop that changes nothing (hang).
         self.progress = ProgressMonitor((Execution,))
 
@@ -337,7 +339,17 @@ class Execution:
         for held in task.held:
             held_class: str = held.lockdep_class
             if held_class != lock_class:
+                edge = (held_class, lock_class)
+                if edge in graph.edges:
+                    continue
                 cycle = graph.add(held_class, lock_class)
+                # Remember where the edge came from: an inversion may close
+                # with an edge of a later execution, and its report must give
+                # the schedule of this one too.
+                graph.edges[edge] = Schedule(
+                    seed=self.seed, choices=tuple(self.choices)
+                )
+                self._edges_here.add(edge)
                 if cycle is not None:
                     self._report_inversion(held_class, lock_class, cycle)
 
@@ -361,12 +373,27 @@ class Execution:
         elsewhere = ", ".join(
             f"{later} while holding {earlier}" for earlier, later in pairwise(cycle)
         )
-        self.report(
-            "lock-order",
+        earlier = [e for e in pairwise(cycle) if e not in self._edges_here]
+        message = (
             f"possible circular locking dependency: {taken} is taken while "
-            f"holding {held}, and elsewhere {elsewhere}",
-            fatal=False,
+            f"holding {held}, and elsewhere {elsewhere}"
         )
+        detail: tuple[str, ...] = ()
+        if earlier:
+            # The replay of this execution alone does not show the earlier
+            # edges: say so, and give the schedule that does.
+            message += (
+                " (seen in another execution: this schedule alone does not show it)"
+            )
+            detail = (
+                f"{held} -> {taken}: this execution, step {self.step}",
+                *(
+                    f"{a} -> {b}: an earlier execution, schedule "
+                    f"{_choices_text(self.lockdep.edges.get((a, b)))}"
+                    for a, b in earlier
+                ),
+            )
+        self.report("lock-order", message, fatal=False, detail=detail)
 
     # -- the loop -------------------------------------------------------------
 
@@ -376,6 +403,7 @@ class Execution:
         saved = _current
         _current = self
         instance = None
+        unspawned: list[tuple[str, TaskBody]] = []
         outcome = Outcome.PASSED
         try:
             with _blamed("building the world (the scenario's build function)"):
@@ -387,7 +415,10 @@ class Execution:
                         "as SimpleInstance)"
                     )
                 self.instance = instance
-                for name, body in instance.tasks():
+                unspawned = list(instance.tasks())
+                while unspawned:
+                    name, body = unspawned[0]
+                    del unspawned[0]
                     self.spawn(name, body)
             outcome = self._loop()
             if outcome is Outcome.PASSED and not self._has_fatal():
@@ -401,6 +432,11 @@ class Execution:
             for task in self.tasks:
                 if task.pending is not None:
                     task.coro.close()
+            # A fatal finding while the first tasks spawn leaves the later
+            # bodies unstarted: close them now, or a later garbage collection
+            # reports them as never awaited inside another execution.
+            for _name, body in unspawned:
+                body.close()
             self.current = None
             _current = saved
         if self.findings:
@@ -629,6 +665,16 @@ class Execution:
         )
         self._step_data = []
         self._step_events = []
+
+
+def _choices_text(schedule: Schedule | None) -> str:
+    """Return ``seed S: t0 t1 d1 ...`` for a schedule in a finding's detail."""
+    if schedule is None:  # pragma: no cover - every edge records its schedule
+        return "unknown"
+    data = schedule.to_json()
+    choices = data["choices"]
+    assert isinstance(choices, list), "[hmmsim internal bug] schedule JSON"
+    return f"seed {schedule.seed}: {' '.join(str(c) for c in choices)}"
 
 
 #: Source files of the engine and the primitives: an await site is reported at

@@ -107,7 +107,11 @@ def explore_unit(
 
 
 def merge(results: Sequence[ExplorationResult]) -> ExplorationResult:
-    """Combine the results of the units, given in unit order."""
+    """Combine the results of the units, given in unit order.
+
+    Each unit's own result is ``partial`` (never VERIFIED on its own); the
+    merge is not, so ``results`` must be those of every unit of one split.
+    """
     merged = ExplorationResult(strategy="dfs", exit_reason=ExitReason.EXHAUSTED)
     seen: set[str] = set()
     for result in results:

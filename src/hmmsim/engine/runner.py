@@ -13,6 +13,7 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 from hmmsim.config import ExploreConfig
 from hmmsim.engine.execution import (
@@ -119,6 +120,9 @@ class ExplorationResult:
     outcomes: dict[str, int] = field(default_factory=dict)
     counterexamples: list[Counterexample] = field(default_factory=list)
     complete: bool = True
+    #: Only part of the program was explored: one work unit (the schedules
+    #: below a prefix).  Exhausting it verifies nothing about the program.
+    partial: bool = False
 
     @property
     def status(self) -> Status:
@@ -128,6 +132,7 @@ class ExplorationResult:
         if (
             self.exit_reason is ExitReason.EXHAUSTED
             and self.complete
+            and not self.partial
             and not self.outcomes.get(Outcome.STEP_LIMIT.value, 0)
         ):
             return Status.VERIFIED
@@ -135,6 +140,11 @@ class ExplorationResult:
 
     def describe_exit(self) -> str:
         """Say why the exploration stopped, and whether a bound cut it short."""
+        if self.exit_reason is ExitReason.EXHAUSTED and self.partial:
+            return (
+                "every schedule class below the work unit's prefix was explored; "
+                "the rest of the program was not"
+            )
         if self.exit_reason is ExitReason.EXHAUSTED and not self.complete:
             return (
                 "every schedule class within the bounds was explored, but the "
@@ -204,6 +214,9 @@ def explore(
         exc.partial = result
         raise
     result.complete = strategy.complete if strategy.exhaustive else False
+    # Strategies that explore a part of the program (a DFS below a work unit's
+    # prefix) say so; the Strategy protocol does not require the attribute.
+    result.partial = bool(getattr(strategy, "partial", False))
     result.seconds = time.monotonic() - start
     if config.shrink and shrinker is None:
         from hmmsim.engine.shrink import shrink  # noqa: PLC0415 - avoids an import cycle
@@ -224,7 +237,16 @@ def explore(
     except ModelError as exc:
         exc.partial = result
         raise
+    # A verdict (verified above all) rests on every execution being a function
+    # of its schedule: re-run a sample of them and compare every Op.
+    if result.exit_reason is not ExitReason.INTERRUPTED:
+        for schedule in search.sampled:
+            check_determinism(program, schedule, max_steps=config.max_steps)
     return result
+
+
+#: How many schedules ``check_determinism`` re-runs after an exploration.
+DETERMINISM_SAMPLES: Final = 12
 
 
 @dataclass(slots=True, kw_only=True)
@@ -240,6 +262,19 @@ class _Search:
     lockdep: LockGraph = field(default_factory=LockGraph)
     #: First execution (result, 1-based number) of each finding kind.
     found: dict[str, tuple[ExecutionResult, int]] = field(default_factory=dict)
+    #: With ``check_determinism``: the schedules of the 1st, 2nd, 4th, 8th ...
+    #: complete execution (at most ``DETERMINISM_SAMPLES``), re-run at the end.
+    sampled: list[Schedule] = field(default_factory=list)
+    _complete_runs: int = 0
+
+    def sample(self, ex_result: ExecutionResult) -> None:
+        """Keep the schedule of a power-of-two-numbered complete execution."""
+        if ex_result.outcome in {Outcome.REDUNDANT, Outcome.PRUNED}:
+            return
+        self._complete_runs += 1
+        n = self._complete_runs
+        if n & (n - 1) == 0 and len(self.sampled) < DETERMINISM_SAMPLES:
+            self.sampled.append(ex_result.schedule)
 
     def loop(self) -> ExitReason:
         """Run executions until an ExitReason applies; return it."""
@@ -275,6 +310,8 @@ class _Search:
             for finding in ex_result.findings:
                 if finding.kind not in found:
                     found[finding.kind] = (ex_result, result.executions)
+            if config.check_determinism:
+                self.sample(ex_result)
             if self.on_progress is not None:
                 self.on_progress(result)
             if found and (config.stop_on_first or "hung-task" in found):
@@ -346,6 +383,30 @@ def replay(
     Raises:
         ReplayDiverged: in strict mode, when the execution does not follow it.
     """
+    return _replay(
+        program,
+        schedule,
+        max_steps=max_steps,
+        capture=capture,
+        strict=strict,
+        lockdep=lockdep,
+        capture_locations=capture_locations,
+        task_timeout=task_timeout,
+    )[0]
+
+
+def _replay(
+    program: Program,
+    schedule: Schedule,
+    *,
+    max_steps: int,
+    capture: bool = False,
+    strict: bool = True,
+    lockdep: LockGraph | None = None,
+    capture_locations: bool = False,
+    task_timeout: float | None = 5.0,
+) -> tuple[ExecutionResult, list[tuple[object, ...]]]:
+    """Replay as :func:`replay` does; also return every Op performed, as data."""
     strategy = ReplayStrategy(schedule, strict=strict)
     strategy.begin_execution()
     with strict_coroutines(), watchdog(task_timeout=task_timeout):
@@ -360,7 +421,11 @@ def replay(
         )
         result = execution.run()
     strategy.end_execution(result)
-    return result
+    ops: list[tuple[object, ...]] = [
+        (op.kind, op.oid, op.write, op.func, op.more_oids, op.timed)
+        for op in execution.ops
+    ]
+    return result, ops
 
 
 def check_determinism(program: Program, schedule: Schedule, *, max_steps: int) -> None:
@@ -372,14 +437,21 @@ def check_determinism(program: Program, schedule: Schedule, *, max_steps: int) -
             message names the first step that differs.
     """
     try:
-        first = replay(program, schedule, max_steps=max_steps, capture=True)
-        second = replay(program, schedule, max_steps=max_steps, capture=True)
+        first, first_ops = _replay(program, schedule, max_steps=max_steps, capture=True)
+        second, second_ops = _replay(
+            program, schedule, max_steps=max_steps, capture=True
+        )
     except ReplayDiverged as exc:
         raise ReplayDiverged(f"non-deterministic model: {exc}") from None
     assert first.trace is not None, "[hmmsim internal bug] capture without trace"
     assert second.trace is not None, "[hmmsim internal bug] capture without trace"
-    for a, b in zip(first.trace.steps, second.trace.steps, strict=False):
-        if a != b:
+    for a, b, op_a, op_b in zip(
+        first.trace.steps, second.trace.steps, first_ops, second_ops, strict=False
+    ):
+        # Every Op compares whole (kind, object ids, access mode), not only
+        # its rendering: a model that touches another object under the same
+        # name would mislead DPOR without changing the timeline.
+        if a != b or op_a != op_b:
             raise ReplayDiverged(
                 f"non-deterministic model: two replays of the same schedule differ "
                 f"at step {a.index} ({a.task_name}: {a.op})"

@@ -9,7 +9,14 @@ from tests.support import toy_programs as toys
 
 from hmmsim.cli import EXIT_DIVERGED, main
 from hmmsim.config import ExploreConfig
-from hmmsim.engine import Instance, Schedule, SimpleInstance, explore, replay
+from hmmsim.engine import (
+    Instance,
+    Schedule,
+    SimpleInstance,
+    Status,
+    explore,
+    replay,
+)
 from hmmsim.engine.runner import check_determinism
 from hmmsim.errors import ReplayDiverged
 from hmmsim.sync import READ_ONCE, WRITE_ONCE, Cell
@@ -72,6 +79,38 @@ class TestCheckDeterminism:
         result = explore(toys.counter_race, config)
 
         assert ["lost-update"] == result.kinds
+
+
+def _same_name_other_object() -> Instance:
+    """Touches one of two cells with the same name, chosen by a global count."""
+    cells = [Cell("x", 0), Cell("x", 0)]
+    cell = cells[next(_calls) % 2]
+
+    async def writer() -> None:
+        await WRITE_ONCE(cell, 1)
+
+    return SimpleInstance(task_list=[("writer", writer())])
+
+
+class TestCheckDeterminismOfVerifiedRuns:
+    """With check_determinism, a run without counterexamples is checked too."""
+
+    def test_a_verified_run_of_a_deterministic_program_stays_verified(self) -> None:
+        """Sampled schedules of the independent toy replay identically."""
+        config = ExploreConfig(strategy="dfs", shrink=False, check_determinism=True)
+
+        result = explore(lambda: toys.independent(3, 2), config)
+
+        assert Status.VERIFIED == result.status
+
+    def test_a_verified_run_of_a_non_deterministic_program_is_caught(self) -> None:
+        """A model whose Ops hit another object on a re-run fails the check."""
+        plain = ExploreConfig(strategy="dfs", shrink=False)
+        checked = plain.replace(check_determinism=True)
+
+        assert Status.VERIFIED == explore(_same_name_other_object, plain).status
+        with pytest.raises(ReplayDiverged, match="differ at step 0"):
+            explore(_same_name_other_object, checked)
 
 
 class TestLocations:

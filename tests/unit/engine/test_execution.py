@@ -140,6 +140,27 @@ class TestSpawn:
 
         assert (["body"], 0, Outcome.PASSED) == (ran, result.steps, result.outcome)
 
+    def test_a_fatal_finding_while_spawning_closes_the_unspawned_bodies(self) -> None:
+        """BUG_ON in the first task's spawn leaves no coroutine for a later GC to report."""
+        from hmmsim.sync import BUG_ON  # noqa: PLC0415 - only this test needs it
+
+        def program() -> Instance:
+            cell = Cell("c", 0)
+
+            async def crashes() -> None:
+                BUG_ON(True, "at spawn")
+                await READ_ONCE(cell)  # pragma: no cover - BUG_ON stops the task
+
+            async def later() -> None:
+                await WRITE_ONCE(cell, 1)
+
+            return tasks(crashes(), later(), later())
+
+        result = exhaust(program)
+
+        assert ["bug"] == result.kinds
+        assert {"violation": 1} == result.outcomes
+
 
 class TestDataChoices:
     def test_a_data_choice_is_recorded_after_its_step(self) -> None:
@@ -291,6 +312,37 @@ class TestLockdep:
             "possible circular locking dependency: A is taken while holding B, "
             "and elsewhere B while holding A"
         ) == result.findings[0].message
+
+    def test_an_inversion_across_executions_gives_both_schedules(self) -> None:
+        """Orders seen in two executions: the finding says so and names the earlier schedule."""
+
+        def program() -> Instance:
+            a, b = Mutex("A"), Mutex("B")
+
+            async def body() -> None:
+                first, second = (
+                    (a, b) if current_execution().choose(2, "order") else (b, a)
+                )
+                await mutex_lock(first)
+                await mutex_lock(second)
+                await mutex_unlock(second)
+                await mutex_unlock(first)
+
+            return tasks(body())
+
+        result = exhaust(program)
+        example = result.counterexamples[0]
+        alone = replay(program, example.schedule)
+
+        assert ["lock-order"] == result.kinds
+        assert example.finding.message.endswith(
+            "(seen in another execution: this schedule alone does not show it)"
+        )
+        assert (
+            "A -> B: this execution, step 0",
+            "B -> A: an earlier execution, schedule seed 0: d0 t0",
+        ) == example.finding.detail
+        assert [] == kinds(alone)
 
     def test_nesting_locks_of_one_class_adds_no_edge(self) -> None:
         """Two locks of the same lockdep class nested add no lock-order edge."""

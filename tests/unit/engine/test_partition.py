@@ -83,6 +83,31 @@ class TestSplitAndMerge:
         assert ExitReason.MAX_EXECUTIONS == merged.exit_reason
         assert Status.INCOMPLETE == merged.status
 
+    def test_one_unit_alone_is_never_verified(self) -> None:
+        """Exhausting one unit's subtree is incomplete; merging every unit verifies."""
+
+        def program() -> Instance:
+            return toys.independent(3, 2)
+
+        units = split(program, CONFIG, depth=1)
+        results = [explore_unit(program, u, CONFIG) for u in units]
+
+        assert [Status.INCOMPLETE] * len(units) == [r.status for r in results]
+        assert "work unit" in results[0].describe_exit()
+        assert Status.VERIFIED == merge(results).status
+
+    def test_a_dfs_horizon_is_never_verified(self) -> None:
+        """A horizon that cuts choices explores a few executions and says incomplete."""
+
+        def program() -> Instance:
+            return toys.independent(3, 2)
+
+        full = explore(program, CONFIG)
+        cut = explore(program, CONFIG, strategy=DfsStrategy(horizon=2))
+
+        assert (Status.VERIFIED, 10) == (full.status, full.executions)
+        assert (Status.INCOMPLETE, 4) == (cut.status, cut.executions)
+
     def test_bad_depth_and_bad_json_are_refused(self) -> None:
         """Nonsense input gives the tool's own errors."""
         with pytest.raises(ConfigError, match="depth"):

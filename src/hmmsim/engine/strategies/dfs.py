@@ -50,6 +50,9 @@ class DfsStrategy:
         self.prefix = tuple(prefix)
         self.horizon = horizon
         self.complete = True
+        #: Below a prefix only one subtree is explored: never a verdict on
+        #: the whole program (a horizon that cuts a choice clears complete).
+        self.partial = bool(self.prefix)
         # Each node: [options, index of the option taken].
         self._stack: list[tuple[list[int], int]] = []
         self._depth = 0
@@ -82,6 +85,8 @@ class DfsStrategy:
                 )
             return value
         if self.horizon is not None and depth >= self.horizon:
+            if len(options) > 1:
+                self.complete = False
             options = options[:1]
         depth -= len(prefix)
         stack = self._stack
