@@ -16,31 +16,75 @@ Exceptions, stated so that nobody relies on them:
       edges lie in different units is not found, and outcome counts of
       executions with ``lock-order`` findings may differ from a serial run;
     * per-unit bounds (``max_executions``, ``time_budget_s``) apply to each
-      unit; a unit stopped by a bound makes the merge incomplete;
-    * only DFS splits this way: DPOR's backtrack sets span subtrees, so
-      splitting it needs the sleep set of each prefix (future work).
+      unit; a unit stopped by a bound makes the merge incomplete.
+
+**DPOR work units** (:class:`DporCoordinator`).  DPOR cannot be cut at a
+fixed depth: the races found below a prefix add backtrack points to the
+prefix's own choice points, and the sleep set of a branch depends on the
+branches explored before it.  A :class:`~hmmsim.engine.strategies.dpor.DporUnit`
+is a schedule prefix plus the sleep-set information of its path (the tasks
+explored before each chosen one) and a *root*: the whole tree, some tasks
+at the state the prefix leads to, or a range of values of a data choice.
+The unit explores everything below its root with ordinary DPOR; a race that
+reverses at the prefix or at a task root becomes a *claim* sent to the
+coordinator, which owns those choice points.  The coordinator adds a claimed
+task only if no unit explores it there yet, so no branch is explored twice,
+and makes a new unit of the new branches, with every branch explored there
+before (whose step is known not to be fatal) in their sleep set.  A unit
+that ran ``slice_executions`` executions stops and hands its remaining
+branches back as new units (time slicing measured in executions, so that
+it is the same on every machine).
+
+Reports are *processed* strictly in unit order (unit numbers are given in
+the order units are created, which is itself decided in processing order),
+whatever order the units finish in.  Each unit is a pure function of its
+description and of the lock graph it starts from, so the units, their
+results and the merged result are the same for every number of workers and
+every backend: only wall-clock time changes.  The merge numbers executions
+in unit order and keeps the first counterexample of each kind, shrunk once
+at the end.  Executions differ from a serial DPOR run by a few per cent:
+a branch created while a sibling's first step is not known yet to be
+non-fatal cannot sleep on it, and branches are explored in another order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from hmmsim.config import ExploreConfig
-from hmmsim.engine.execution import Execution, strict_coroutines
+from hmmsim.engine.execution import Execution, LockGraph, strict_coroutines
 from hmmsim.engine.program import Program
 from hmmsim.engine.runner import (
     Counterexample,
     ExitReason,
     ExplorationResult,
     Shrinker,
+    _counterexample,
     explore,
+    replay,
 )
 from hmmsim.engine.schedule import Schedule
 from hmmsim.engine.strategies.dfs import DfsStrategy
-from hmmsim.errors import ConfigError, ReplayError
+from hmmsim.engine.strategies.dpor import Claim, DporStrategy, DporUnit, NodeInfo
+from hmmsim.errors import ConfigError, InternalError, ReplayError
 
-__all__ = ["WorkUnit", "explore_unit", "merge", "split"]
+__all__ = [
+    "SLICE_EXECUTIONS",
+    "DporCoordinator",
+    "DporUnit",
+    "UnitReport",
+    "WorkUnit",
+    "explore_dpor_unit",
+    "explore_split",
+    "explore_unit",
+    "merge",
+    "split",
+]
+
+#: Executions after which a DPOR unit hands the rest of its work back.
+SLICE_EXECUTIONS = 100
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,3 +189,326 @@ def _shifted(example: Counterexample, offset: int) -> Counterexample:
         execution=example.execution + offset,
         trace=example.trace,
     )
+
+
+# -- DPOR work units ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnitReport:
+    """What exploring one DPOR unit gives back to the coordinator.
+
+    Attributes:
+        result: the unit's exploration (counterexamples not shrunk).
+        claims: races reversed at the coordinator's choice points, in order.
+        statuses: (position, task, fatal) of tasks at those choice points
+            whose steps have all run.
+        nodes: when the unit was sliced, the choice points it owned.
+        frontier: when the unit was sliced, the units of its remaining work.
+        lockdep: the lock-order graph after the unit.
+    """
+
+    result: ExplorationResult
+    claims: tuple[Claim, ...]
+    statuses: tuple[tuple[int, int, bool], ...]
+    nodes: tuple[NodeInfo, ...]
+    frontier: tuple[DporUnit, ...]
+    lockdep: LockGraph
+
+
+def explore_dpor_unit(
+    program: Program,
+    unit: DporUnit,
+    config: ExploreConfig,
+    *,
+    lockdep: LockGraph | None = None,
+    slice_executions: int | None = SLICE_EXECUTIONS,
+    on_progress: Callable[[ExplorationResult], None] | None = None,
+) -> UnitReport:
+    """Explore ``unit`` of ``program``'s DPOR tree (in any process or machine).
+
+    ``lockdep`` is updated in place: pass a copy to keep the original.
+    Counterexamples are not shrunk (the coordinator shrinks the ones it keeps).
+    """
+    strategy = DporStrategy(
+        preemption_bound=config.preemption_bound,
+        unit=unit,
+        slice_executions=slice_executions,
+    )
+    graph = LockGraph() if lockdep is None else lockdep
+    unit_config = config.replace(
+        shrink=False, check_determinism=False, max_executions=None
+    )
+    result = explore(
+        program, unit_config, strategy=strategy, lockdep=graph, on_progress=on_progress
+    )
+    return UnitReport(
+        result=result,
+        claims=tuple(strategy.claims),
+        statuses=tuple(strategy.statuses),
+        nodes=tuple(strategy.nodes),
+        frontier=tuple(strategy.frontier),
+        lockdep=graph,
+    )
+
+
+def copy_graph(graph: LockGraph) -> LockGraph:
+    """Return an independent copy of a lock-order graph."""
+    copy = LockGraph()
+    copy.edges = dict(graph.edges)
+    copy.reported = set(graph.reported)
+    copy.successors = {k: list(v) for k, v in graph.successors.items()}
+    return copy
+
+
+def _merge_graph(into: LockGraph, other: LockGraph) -> None:
+    for edge, value in other.edges.items():
+        if edge not in into.edges:
+            into.edges[edge] = value
+            into.successors.setdefault(edge[0], []).append(edge[1])
+    into.reported |= other.reported
+
+
+class _Node:
+    """A choice point the coordinator owns."""
+
+    __slots__ = ("busy", "claimed", "done_before", "final", "parked")
+
+    def __init__(self, done_before: tuple[tuple[int, ...], ...]) -> None:
+        self.done_before = done_before
+        self.claimed: set[int] = set()
+        self.final: dict[int, bool] = {}
+        # Units rooted here not processed yet; claimed tasks that wait for
+        # them, so that they can sleep on the branches those units explore.
+        self.busy = 0
+        self.parked: list[int] = []
+
+    def status(self, task: int, fatal: bool) -> None:
+        if fatal or task not in self.final:
+            self.final[task] = fatal
+
+
+class DporCoordinator:
+    """Hands out DPOR units and merges their reports (see the module docstring).
+
+    Use: :meth:`take` the units created so far, explore each anywhere with
+    :func:`explore_dpor_unit` (on a copy of the graph given with it), hand
+    each report to :meth:`accept` in any order, until :attr:`done`; then
+    :meth:`finish`.
+
+    Attributes:
+        config: the exploration's config.
+        slice_executions: executions after which a unit is sliced.
+        units: every unit created, by number.
+        processed: how many reports were processed (in unit order).
+    """
+
+    def __init__(
+        self, config: ExploreConfig, *, slice_executions: int | None = SLICE_EXECUTIONS
+    ) -> None:
+        """Start with one unit: the whole tree."""
+        if config.strategy != "dpor":
+            raise ConfigError(
+                f"only dpor explorations split into DPOR units, not {config.strategy}"
+            )
+        self.config = config
+        self.slice_executions = slice_executions
+        self.units: list[DporUnit] = []
+        self.processed = 0
+        self._graphs: list[LockGraph] = []
+        self._tree: dict[tuple[int, ...], _Node] = {}
+        self._reports: dict[int, UnitReport] = {}
+        self._fresh: list[int] = []
+        self._lockdep = LockGraph()
+        self._start = time.monotonic()
+        self._stop: ExitReason | None = None
+        self.result = ExplorationResult(
+            strategy="dpor", exit_reason=ExitReason.EXHAUSTED
+        )
+        self._add(DporUnit())
+
+    @property
+    def done(self) -> bool:
+        """Whether the exploration is over (every report processed, or a stop)."""
+        return self._stop is not None or self.processed == len(self.units)
+
+    def take(self) -> list[tuple[int, DporUnit, LockGraph]]:
+        """Return the units created since the last call, with their graphs."""
+        if self._stop is not None:
+            self._fresh = []
+        fresh = [(i, self.units[i], self._graphs[i]) for i in self._fresh]
+        self._fresh = []
+        return fresh
+
+    def accept(self, index: int, report: UnitReport) -> None:
+        """Take the report of unit ``index``; process every report now in order."""
+        if not 0 <= index < len(self.units) or index < self.processed:
+            raise InternalError(f"unexpected report of DPOR unit {index}")
+        self._reports[index] = report
+        while self._stop is None and self.processed in self._reports:
+            self._process(self.units[self.processed], self._reports.pop(self.processed))
+            self.processed += 1
+
+    def interrupt(self) -> None:
+        """Stop handing out units: the result is ``interrupted``."""
+        if self._stop is None:
+            self._stop = ExitReason.INTERRUPTED
+
+    # -- processing -----------------------------------------------------------
+
+    def _add(self, unit: DporUnit) -> None:
+        self._fresh.append(len(self.units))
+        self.units.append(unit)
+        self._graphs.append(copy_graph(self._lockdep))
+        if unit.branches:
+            node = self._node(unit.prefix, unit.done_before)
+            node.claimed.update(unit.branches)
+            node.busy += 1
+
+    def _node(
+        self, path: tuple[int, ...], done_before: tuple[tuple[int, ...], ...]
+    ) -> _Node:
+        node = self._tree.get(path)
+        if node is None:
+            node = self._tree[path] = _Node(done_before)
+        return node
+
+    def _merge_result(self, result: ExplorationResult) -> None:
+        merged = self.result
+        for example in result.counterexamples:
+            if example.kind not in {c.kind for c in merged.counterexamples}:
+                merged.counterexamples.append(_shifted(example, merged.executions))
+        merged.executions += result.executions
+        merged.steps += result.steps
+        merged.complete = merged.complete and result.complete
+        for key, count in result.outcomes.items():
+            merged.outcomes[key] = merged.outcomes.get(key, 0) + count
+
+    def _process(self, unit: DporUnit, report: UnitReport) -> None:
+        result = report.result
+        self._merge_result(result)
+        _merge_graph(self._lockdep, report.lockdep)
+        tree = self._tree
+        for pos, task, fatal in report.statuses:
+            tree[unit.prefix[:pos]].status(task, fatal)
+        for info in report.nodes:
+            node = self._node(info.path, info.done_before)
+            node.claimed.update(info.claimed)
+            for task, fatal in info.final:
+                node.status(task, fatal)
+        for frontier in report.frontier:
+            self._add(frontier)
+        touched: dict[tuple[int, ...], _Node] = {}
+        if unit.branches:
+            node = tree[unit.prefix]
+            node.busy -= 1
+            touched[unit.prefix] = node
+        for claim in report.claims:
+            path = unit.prefix[: claim.pos]
+            node = tree[path]
+            if claim.every:
+                new = [t for t in claim.tasks if t not in node.claimed]
+            elif any(t in node.claimed for t in claim.tasks):
+                new = []
+            else:
+                new = [claim.tasks[0]]
+            node.claimed.update(new)
+            if new:
+                node.parked.extend(new)
+                touched[path] = node
+        for path, node in touched.items():
+            if node.parked and not node.busy:
+                tasks, node.parked = node.parked, []
+                self._add(
+                    DporUnit(
+                        prefix=path,
+                        done_before=node.done_before,
+                        branches=tuple(sorted(tasks)),
+                        root_done=tuple(
+                            sorted(t for t, fatal in node.final.items() if not fatal)
+                        ),
+                    )
+                )
+        self._check_stop(result)
+
+    def _check_stop(self, result: ExplorationResult) -> None:
+        config = self.config
+        reason = result.exit_reason
+        if reason is not ExitReason.EXHAUSTED:
+            self._stop = reason
+        elif config.stop_on_first and self.result.counterexamples:
+            self._stop = ExitReason.FOUND
+        elif (
+            config.max_executions is not None
+            and self.result.executions >= config.max_executions
+            and self.processed + 1 < len(self.units)
+        ):
+            self._stop = ExitReason.MAX_EXECUTIONS
+        elif (
+            config.time_budget_s is not None
+            and time.monotonic() - self._start >= config.time_budget_s
+            and self.processed + 1 < len(self.units)
+        ):
+            self._stop = ExitReason.TIME_BUDGET
+
+    def finish(
+        self, program: Program, *, shrinker: Shrinker | None = None
+    ) -> ExplorationResult:
+        """Return the merged result, its counterexamples shrunk as configured."""
+        merged = self.result
+        config = self.config
+        if self._stop is not None:
+            merged.exit_reason = self._stop
+        merged.seconds = time.monotonic() - self._start
+        if config.shrink and shrinker is None:
+            from hmmsim.engine.shrink import shrink  # noqa: PLC0415 - import cycle
+
+            shrinker = shrink
+        if not config.shrink:
+            shrinker = None
+        examples = []
+        for example in merged.counterexamples:
+            if example.kind == "lock-order" or (
+                shrinker is None and not config.check_determinism
+            ):
+                examples.append(example)
+                continue
+            found = replay(program, example.schedule, max_steps=config.max_steps)
+            examples.append(
+                _counterexample(
+                    program,
+                    config,
+                    example.kind,
+                    found,
+                    number=example.execution,
+                    shrinker=shrinker,
+                )
+            )
+        merged.counterexamples = examples
+        return merged
+
+
+def explore_split(
+    program: Program,
+    config: ExploreConfig,
+    *,
+    slice_executions: int | None = SLICE_EXECUTIONS,
+    shrinker: Shrinker | None = None,
+) -> ExplorationResult:
+    """Explore ``program`` with DPOR units, one after the other, in this process.
+
+    The result is the one every parallel backend gives for the same
+    ``slice_executions``.
+    """
+    coordinator = DporCoordinator(config, slice_executions=slice_executions)
+    while not coordinator.done:
+        for index, unit, graph in coordinator.take():
+            report = explore_dpor_unit(
+                program,
+                unit,
+                config,
+                lockdep=copy_graph(graph),
+                slice_executions=slice_executions,
+            )
+            coordinator.accept(index, report)
+    return coordinator.finish(program, shrinker=shrinker)

@@ -175,6 +175,7 @@ def explore(
     strategy: Strategy | None = None,
     shrinker: Shrinker | None = None,
     on_progress: Callable[[ExplorationResult], None] | None = None,
+    lockdep: LockGraph | None = None,
 ) -> ExplorationResult:
     """Explore ``program`` under ``config`` and return what was found.
 
@@ -185,6 +186,8 @@ def explore(
         shrinker: shrink counterexample schedules (``None``: the default
             shrinker when ``config.shrink`` is set).
         on_progress: called after every execution (for progress bars).
+        lockdep: the lock-order graph to start from (default: an empty one);
+            it is updated in place.
     """
     config = config or ExploreConfig()
     strategy = strategy or make_strategy(config)
@@ -198,6 +201,7 @@ def explore(
         result=result,
         deadline=deadline,
         on_progress=on_progress,
+        lockdep=LockGraph() if lockdep is None else lockdep,
     )
     try:
         with (

@@ -89,6 +89,7 @@ Invariants (checked with ``assert``):
 from __future__ import annotations
 
 from bisect import bisect_right
+from dataclasses import dataclass
 
 from hmmsim.engine.clock import VectorClock
 from hmmsim.engine.execution import ABANDON, Execution, ExecutionResult
@@ -96,7 +97,7 @@ from hmmsim.engine.ops import LOCAL, Op, OpKind, dependent
 from hmmsim.engine.strategies.base import NONDETERMINISTIC, bounded_options
 from hmmsim.errors import ModelError
 
-__all__ = ["DporStrategy"]
+__all__ = ["Claim", "DporStrategy", "DporUnit", "NodeInfo"]
 
 _BUG = "[hmmsim internal bug]"
 
@@ -106,6 +107,8 @@ class _Node:
 
     Attributes:
         index: step index of the state.
+        pos: position of the node among the choice points (its path is the
+            choices before it).
         enabled: the enabled task ids there.
         allowed: the ids the preemption bound allows, or None if all.
         backtrack: tasks to explore from here (the chosen one included).
@@ -125,6 +128,7 @@ class _Node:
         "enabled",
         "fatal",
         "index",
+        "pos",
         "sleep",
     )
 
@@ -132,6 +136,7 @@ class _Node:
         self,
         *,
         index: int,
+        pos: int,
         enabled: list[int],
         allowed: tuple[int, ...] | None,
         sleep: dict[int, Op],
@@ -139,6 +144,7 @@ class _Node:
         chosen_op: Op | None,
     ) -> None:
         self.index = index
+        self.pos = pos  # position in the stack of choice points
         self.enabled = enabled
         self.allowed = allowed
         self.backtrack = {chosen}
@@ -167,14 +173,21 @@ class _Node:
 
 
 class _DataNode:
-    """A data choice point, nested in step ``step`` (-1: before the first step)."""
+    """A data choice point, nested in step ``step`` (-1: before the first step).
 
-    __slots__ = ("bound", "step", "value")
+    Values ``value`` .. ``stop - 1`` are explored (``stop`` is ``bound``
+    unless a work unit owns only part of the range).
+    """
 
-    def __init__(self, *, step: int, bound: int) -> None:
+    __slots__ = ("bound", "step", "stop", "value")
+
+    def __init__(
+        self, *, step: int, bound: int, value: int = 0, stop: int = -1
+    ) -> None:
         self.step = step
         self.bound = bound
-        self.value = 0
+        self.value = value
+        self.stop = bound if stop < 0 else stop
 
 
 class _Accesses:
@@ -232,6 +245,68 @@ def _objects_of(op: Op) -> tuple[int, ...]:
     return () if op.oid == LOCAL else (op.oid,)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DporUnit:
+    """One part of a DPOR exploration (see :mod:`hmmsim.engine.partition`).
+
+    The unit replays ``prefix`` and explores, below it, either the whole tree
+    (empty prefix, no root), the tasks ``branches`` at the state the prefix
+    leads to (a *task root*), or the values ``values`` of the data choice the
+    prefix leads to (a *data root*).  The choice points of the prefix, and a
+    task root, belong to the coordinator: races that reverse there become
+    :class:`Claim` s instead of backtrack points.
+
+    Attributes:
+        prefix: the encoded choices before the root.
+        done_before: for each task choice of the prefix, the tasks explored
+            there before the chosen one whose step was not fatal (they go to
+            sleep beneath it).
+        branches: task root: the tasks to explore, in order.
+        root_done: task root: the tasks explored at the root elsewhere, not
+            fatal (they sleep beneath every branch).
+        values: data root: the range ``[low, high)`` of values to explore.
+    """
+
+    prefix: tuple[int, ...] = ()
+    done_before: tuple[tuple[int, ...], ...] = ()
+    branches: tuple[int, ...] = ()
+    root_done: tuple[int, ...] = ()
+    values: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A race reversed at a choice point the coordinator owns.
+
+    ``every``: explore every task of ``tasks`` there (none of the usable
+    initials is enabled); else one of them, unless one already is.
+    ``pos`` is the node's position: its path is the unit's first ``pos``
+    choices.
+    """
+
+    pos: int
+    tasks: tuple[int, ...]
+    every: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeInfo:
+    """A task choice point a sliced unit hands over to the coordinator.
+
+    Attributes:
+        path: the encoded choices before it.
+        done_before: as in :class:`DporUnit`, for the task choices of ``path``.
+        claimed: every task explored, being explored or to be explored there.
+        final: task -> whether its step from here was fatal, for the tasks
+            whose every step from here has run.
+    """
+
+    path: tuple[int, ...]
+    done_before: tuple[tuple[int, ...], ...]
+    claimed: tuple[int, ...]
+    final: tuple[tuple[int, bool], ...]
+
+
 class DporStrategy:
     """Stateless DPOR with sleep sets and source sets (see the module docstring).
 
@@ -244,11 +319,42 @@ class DporStrategy:
     name = "dpor"
     exhaustive = True
 
-    def __init__(self, *, preemption_bound: int | None = None) -> None:
-        """Start before the first execution."""
+    def __init__(
+        self,
+        *,
+        preemption_bound: int | None = None,
+        unit: DporUnit | None = None,
+        slice_executions: int | None = None,
+    ) -> None:
+        """Start before the first execution.
+
+        Args:
+            preemption_bound: bound on preemptions, or None.
+            unit: explore only this part of the tree (default: all of it).
+            slice_executions: after this many executions, stop and hand the
+                rest of the unit's work over as new units (``frontier``).
+        """
         self.preemption_bound = preemption_bound
         self.complete = True
         self.redundant = 0
+        self._unit = unit or DporUnit()
+        unit = self._unit
+        self._slice = slice_executions
+        self._executions = 0
+        # Choice points before _base replay the unit's prefix and are never
+        # backtracked; task nodes before _shared belong to the coordinator.
+        self._base = len(unit.prefix)
+        tasks_in_prefix = sum(1 for c in unit.prefix if not c & 1)
+        self._task_root = bool(unit.branches)
+        self._shared = tasks_in_prefix + (1 if self._task_root else 0)
+        #: What the unit hands back: claims at coordinator nodes, final
+        #: statuses (pos, task, fatal) of tasks there, and, when sliced, the
+        #: nodes it owned and the units of its remaining work.
+        self.claims: list[Claim] = []
+        self._claimed: set[Claim] = set()
+        self.statuses: list[tuple[int, int, bool]] = []
+        self.nodes: list[NodeInfo] = []
+        self.frontier: list[DporUnit] = []
         # The choice points of the current execution, in choice order.
         self._stack: list[_Node | _DataNode] = []
         # The task nodes of the stack: _nodes[i] is the state before step i.
@@ -281,6 +387,9 @@ class DporStrategy:
         if self._started:
             if not self._next_branch():
                 return False
+            if self._slice is not None and self._executions >= self._slice:
+                self._split()
+                return False
             self._rollback(self._fresh_from - 1)
         self._started = True
         self._pos = 0
@@ -302,6 +411,8 @@ class DporStrategy:
                 self._blocked_races(execution, enabled)
         pos = self._pos
         stack = self._stack
+        if pos == len(stack) and pos <= self._base:
+            return self._open_unit(execution, enabled, n)
         if pos < len(stack):
             node = stack[pos]
             if not isinstance(node, _Node) or node.enabled != enabled:
@@ -332,7 +443,27 @@ class DporStrategy:
                     f"{label} in range({bound}) where it made {_describe(node)}"
                 )
             return node.value
-        stack.append(_DataNode(step=len(execution.step_tasks) - 1, bound=bound))
+        step = len(execution.step_tasks) - 1
+        if pos < self._base:
+            value = self._prefix_value(pos, data=True)
+            if value >= bound:
+                raise InternalError(
+                    f"dpor unit prefix diverged at choice {pos}: value {value} "
+                    f"for {label} in range({bound})"
+                )
+            stack.append(_DataNode(step=step, bound=bound, value=value, stop=value + 1))
+            return value
+        values = self._unit.values
+        if pos == self._base and self._task_root:
+            raise InternalError(
+                f"dpor unit prefix diverged at choice {pos}: the program asks for "
+                f"{label} where the unit expects a task choice"
+            )
+        if pos == self._base and values is not None:
+            low, high = values
+            stack.append(_DataNode(step=step, bound=bound, value=low, stop=high))
+            return low
+        stack.append(_DataNode(step=step, bound=bound))
         return 0
 
     def end_execution(self, result: ExecutionResult) -> None:
@@ -348,7 +479,10 @@ class DporStrategy:
             )
             self._advance(execution, n)
             if fatal:
-                self._nodes[n - 1].fatal.add(execution.step_tasks[n - 1])
+                node = self._nodes[n - 1]
+                node.fatal.add(execution.step_tasks[n - 1])
+                if node.pos < self._base:
+                    self.statuses.append((node.pos, node.chosen, True))
                 self._fatal_races(execution, n - 1)
             skip = execution.step_tasks[n - 1] if fatal else -1
             for p, task in enumerate(execution.tasks):
@@ -359,6 +493,7 @@ class DporStrategy:
             f"{len(self._stack)} known choices"
         )
         self._execution = None
+        self._executions += 1
 
     # -- choice points --------------------------------------------------------
 
@@ -381,6 +516,7 @@ class DporStrategy:
         chosen = prev if prev in available else available[0]
         node = _Node(
             index=n,
+            pos=len(self._stack),
             enabled=enabled.copy(),
             allowed=tuple(allowed) if cut else None,
             sleep=sleep,
@@ -392,13 +528,70 @@ class DporStrategy:
         self._pos += 1
         return chosen
 
+    def _prefix_value(self, pos: int, *, data: bool) -> int:
+        choice = self._unit.prefix[pos]
+        if bool(choice & 1) != data:
+            kind = "a data choice" if data else "a task choice"
+            raise InternalError(
+                f"dpor unit prefix diverged at choice {pos}: the program makes "
+                f"{kind} where the prefix has {choice}"
+            )
+        return choice >> 1
+
+    def _open_unit(self, execution: Execution, enabled: list[int], n: int) -> int:
+        """Open a choice point of the unit's prefix, or its task root."""
+        pos = self._pos
+        unit = self._unit
+        if pos < self._base:
+            chosen = self._prefix_value(pos, data=False)
+            backtrack: tuple[int, ...] = (chosen,)
+            done = unit.done_before[n] if n < len(unit.done_before) else ()
+        elif self._task_root:
+            backtrack = unit.branches
+            done = unit.root_done
+            chosen = min(backtrack)
+        elif unit.values is None:
+            return self._open(execution, enabled, n)
+        else:
+            raise InternalError(
+                f"dpor unit prefix diverged at choice {pos}: the program offers "
+                f"tasks {enabled} where the unit expects a data choice"
+            )
+        sleep = self._nodes[n - 1].child_sleep() if n else {}
+        if chosen not in enabled or chosen in sleep:
+            raise InternalError(
+                f"dpor unit prefix diverged at choice {pos}: task {chosen} is not "
+                f"available among {enabled}"
+            )
+        allowed, cut = bounded_options(execution, enabled, self.preemption_bound)
+        tasks = execution.tasks
+        node = _Node(
+            index=n,
+            pos=pos,
+            enabled=enabled.copy(),
+            allowed=tuple(allowed) if cut else None,
+            sleep=sleep,
+            chosen=chosen,
+            chosen_op=tasks[chosen].pending,
+        )
+        node.backtrack = set(backtrack)
+        for t in done:
+            op = tasks[t].pending
+            assert op is not None, f"{_BUG} dpor unit: task {t} done but not pending"
+            node.done[t] = op
+        self._stack.append(node)
+        self._nodes.append(node)
+        self._pos = pos + 1
+        return chosen
+
     def _next_branch(self) -> bool:
         stack = self._stack
         nodes = self._nodes
-        while stack:
+        base = self._base
+        while len(stack) > base:
             top = stack[-1]
             if isinstance(top, _DataNode):
-                if top.value + 1 < top.bound:
+                if top.value + 1 < top.stop:
                     top.value += 1
                     self._fresh_from = top.step + 1
                     break
@@ -415,6 +608,12 @@ class DporStrategy:
                 top.chosen_op = None
                 self._fresh_from = top.index + 1
                 break
+            if top.pos == base and self._task_root:
+                self.statuses.extend(
+                    (base, t, t in top.fatal)
+                    for t in sorted(top.done)
+                    if t not in self._unit.root_done
+                )
             stack.pop()
             nodes.pop()
         else:
@@ -696,20 +895,112 @@ class DporStrategy:
         """Make ``node`` explore one of ``initials`` (or, if none is enabled, all)."""
         enabled = node.enabled
         usable = [t for t in initials if t in enabled]
+        shared = node.index < self._shared
+        allowed = node.allowed
         if not usable:
             # FG05: the race needs a task that is blocked here to go first.
+            if shared:
+                missing = [t for t in enabled if not node.covers(t)]
+                tasks = [t for t in missing if allowed is None or t in allowed]
+                if len(tasks) < len(missing):
+                    self.complete = False
+                if tasks:
+                    self._claim(Claim(node.pos, tuple(tasks), True))
+                return
             for t in enabled:
                 if not node.covers(t):
                     self._add_backtrack(node, t)
             return
         if any(node.covers(t) for t in usable):
             return
-        allowed = node.allowed
+        if shared:
+            tasks = [t for t in usable if allowed is None or t in allowed]
+            if tasks:
+                self._claim(Claim(node.pos, tuple(tasks), False))
+            else:
+                self.complete = False
+            return
         for t in usable:
             if allowed is None or t in allowed:
                 node.backtrack.add(t)
                 return
         self.complete = False
+
+    def _claim(self, claim: Claim) -> None:
+        if claim not in self._claimed:
+            self._claimed.add(claim)
+            self.claims.append(claim)
+
+    # -- slicing --------------------------------------------------------------
+
+    def _split(self) -> None:
+        """Hand the rest of the unit over as nodes and units (the stack is left)."""
+        stack = self._stack
+        top = len(stack) - 1
+        base = self._base
+        unit = self._unit
+        path: list[int] = []
+        chain: list[tuple[int, ...]] = []
+        for i, entry in enumerate(stack):
+            fresh = i == top
+            if isinstance(entry, _DataNode):
+                low = entry.value if fresh else entry.value + 1
+                if i >= base and low < entry.stop:
+                    self.frontier.append(
+                        DporUnit(
+                            prefix=tuple(path),
+                            done_before=tuple(chain),
+                            values=(low, entry.stop),
+                        )
+                    )
+                path.append(entry.value << 1 | 1)
+                continue
+            fatal = entry.fatal
+            if i < base:
+                before = (
+                    unit.done_before[len(chain)]
+                    if len(chain) < len(unit.done_before)
+                    else ()
+                )
+            else:
+                final = {t: t in fatal for t in entry.done}
+                # The step of an explored task is final unless it made data
+                # choices whose other values are still to be explored.
+                if not fresh and not (
+                    i + 1 < len(stack) and isinstance(stack[i + 1], _DataNode)
+                ):
+                    final[entry.chosen] = entry.chosen in fatal
+                claimed = set(entry.backtrack) | set(entry.done)
+                self.nodes.append(
+                    NodeInfo(
+                        path=tuple(path),
+                        done_before=tuple(chain),
+                        claimed=tuple(sorted(claimed)),
+                        final=tuple(sorted(final.items())),
+                    )
+                )
+                remaining = sorted(
+                    t
+                    for t in entry.backtrack
+                    if t not in entry.done
+                    and t not in entry.sleep
+                    and (fresh or t != entry.chosen)
+                )
+                before = tuple(sorted(t for t in entry.done if t not in fatal))
+                if remaining:
+                    asleep = tuple(
+                        sorted(t for t, is_fatal in final.items() if not is_fatal)
+                    )
+                    self.frontier.append(
+                        DporUnit(
+                            prefix=tuple(path),
+                            done_before=tuple(chain),
+                            branches=tuple(remaining),
+                            root_done=asleep,
+                        )
+                    )
+            chain.append(before)
+            path.append(entry.chosen << 1)
 
     def _add_backtrack(self, node: _Node, t: int) -> None:
         if node.allowed is not None and t not in node.allowed:
