@@ -293,7 +293,7 @@ class DporCoordinator:
 
     Use: :meth:`take` the units created so far, explore each anywhere with
     :func:`explore_dpor_unit` (on a copy of the graph given with it), hand
-    each report to :meth:`accept` in any order, until :attr:`done`; then
+    each report to :meth:`accept` in any order, until :meth:`is_done`; then
     :meth:`finish`.
 
     Attributes:
@@ -327,8 +327,7 @@ class DporCoordinator:
         )
         self._add(DporUnit())
 
-    @property
-    def done(self) -> bool:
+    def is_done(self) -> bool:
         """Whether the exploration is over (every report processed, or a stop)."""
         return self._stop is not None or self.processed == len(self.units)
 
@@ -501,7 +500,7 @@ def explore_split(
     ``slice_executions``.
     """
     coordinator = DporCoordinator(config, slice_executions=slice_executions)
-    while not coordinator.done:
+    while not coordinator.is_done():
         for index, unit, graph in coordinator.take():
             report = explore_dpor_unit(
                 program,

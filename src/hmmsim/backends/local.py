@@ -1,0 +1,209 @@
+"""Backends on this machine: this process, or forked worker processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from collections.abc import Sequence
+from multiprocessing.connection import Connection, wait
+from typing import Any, Final
+
+from hmmsim.backends.base import Job, Task, run_task
+from hmmsim.engine import Program
+from hmmsim.engine.partition import copy_graph
+from hmmsim.errors import InternalError
+
+__all__ = ["InlineBackend", "ProcessBackend"]
+
+#: A unit whose worker dies is run again, at most this many times.
+RETRIES: Final = 2
+
+
+class InlineBackend:
+    """Run each task in this process when it is awaited (``--jobs 1``)."""
+
+    capacity = 1
+
+    def __init__(self) -> None:
+        """Start with no job."""
+        self._jobs: Sequence[Job] = ()
+        self._programs: dict[int, Program] = {}
+        self._pending: list[Task] = []
+
+    def start(self, jobs: Sequence[Job]) -> None:
+        """Remember the jobs."""
+        self._jobs = jobs
+
+    def submit(self, task: Task) -> None:
+        """Queue ``task``; it runs in :meth:`wait`."""
+        self._pending.append(task)
+
+    def wait(self) -> tuple[Task, object]:
+        """Run the oldest queued task and return its result."""
+        task = self._pending.pop(0)
+        return task, _run(self._jobs, self._programs, task)
+
+    def close(self) -> None:
+        """Nothing to stop."""
+        self._pending.clear()
+
+
+def _run(jobs: Sequence[Job], programs: dict[int, Program], task: Task) -> object:
+    job = jobs[task.job]
+    program = programs.get(task.job)
+    if program is None:
+        program = programs[task.job] = job.program()
+    if task.lockdep is not None:
+        # The coordinator keeps the graph a unit starts from.
+        task = Task(
+            job=task.job,
+            index=task.index,
+            unit=task.unit,
+            lockdep=copy_graph(task.lockdep),
+        )
+    return run_task(program, job.config, task)
+
+
+def _worker(jobs: Sequence[Job], conn: Connection) -> None:  # pragma: no cover
+    # Runs in a forked worker: covered through InlineBackend's _run.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    programs: dict[int, Program] = {}
+    try:
+        while True:
+            task = conn.recv()
+            if task is None:
+                return
+            try:
+                result: object = ("ok", _run(jobs, programs, task))
+            except Exception as exc:
+                result = ("error", _portable(exc))
+            conn.send(result)
+    except (EOFError, KeyboardInterrupt):
+        return
+    finally:
+        conn.close()
+
+
+def _portable(exc: BaseException) -> BaseException:
+    import pickle  # noqa: PLC0415 - only on errors
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return InternalError(f"in a worker: {type(exc).__name__}: {exc}")
+    return exc
+
+
+class _Worker:
+    __slots__ = ("conn", "process", "task")
+
+    def __init__(self, process: Any, conn: Connection) -> None:
+        self.process = process
+        self.conn = conn
+        self.task: Task | None = None
+
+
+class ProcessBackend:
+    """``workers`` forked processes; each runs one task at a time.
+
+    Idle workers get the next task as soon as they finish one (dynamic load
+    balancing).  A worker that dies (killed, out of memory) is replaced and
+    its task runs again on the new one, at most :data:`RETRIES` times.
+    Workers ignore SIGINT: the parent stops them.
+    """
+
+    def __init__(self, workers: int) -> None:
+        """Prepare ``workers`` processes (forked by :meth:`start`)."""
+        if workers < 1:
+            raise InternalError(f"a process backend needs workers, not {workers}")
+        self.capacity = workers
+        self._jobs: Sequence[Job] = ()
+        self._workers: list[_Worker] = []
+        self._context = multiprocessing.get_context("fork")
+        self._retries: dict[tuple[int, int], int] = {}
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the workers (for tests that kill one)."""
+        return [w.process.pid for w in self._workers]
+
+    def start(self, jobs: Sequence[Job]) -> None:
+        """Fork the workers (they inherit the jobs)."""
+        self._jobs = jobs
+        for _ in range(self.capacity):
+            self._workers.append(self._spawn())
+
+    def _spawn(self) -> _Worker:
+        parent, child = self._context.Pipe()
+        process = self._context.Process(
+            target=_worker, args=(self._jobs, child), daemon=True
+        )
+        process.start()
+        child.close()
+        return _Worker(process, parent)
+
+    def submit(self, task: Task) -> None:
+        """Send ``task`` to an idle worker."""
+        worker = next((w for w in self._workers if w.task is None), None)
+        if worker is None:
+            raise InternalError("task submitted while every worker is busy")
+        worker.task = task
+        worker.conn.send(task)
+
+    def wait(self) -> tuple[Task, object]:
+        """Return the next finished task; rerun the task of a dead worker."""
+        while True:
+            busy = [w for w in self._workers if w.task is not None]
+            if not busy:
+                raise InternalError("waiting with no task submitted")
+            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+            for worker in busy:
+                task = worker.task
+                assert task is not None
+                if worker.conn in ready:
+                    try:
+                        status, payload = worker.conn.recv()
+                    except EOFError:
+                        self._replace(worker)
+                        continue
+                    worker.task = None
+                    if status == "error":
+                        raise payload
+                    return task, payload
+                if worker.process.sentinel in ready:
+                    self._replace(worker)
+
+    def _replace(self, worker: _Worker) -> None:
+        task = worker.task
+        assert task is not None
+        worker.conn.close()
+        worker.process.join()
+        tries = self._retries.get(task.key, 0) + 1
+        self._retries[task.key] = tries
+        if tries > RETRIES:
+            raise InternalError(
+                f"worker process died {tries} times running unit {task.index} of "
+                f"job {task.job} (exit code {worker.process.exitcode})"
+            )
+        replacement = self._spawn()
+        self._workers[self._workers.index(worker)] = replacement
+        replacement.task = task
+        replacement.conn.send(task)
+
+    def close(self) -> None:
+        """Stop the workers (finish idle ones, terminate busy ones)."""
+        for worker in self._workers:
+            try:
+                if worker.task is None:
+                    worker.conn.send(None)
+                else:
+                    worker.process.terminate()
+            except (BrokenPipeError, OSError):
+                pass
+        for worker in self._workers:
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():  # pragma: no cover - a stuck worker
+                worker.process.kill()
+                worker.process.join()
+            worker.conn.close()
+        self._workers = []
