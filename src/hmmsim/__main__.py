@@ -4,4 +4,5 @@ from __future__ import annotations
 
 from hmmsim.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # Dask's spawned workers import this module
+    raise SystemExit(main())

@@ -275,8 +275,16 @@ def _parser() -> _Parser:
         "-j",
         type=int,
         metavar="N",
-        help="explore up to N scenario variants at once, in worker processes "
-        "(default: one per CPU; 1: in this process)",
+        help="split each DPOR exploration into work units and run them, and "
+        "the other scenario variants, on N worker processes (1: in this "
+        "process; the results are the same for every N). Default: one "
+        "variant per CPU, each explored whole",
+    )
+    check.add_argument(
+        "--cluster",
+        metavar="ADDRESS|local:N",
+        help="run the work units on a Dask cluster (scheduler ADDRESS, or a "
+        "local cluster of N processes); needs pip install 'hmmsim[cluster]'",
     )
 
     rep = sub.add_parser("replay", help="replay a token or a JSON report")
@@ -559,10 +567,22 @@ def _explore_all(
     store = store_from(
         getattr(args, "store", None), disabled=getattr(args, "no_store", False)
     )
+    cluster: str | None = getattr(args, "cluster", None)
+    if getattr(args, "jobs", None) is not None or cluster is not None:
+        from hmmsim.parallel import explore_split  # noqa: PLC0415 - start-up time
+
+        jobs: int = args.jobs or 1
+
+        def explore(todo: Sequence[Unit]) -> tuple[list[ScenarioRun], bool]:
+            return explore_split(todo, progress, workers=jobs, cluster=cluster)
+
+    else:
+
+        def explore(todo: Sequence[Unit]) -> tuple[list[ScenarioRun], bool]:
+            return explore_units(todo, progress, workers=workers)
+
     with progress.running(), _model_output_to_stderr(args):
-        return explore_with_store(
-            store, units, lambda todo: explore_units(todo, progress, workers=workers)
-        )
+        return explore_with_store(store, units, explore)
 
 
 def _report_meta(args: argparse.Namespace) -> dict[str, str]:

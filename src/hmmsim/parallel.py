@@ -53,7 +53,7 @@ from multiprocessing.connection import Connection, wait
 from types import FrameType
 from typing import Any, Final, Protocol
 
-from hmmsim.engine import ExitReason, ExplorationResult, Trace
+from hmmsim.engine import ExitReason, ExplorationResult, Trace, replay
 from hmmsim.errors import InternalError
 from hmmsim.runs import ScenarioRun
 from hmmsim.service import Unit, error_run, run_unit
@@ -64,6 +64,7 @@ __all__ = [
     "UnitEvents",
     "available_cpus",
     "can_fork",
+    "explore_split",
     "explore_units",
 ]
 
@@ -417,3 +418,73 @@ def _collect(
                 if processes[number].is_alive() and number not in terminated:
                     terminated.add(number)
                     processes[number].kill()
+
+
+# -- DPOR work units on a backend (hmmsim.backends) ----------------------------
+
+
+class _JobEvents:
+    """Adapts the backends' job events to the caller's unit events."""
+
+    def __init__(self, units: Sequence[Unit], events: UnitEvents) -> None:
+        self.units = units
+        self.events = events
+        self.runs: dict[int, ScenarioRun] = {}
+
+    def started(self, index: int) -> None:
+        self.events.started(index, self.units[index])
+
+    def progressed(self, index: int, executions: int) -> None:
+        self.events.progressed(index, executions)
+
+    def finished(self, index: int, result: ExplorationResult) -> None:
+        unit = self.units[index]
+        program = unit.scenario.program(unit.variant)
+        config = unit.config
+        traces = tuple(
+            replay(
+                program,
+                cx.schedule,
+                capture=True,
+                capture_locations=config.capture_locations,
+                max_steps=max(config.max_steps, len(cx.schedule.tasks)),
+            ).trace
+            for cx in result.counterexamples
+        )
+        done = _scenario_run(unit, result, traces)
+        self.runs[index] = done
+        self.events.finished(index, done)
+
+
+def explore_split(
+    units: Sequence[Unit],
+    events: UnitEvents,
+    *,
+    workers: int,
+    cluster: str | None = None,
+) -> tuple[list[ScenarioRun], bool]:
+    """Explore ``units``, each DPOR exploration split into work units.
+
+    The work units of every scenario variant share ``workers`` processes
+    (``--jobs``), or the Dask cluster ``cluster`` (``--cluster``); the
+    results are the same for every number of workers and every backend
+    (:mod:`hmmsim.engine.partition`).  Other strategies run as one task each.
+
+    Returns:
+        The runs in unit order (units not started after an interrupt are
+        left out), and whether the run was interrupted.
+
+    Raises:
+        ConfigError: a bad ``--cluster`` value, or its extra is missing.
+        Whatever exploring a unit raised.
+    """
+    from hmmsim.backends import Job, make_backend, run_jobs  # noqa: PLC0415
+
+    backend = make_backend(workers=workers, cluster=cluster)
+    jobs = [
+        Job(scenario=u.scenario, variant=u.variant, config=u.config, file=u.file)
+        for u in units
+    ]
+    adapter = _JobEvents(units, events)
+    _, interrupted = run_jobs(jobs, backend, adapter)
+    return [adapter.runs[i] for i in sorted(adapter.runs)], interrupted

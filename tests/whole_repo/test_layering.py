@@ -60,6 +60,11 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
     ),
     # Imports user model files by path; the CLI and the api facade use it.
     "loader": frozenset({"scenarios", "errors", "loader"}),
+    # Where DPOR work units run (this process, forked workers, Dask); parallel
+    # calls it.  Dask is imported only inside it, and only with hmmsim[cluster].
+    "backends": frozenset(
+        {"engine", "scenarios", "loader", "config", "errors", "backends"}
+    ),
 }
 
 # The model and the engine stay dependency-free (style.md): these layers may

@@ -272,7 +272,7 @@ def _merge_graph(into: LockGraph, other: LockGraph) -> None:
 class _Node:
     """A choice point the coordinator owns."""
 
-    __slots__ = ("busy", "claimed", "done_before", "final", "parked")
+    __slots__ = ("busy", "claimed", "done_before", "final", "open", "parked")
 
     def __init__(self, done_before: tuple[tuple[int, ...], ...]) -> None:
         self.done_before = done_before
@@ -282,6 +282,13 @@ class _Node:
         # them, so that they can sleep on the branches those units explore.
         self.busy = 0
         self.parked: list[int] = []
+        # task -> units not processed yet that explore other values of the
+        # data choices of its step from here (its status is not final).
+        self.open: dict[int, int] = {}
+
+    def ready(self) -> bool:
+        """Whether parked tasks can go: every other claimed task's status is final."""
+        return bool(self.parked) and not self.busy and not self.open
 
     def status(self, task: int, fatal: bool) -> None:
         if fatal or task not in self.final:
@@ -363,6 +370,10 @@ class DporCoordinator:
             node = self._node(unit.prefix, unit.done_before)
             node.claimed.update(unit.branches)
             node.busy += 1
+        step = _step_of(unit)
+        if step is not None:
+            node = self._tree[step[0]]
+            node.open[step[1]] = node.open.get(step[1], 0) + 1
 
     def _node(
         self, path: tuple[int, ...], done_before: tuple[tuple[int, ...], ...]
@@ -384,8 +395,7 @@ class DporCoordinator:
             merged.outcomes[key] = merged.outcomes.get(key, 0) + count
 
     def _process(self, unit: DporUnit, report: UnitReport) -> None:
-        result = report.result
-        self._merge_result(result)
+        self._merge_result(report.result)
         _merge_graph(self._lockdep, report.lockdep)
         tree = self._tree
         for pos, task, fatal in report.statuses:
@@ -395,28 +405,12 @@ class DporCoordinator:
             node.claimed.update(info.claimed)
             for task, fatal in info.final:
                 node.status(task, fatal)
-        for frontier in report.frontier:
-            self._add(frontier)
         touched: dict[tuple[int, ...], _Node] = {}
-        if unit.branches:
-            node = tree[unit.prefix]
-            node.busy -= 1
-            touched[unit.prefix] = node
-        for claim in report.claims:
-            path = unit.prefix[: claim.pos]
-            node = tree[path]
-            if claim.every:
-                new = [t for t in claim.tasks if t not in node.claimed]
-            elif any(t in node.claimed for t in claim.tasks):
-                new = []
-            else:
-                new = [claim.tasks[0]]
-            node.claimed.update(new)
-            if new:
-                node.parked.extend(new)
-                touched[path] = node
+        self._take_frontier(report, touched)
+        self._close(unit, touched)
+        self._take_claims(unit, report, touched)
         for path, node in touched.items():
-            if node.parked and not node.busy:
+            if node.ready():
                 tasks, node.parked = node.parked, []
                 self._add(
                     DporUnit(
@@ -428,7 +422,60 @@ class DporCoordinator:
                         ),
                     )
                 )
-        self._check_stop(result)
+        self._check_stop(report.result)
+
+    def _take_frontier(
+        self, report: UnitReport, touched: dict[tuple[int, ...], _Node]
+    ) -> None:
+        for frontier in report.frontier:
+            if frontier.values is not None:
+                self._add(frontier)
+        for frontier in report.frontier:
+            if frontier.values is None:
+                node = self._tree[frontier.prefix]
+                if node.open:
+                    # Park: the branches sleep on the chosen task once its
+                    # status is final.
+                    node.parked.extend(frontier.branches)
+                    touched[frontier.prefix] = node
+                else:
+                    self._add(frontier)
+
+    def _close(self, unit: DporUnit, touched: dict[tuple[int, ...], _Node]) -> None:
+        """Count the processed unit out of the nodes that wait for it."""
+        if unit.branches:
+            node = self._tree[unit.prefix]
+            node.busy -= 1
+            touched[unit.prefix] = node
+        step = _step_of(unit)
+        if step is not None:
+            path, task = step
+            node = self._tree[path]
+            node.open[task] -= 1
+            if not node.open[task]:
+                del node.open[task]
+                node.status(task, False)
+            touched[path] = node
+
+    def _take_claims(
+        self,
+        unit: DporUnit,
+        report: UnitReport,
+        touched: dict[tuple[int, ...], _Node],
+    ) -> None:
+        for claim in report.claims:
+            path = unit.prefix[: claim.pos]
+            node = self._tree[path]
+            if claim.every:
+                new = [t for t in claim.tasks if t not in node.claimed]
+            elif any(t in node.claimed for t in claim.tasks):
+                new = []
+            else:
+                new = [claim.tasks[0]]
+            node.claimed.update(new)
+            if new:
+                node.parked.extend(new)
+                touched[path] = node
 
     def _check_stop(self, result: ExplorationResult) -> None:
         config = self.config
@@ -485,6 +532,17 @@ class DporCoordinator:
             )
         merged.counterexamples = examples
         return merged
+
+
+def _step_of(unit: DporUnit) -> tuple[tuple[int, ...], int] | None:
+    """Return (path, task) of the step whose data choice a data root is in."""
+    if unit.values is None:
+        return None
+    prefix = unit.prefix
+    for k in range(len(prefix) - 1, -1, -1):
+        if not prefix[k] & 1:
+            return prefix[:k], prefix[k] >> 1
+    return None
 
 
 def explore_split(

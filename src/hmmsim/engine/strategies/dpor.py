@@ -933,6 +933,17 @@ class DporStrategy:
 
     # -- slicing --------------------------------------------------------------
 
+    def _open_values(self, i: int, top: int) -> bool:
+        """Return whether the step chosen at stack entry ``i`` has values left."""
+        stack = self._stack
+        for j in range(i + 1, len(stack)):
+            entry = stack[j]
+            if not isinstance(entry, _DataNode):
+                return False
+            if j == top or entry.value + 1 < entry.stop:
+                return True
+        return False
+
     def _split(self) -> None:
         """Hand the rest of the unit over as nodes and units (the stack is left)."""
         stack = self._stack
@@ -964,10 +975,11 @@ class DporStrategy:
                 )
             else:
                 final = {t: t in fatal for t in entry.done}
-                # The step of an explored task is final unless it made data
-                # choices whose other values are still to be explored.
-                if not fresh and not (
-                    i + 1 < len(stack) and isinstance(stack[i + 1], _DataNode)
+                # The status of the chosen task's step is final unless it made
+                # data choices with values still to explore (the coordinator
+                # learns it when the units of those values are processed).
+                if not fresh and (
+                    entry.chosen in fatal or not self._open_values(i, top)
                 ):
                     final[entry.chosen] = entry.chosen in fatal
                 claimed = set(entry.backtrack) | set(entry.done)

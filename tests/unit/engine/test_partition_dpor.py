@@ -1,0 +1,193 @@
+"""Tests for DPOR work units: the coordinator, slicing, and the merged result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from tests.support import toy_programs as toys
+from tests.support.differential import behaviours, run_all
+
+from hmmsim.config import ExploreConfig
+from hmmsim.engine import ExitReason, ExplorationResult, Instance, Outcome, explore
+from hmmsim.engine.partition import (
+    DporCoordinator,
+    UnitReport,
+    copy_graph,
+    explore_dpor_unit,
+    explore_split,
+)
+from hmmsim.engine.strategies.dfs import DfsStrategy
+from hmmsim.engine.strategies.dpor import DporStrategy
+from hmmsim.errors import ConfigError, InternalError
+
+CONFIG = ExploreConfig(strategy="dpor", shrink=False)
+
+PROGRAMS: list[tuple[str, Callable[[], Instance]]] = [
+    ("counter_race_3", lambda: toys.counter_race(tasks=3)),
+    ("counter_race_locked", lambda: toys.counter_race(tasks=3, locked=True)),
+    ("message_passing", toys.message_passing),
+    ("independent_3_2", lambda: toys.independent(3, 2)),
+    ("timeout_race", toys.timeout_race),
+    ("ab_ba", toys.ab_ba),
+    ("half_published", toys.half_published),
+]
+
+
+def _summary(result: ExplorationResult) -> tuple[object, ...]:
+    return (
+        result.exit_reason,
+        result.executions,
+        dict(sorted(result.outcomes.items())),
+        [(c.kind, c.execution, c.schedule.choices) for c in result.counterexamples],
+        result.status,
+    )
+
+
+def _split_behaviours(
+    program: Callable[[], Instance], slice_executions: int
+) -> set[object]:
+    """Run every unit with the differential harness; return what they reach."""
+    coordinator = DporCoordinator(CONFIG, slice_executions=slice_executions)
+    reached: set[object] = set()
+    while not coordinator.is_done():
+        for index, unit, _graph in coordinator.take():
+            strategy = DporStrategy(unit=unit, slice_executions=slice_executions)
+            results = run_all(program, strategy)
+            assert results is not None
+            reached |= behaviours(results)
+            outcomes: dict[str, int] = {}
+            for r in results:
+                outcomes[r.outcome.value] = outcomes.get(r.outcome.value, 0) + 1
+            report = UnitReport(
+                result=ExplorationResult(
+                    strategy="dpor",
+                    exit_reason=ExitReason.EXHAUSTED,
+                    executions=len(results),
+                    outcomes=outcomes,
+                ),
+                claims=tuple(strategy.claims),
+                statuses=tuple(strategy.statuses),
+                nodes=tuple(strategy.nodes),
+                frontier=tuple(strategy.frontier),
+                lockdep=copy_graph(_graph),
+            )
+            coordinator.accept(index, report)
+    return reached
+
+
+class TestSplitMatchesSerial:
+    """Split explorations reach what serial DPOR and DFS reach."""
+
+    @pytest.mark.parametrize("slice_executions", [1, 2, 3, 7])
+    @pytest.mark.parametrize(("name", "program"), PROGRAMS)
+    def test_same_behaviours_as_dfs(
+        self, name: str, program: Callable[[], Instance], slice_executions: int
+    ) -> None:
+        """Every final state and finding set of DFS is reached, at every slice size."""
+        dfs = run_all(program, DfsStrategy())
+        assert dfs is not None
+        assert _split_behaviours(program, slice_executions) == behaviours(dfs)
+
+    @pytest.mark.parametrize("slice_executions", [1, 2, 3, 7, None])
+    @pytest.mark.parametrize(("name", "program"), PROGRAMS)
+    def test_same_verdict_and_kinds_as_serial(
+        self, name: str, program: Callable[[], Instance], slice_executions: int | None
+    ) -> None:
+        """Verdict and violation kinds equal serial DPOR's; executions stay close."""
+        serial = explore(program, CONFIG)
+        split = explore_split(program, CONFIG, slice_executions=slice_executions)
+        assert split.status == serial.status
+        assert split.kinds == serial.kinds
+        assert split.executions <= serial.executions * 1.1 + 1
+
+    def test_unsliced_split_is_serial_dpor(self) -> None:
+        """Without slicing the one unit is the serial exploration."""
+        program = lambda: toys.counter_race(tasks=3)  # noqa: E731
+        assert _summary(explore_split(program, CONFIG, slice_executions=None)) == (
+            _summary(explore(program, CONFIG))
+        )
+
+    def test_three_racing_counters_explore_each_trace_once(self) -> None:
+        """(3!)^2 = 36 Mazurkiewicz traces: no trace is explored twice when split."""
+        for k in (1, 2, 3, 5):
+            result = explore_split(
+                lambda: toys.counter_race(tasks=3), CONFIG, slice_executions=k
+            )
+            assert result.executions == 36
+
+
+class TestCoordinator:
+    """The coordinator processes reports in unit order, whatever order they come in."""
+
+    def test_reports_out_of_order_give_the_same_result(self) -> None:
+        """Holding reports back and handing them over reversed changes nothing."""
+        program = lambda: toys.counter_race(tasks=3)  # noqa: E731
+        expected = explore_split(program, CONFIG, slice_executions=2)
+        coordinator = DporCoordinator(CONFIG, slice_executions=2)
+        while not coordinator.is_done():
+            batch = coordinator.take()
+            reports = [
+                (
+                    i,
+                    explore_dpor_unit(
+                        program, u, CONFIG, lockdep=copy_graph(g), slice_executions=2
+                    ),
+                )
+                for i, u, g in batch
+            ]
+            for index, report in reversed(reports):
+                coordinator.accept(index, report)
+        assert _summary(coordinator.finish(program)) == _summary(expected)
+
+    def test_a_report_twice_is_an_internal_error(self) -> None:
+        """Unit numbers are checked."""
+        coordinator = DporCoordinator(CONFIG)
+        ((index, unit, graph),) = coordinator.take()
+        report = explore_dpor_unit(toys.message_passing, unit, CONFIG, lockdep=graph)
+        coordinator.accept(index, report)
+        with pytest.raises(InternalError, match="unexpected report"):
+            coordinator.accept(index, report)
+
+    def test_only_dpor_splits(self) -> None:
+        """Other strategies are refused with a config error."""
+        with pytest.raises(ConfigError, match="only dpor"):
+            DporCoordinator(CONFIG.replace(strategy="dfs"))
+
+    def test_interrupt_stops_handing_out_units(self) -> None:
+        """An interrupted coordinator is done and says so."""
+        coordinator = DporCoordinator(CONFIG, slice_executions=1)
+        ((index, unit, graph),) = coordinator.take()
+        program = lambda: toys.counter_race(tasks=3)  # noqa: E731
+        coordinator.accept(
+            index,
+            explore_dpor_unit(program, unit, CONFIG, lockdep=graph, slice_executions=1),
+        )
+        assert coordinator.take()
+        coordinator.interrupt()
+        assert coordinator.is_done()
+        assert coordinator.take() == []
+        assert coordinator.finish(program).exit_reason is ExitReason.INTERRUPTED
+
+    def test_stop_on_first_and_max_executions(self) -> None:
+        """Stops apply at unit boundaries, in unit order."""
+        program = lambda: toys.counter_race(tasks=3)  # noqa: E731
+        first = explore_split(
+            program, CONFIG.replace(stop_on_first=True), slice_executions=1
+        )
+        assert first.exit_reason is ExitReason.FOUND
+        assert first.kinds == ["lost-update"]
+        bounded = explore_split(
+            program, CONFIG.replace(max_executions=5), slice_executions=2
+        )
+        assert bounded.exit_reason is ExitReason.MAX_EXECUTIONS
+        assert 5 <= bounded.executions < 36
+
+    def test_counterexamples_are_shrunk_once_at_the_end(self) -> None:
+        """With shrinking on, the kept counterexample replays to its kind."""
+        program = lambda: toys.counter_race(tasks=3)  # noqa: E731
+        result = explore_split(program, CONFIG.replace(shrink=True), slice_executions=3)
+        (example,) = result.counterexamples
+        assert example.kind == "lost-update"
+        assert example.steps <= example.original_steps
+        assert result.outcomes[Outcome.VIOLATION.value] == 30

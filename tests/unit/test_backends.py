@@ -1,0 +1,173 @@
+"""Tests for hmmsim.backends: the same results on every backend, and dead workers."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hmmsim.backends import Job, make_backend, run_jobs
+from hmmsim.backends.cluster import parse_cluster
+from hmmsim.backends.local import InlineBackend, ProcessBackend
+from hmmsim.engine import ExitReason, ExplorationResult
+from hmmsim.errors import ConfigError
+from hmmsim.loader import load_file
+from hmmsim.scenarios import get
+from hmmsim.service import resolve_config
+
+KILLER = textwrap.dedent(  # a user model file
+    '''
+    import os, signal
+    from hmmsim.api import READ_ONCE, WRITE_ONCE, Cell, Finding, SimpleInstance, scenario
+
+    MARKER = {marker!r}
+
+    @scenario(name="killer", title="Kills its worker once", variants=("racy",))
+    def killer(variant: str) -> SimpleInstance:
+        """Three racing increments; the first run in a worker kills it."""
+        cell = Cell("counter", 0)
+
+        async def incr() -> None:
+            value = await READ_ONCE(cell)
+            await WRITE_ONCE(cell, value + 1)
+
+        async def first() -> None:
+            try:
+                fd = os.open(MARKER, os.O_CREAT | os.O_EXCL)
+            except FileExistsError:
+                pass
+            else:
+                os.close(fd)
+                if os.getpid() != {parent}:
+                    os.kill(os.getpid(), signal.SIGKILL)
+            await incr()
+
+        def end() -> list[Finding]:
+            if cell.value == 3:
+                return []
+            return [Finding(kind="lost-update", message="lost", step=-1)]
+
+        return SimpleInstance(
+            task_list=[("a", first()), ("b", incr()), ("c", incr())], end=end
+        )
+    '''
+)
+
+
+class _Events:
+    def __init__(self) -> None:
+        self.log: list[tuple[str, int]] = []
+
+    def started(self, index: int) -> None:
+        self.log.append(("started", index))
+
+    def progressed(self, index: int, executions: int) -> None:
+        del executions
+
+    def finished(self, index: int, result: ExplorationResult) -> None:
+        del result
+        self.log.append(("finished", index))
+
+
+def _jobs(*names: str) -> list[Job]:
+    jobs = []
+    for name in names:
+        scenario_name, variant = name.split("/")
+        scenario = get(scenario_name)
+        jobs.append(
+            Job(scenario=scenario, variant=variant, config=resolve_config(scenario))
+        )
+    return jobs
+
+
+def _summary(results: dict[int, ExplorationResult]) -> list[tuple[object, ...]]:
+    return [
+        (
+            r.exit_reason,
+            r.executions,
+            r.steps,
+            sorted(r.outcomes.items()),
+            [(c.kind, c.execution, c.schedule.choices) for c in r.counterexamples],
+        )
+        for _, r in sorted(results.items())
+    ]
+
+
+def _killer_job(tmp_path: Path, parent: int) -> Job:
+    path = tmp_path / "killer.py"
+    path.write_text(KILLER.format(marker=str(tmp_path / "killed"), parent=parent))
+    (scenario,) = load_file(path)
+    config = resolve_config(scenario).replace(shrink=False)
+    return Job(scenario=scenario, variant="racy", config=config, file=str(path))
+
+
+class TestLocalBackends:
+    """Forked workers give what this process gives."""
+
+    def test_process_pool_matches_inline(self) -> None:
+        """Two workers, one in-process run: the same results, job by job."""
+        jobs = _jobs("fault-vs-oom-reap/v5.3", "exit-vs-fault/v5.3")
+        jobs.append(
+            Job(
+                scenario=jobs[1].scenario,
+                variant="v5.5",
+                config=jobs[1].config.replace(strategy="pct", max_executions=20),
+            )
+        )
+        events = _Events()
+        inline, interrupted = run_jobs(jobs, InlineBackend(), events)
+        assert not interrupted
+        pooled, _ = run_jobs(jobs, ProcessBackend(2), _Events())
+        assert _summary(inline) == _summary(pooled)
+        assert inline[0].kinds == ["device-use-after-free"]
+        assert ("finished", 2) in events.log
+
+    def test_a_killed_worker_is_replaced_and_its_unit_rerun(
+        self, tmp_path: Path
+    ) -> None:
+        """A worker that dies mid-unit does not change the result."""
+        import os  # noqa: PLC0415
+
+        job = _killer_job(tmp_path, os.getpid())
+        expected, _ = run_jobs([job], InlineBackend(), _Events())
+        (tmp_path / "killed").unlink()
+        results, _ = run_jobs([job], ProcessBackend(2), _Events())
+        assert (tmp_path / "killed").exists()
+        assert _summary(results) == _summary(expected)
+        assert results[0].kinds == ["lost-update"]
+
+    def test_make_backend_and_bad_cluster_values(self) -> None:
+        """--jobs 1 runs inline; local: needs a positive count."""
+        assert isinstance(make_backend(workers=1), InlineBackend)
+        assert isinstance(make_backend(workers=3), ProcessBackend)
+        assert parse_cluster("local:2") == ("local", 2)
+        assert parse_cluster("tcp://10.0.0.1:8786") == ("tcp://10.0.0.1:8786", 0)
+        for bad in ("local", "local:0", "local:x", " "):
+            with pytest.raises(ConfigError):
+                parse_cluster(bad)
+        with pytest.raises(ConfigError, match="no job"):
+            run_jobs([], InlineBackend(), _Events())
+
+
+class TestDaskBackend:
+    """A real LocalCluster (processes) gives the same results and survives a kill."""
+
+    def test_local_cluster_matches_inline_and_survives_a_killed_worker(
+        self, tmp_path: Path
+    ) -> None:
+        """Identical results; a worker process killed mid-unit is retried by Dask."""
+        pytest.importorskip("distributed")
+        import os  # noqa: PLC0415
+
+        from hmmsim.backends.cluster import DaskBackend  # noqa: PLC0415
+
+        jobs = [*_jobs("fault-vs-oom-reap/v5.3"), _killer_job(tmp_path, os.getpid())]
+        expected, _ = run_jobs(jobs, InlineBackend(), _Events())
+        (tmp_path / "killed").unlink()
+        backend = DaskBackend.connect("local:2")
+        results, interrupted = run_jobs(jobs, backend, _Events())
+        assert not interrupted
+        assert (tmp_path / "killed").exists()
+        assert _summary(results) == _summary(expected)
+        assert results[1].exit_reason is ExitReason.EXHAUSTED
