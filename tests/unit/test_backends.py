@@ -120,7 +120,7 @@ class TestLocalBackends:
         assert not interrupted
         pooled, _ = run_jobs(jobs, ProcessBackend(2), _Events())
         assert _summary(inline) == _summary(pooled)
-        assert inline[0].kinds == ["device-use-after-free"]
+        assert "device-use-after-free" in inline[0].kinds
         assert ("finished", 2) in events.log
 
     def test_a_killed_worker_is_replaced_and_its_unit_rerun(
