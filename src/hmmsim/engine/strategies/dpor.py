@@ -95,7 +95,7 @@ from hmmsim.engine.clock import VectorClock
 from hmmsim.engine.execution import ABANDON, Execution, ExecutionResult
 from hmmsim.engine.ops import LOCAL, Op, OpKind, dependent
 from hmmsim.engine.strategies.base import NONDETERMINISTIC, bounded_options
-from hmmsim.errors import ModelError
+from hmmsim.errors import InternalError, ModelError
 
 __all__ = ["Claim", "DporStrategy", "DporUnit", "NodeInfo"]
 
