@@ -418,6 +418,10 @@ def snapshot(view: HmmWorldView) -> dict[str, object]:
     hmm = view.hmm_of() if view.hmm_of is not None else None
     if hmm is not None:
         state["hmm->notifiers"] = hmm.notifiers
+        if hmm.ranges:
+            # Named, so the step that puts a range on the list shows it; its
+            # valid flag is watched from then on.
+            state["hmm->ranges"] = [rng.name for rng in hmm.ranges]
         for rng in hmm.ranges:
             state[f"{rng.name}->valid"] = rng.valid.value
     for name, read in sorted(view.counters.items()):

@@ -12,7 +12,11 @@ one column per task, one row per step holding the Op the task performed
 (``mutex_lock(mm->hmm->lock)``), then, indented under it, the data choices
 made (``? timeout=1``) and the tracepoints emitted (``-> hmm_range_valid
 range=dmirror0->range valid=True``; addresses in hex).  A side column lists
-only the state values that *changed* at that step (``hmm->notifiers=1``).
+only the state values that *changed* at that step (``hmm->notifiers=1``), a
+value the step removed as ``key=(gone)``.  A step is its Op plus the task's
+local code up to its next Op, so a change may come from that code (the
+``kref_get`` step of ``hmm_range_register`` shows ``hmm->ranges`` gaining the
+range, which the code after the ``kref_get`` puts on the list).
 
 The set-up is folded: the leading steps of the task named ``setup`` (the
 harness that maps memory and binds mirrors before the actors start, see
@@ -49,6 +53,7 @@ from hmmsim.engine import Cause, Event, Finding, Step, Trace
 
 __all__ = [
     "CAUSE_MARK",
+    "GONE",
     "OTHER_MARK",
     "PRIMARY_MARK",
     "SETUP_TASK",
@@ -207,14 +212,21 @@ def _foreign(step: Step) -> dict[int, list[str]]:
     return out
 
 
+#: Shown for a state value the step removed (e.g. a range taken off a list).
+GONE: Final = "(gone)"
+
+
 def _changes(
     state: Mapping[str, object], previous: Mapping[str, object] | None
 ) -> tuple[str, ...]:
-    return tuple(
+    changed = [
         f"{key}={format_value(value)}"
         for key, value in state.items()
         if previous is None or key not in previous or previous[key] != value
-    )
+    ]
+    if previous is not None:
+        changed += [f"{key}={GONE}" for key in previous if key not in state]
+    return tuple(changed)
 
 
 def _mark(findings: Sequence[Finding], primary: str | None) -> str:

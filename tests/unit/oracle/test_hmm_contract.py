@@ -180,6 +180,7 @@ class TestEnd:
             view = HmmWorldView(mm=mm, hmm_of=lambda: mm.hmm)
             end.extend(check_end(view))
             assert "hmm->notifiers" in snapshot(view)
+            assert ["r"] == snapshot(view)["hmm->ranges"]
 
         run_one(body)
 

@@ -6,6 +6,7 @@ from hmmsim.engine import Cause, Event, Finding, Step, Trace
 from hmmsim.report import ScenarioRun
 from hmmsim.report.timeline import (
     CAUSE_MARK,
+    GONE,
     OTHER_MARK,
     PRIMARY_MARK,
     STARTED,
@@ -354,3 +355,18 @@ class TestTracepointOwner:
             (0, "kthread_run()", ("-> mine",)),
             (1, STARTED, ("-> reclaim_start",)),
         ] == [(r.column, r.op, r.notes) for r in rows]
+
+
+def test_a_removed_state_value_is_shown_as_gone() -> None:
+    """A key the step's state no longer has is listed as key=(gone)."""
+    trace = Trace(
+        tasks=("t",),
+        steps=(
+            Step(index=0, task=0, task_name="t", op="a()", kind="X", state={"k": 1}),
+            Step(index=1, task=0, task_name="t", op="b()", kind="X", state={}),
+        ),
+    )
+
+    rows = timeline_rows(trace)
+
+    assert (("k=1",), (f"k={GONE}",)) == (rows[0].changes, rows[1].changes)
