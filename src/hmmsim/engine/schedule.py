@@ -24,10 +24,18 @@ import re
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from hmmsim.errors import ReplayError
 
-__all__ = ["Schedule", "choice_value", "data_choice", "is_task_choice", "task_choice"]
+__all__ = [
+    "MAX_TOKEN_PAYLOAD",
+    "Schedule",
+    "choice_value",
+    "data_choice",
+    "is_task_choice",
+    "task_choice",
+]
 
 _TOKEN_VERSION = "hs1"
 _CONTEXT_RE = re.compile(r"^[A-Za-z0-9_\-/:+.]*$")
@@ -132,13 +140,29 @@ class Schedule:
         context, payload = ".".join(parts[1:-2]), parts[-2]
         try:
             padded = payload.upper() + "=" * (-len(payload) % 8)
-            raw = zlib.decompress(base64.b32decode(padded))
+            raw = _inflate(base64.b32decode(padded))
             values = _get_varints(raw)
         except (binascii.Error, zlib.error, ValueError) as exc:
             raise ReplayError(f"replay token payload is corrupt: {exc}") from None
         if len(values) < 2 or values[1] != len(values) - 2:
             raise ReplayError("replay token payload has the wrong length")
         return context, cls(seed=values[0], choices=tuple(values[2:]))
+
+
+#: The most bytes a token's payload may inflate to: 4 MiB holds over two
+#: million choices, more than any schedule within the step limit needs; a
+#: crafted token (a "zip bomb") is refused instead of filling memory.
+MAX_TOKEN_PAYLOAD: Final = 4 * 1024 * 1024
+
+
+def _inflate(data: bytes) -> bytes:
+    inflater = zlib.decompressobj()
+    raw = inflater.decompress(data, MAX_TOKEN_PAYLOAD)
+    if inflater.unconsumed_tail:
+        raise ValueError(f"it inflates to more than {MAX_TOKEN_PAYLOAD // 2**20} MiB")
+    if not inflater.eof:
+        raise ValueError("the compressed data is truncated")
+    return raw
 
 
 def _render(choices: Sequence[int]) -> list[str]:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from hmmsim.engine import Schedule
 from hmmsim.engine.schedule import (
+    MAX_TOKEN_PAYLOAD,
     choice_value,
     data_choice,
     is_task_choice,
@@ -91,7 +92,30 @@ class TestJson:
             Schedule.from_json(data)
 
 
+def _crafted(raw: bytes, context: str = "c/v") -> str:
+    """Return a token with a valid CRC whose payload is zlib of ``raw``."""
+    payload = base64.b32encode(zlib.compress(raw, 9)).decode().rstrip("=").lower()
+    body = f"hs1.{context}.{payload}"
+    return f"{body}.{zlib.crc32(body.encode()):08x}"
+
+
 class TestToken:
+    def test_a_zip_bomb_token_is_refused_without_inflating_it(self) -> None:
+        """A crafted token that inflates past the cap is a ReplayError, not gigabytes (D16)."""
+        token = _crafted(b"\x00" * (MAX_TOKEN_PAYLOAD + 1))
+
+        assert len(token) < 20_000
+        with pytest.raises(ReplayError, match="inflates to more than 4 MiB"):
+            Schedule.from_token(token)
+
+    def test_a_truncated_payload_is_refused(self) -> None:
+        """A payload whose compressed stream stops early is corrupt."""
+        payload = base64.b32encode(zlib.compress(b"\x00\x01\x00")[:-3]).decode()
+        body = f"hs1.c.{payload.rstrip('=').lower()}"
+
+        with pytest.raises(ReplayError, match="truncated"):
+            Schedule.from_token(f"{body}.{zlib.crc32(body.encode()):08x}")
+
     @given(schedules, st.sampled_from(["", "scenario/variant", "a-b_c:d+e"]))
     def test_token_round_trip(self, schedule: Schedule, context: str) -> None:
         """from_token(to_token(s, ctx)) gives back ctx and s."""
