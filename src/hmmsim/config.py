@@ -43,6 +43,9 @@ class ExploreConfig:
         task_timeout_s: a task that runs this many seconds (of CPU time)
             without reaching an Op is a ``hung-task`` finding (``None``: no
             watchdog).
+        memory_limit_mb: stop the exploration with a model error when the
+            process's resident memory passes this many MiB (``None``: the
+            machine's RAM divided by its CPUs plus one).
         stop_on_first: stop at the first violation instead of collecting one
             counterexample per violation kind.
         shrink: shrink counterexamples before reporting them.
@@ -59,6 +62,7 @@ class ExploreConfig:
     pct_depth: int = 3
     time_budget_s: float | None = None
     task_timeout_s: float | None = 5.0
+    memory_limit_mb: int | None = None
     stop_on_first: bool = False
     shrink: bool = True
     check_determinism: bool = False
@@ -76,6 +80,7 @@ class ExploreConfig:
         _check_range("max_steps", self.max_steps, 1, _MAX_STEPS_LIMIT)
         _check_range("preemption_bound", self.preemption_bound, 0, 10_000)
         _check_range("pct_depth", self.pct_depth, 1, 1_000)
+        _check_range("memory_limit_mb", self.memory_limit_mb, 1, 2**30)
         for flag in (
             "stop_on_first",
             "shrink",

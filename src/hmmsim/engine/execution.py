@@ -50,6 +50,7 @@ __all__ = [
     "ExecutionResult",
     "HungTask",
     "LockGraph",
+    "MemoryExceeded",
     "Outcome",
     "current_execution",
     "current_task",
@@ -97,6 +98,13 @@ class HungTask(BaseException):
 
 class BudgetExpired(BaseException):
     """Raised by the watchdog inside an execution when the time budget is spent."""
+
+
+class MemoryExceeded(BaseException):
+    """Raised by the watchdog inside an execution when the process uses too much memory.
+
+    ``args``: the resident size and the limit, in bytes.
+    """
 
 
 class _StopExecution(BaseException):
@@ -706,7 +714,13 @@ def _blamed(what: str) -> Iterator[None]:
     """Turn an exception of model code called outside a task into a ModelError."""
     try:
         yield
-    except (_StopExecution, HmmsimError, KeyboardInterrupt, BudgetExpired):
+    except (
+        _StopExecution,
+        HmmsimError,
+        KeyboardInterrupt,
+        BudgetExpired,
+        MemoryExceeded,
+    ):
         raise
     except HungTask as exc:
         raise ModelError(

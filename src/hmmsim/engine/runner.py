@@ -21,6 +21,7 @@ from hmmsim.engine.execution import (
     Execution,
     ExecutionResult,
     LockGraph,
+    MemoryExceeded,
     Outcome,
     strict_coroutines,
 )
@@ -30,7 +31,7 @@ from hmmsim.engine.strategies import make_strategy
 from hmmsim.engine.strategies.base import Strategy
 from hmmsim.engine.strategies.replay import ReplayStrategy
 from hmmsim.engine.trace import Finding, Trace
-from hmmsim.engine.watchdog import watchdog
+from hmmsim.engine.watchdog import default_memory_limit, watchdog
 from hmmsim.errors import ModelError, ReplayDiverged
 
 __all__ = [
@@ -206,7 +207,11 @@ def explore(
     try:
         with (
             strict_coroutines(),
-            watchdog(task_timeout=config.task_timeout_s, deadline=deadline),
+            watchdog(
+                task_timeout=config.task_timeout_s,
+                deadline=deadline,
+                memory_limit=_memory_limit(config),
+            ),
         ):
             result.exit_reason = search.loop()
     except KeyboardInterrupt:
@@ -306,6 +311,14 @@ class _Search:
                 ex_result = execution.run()
             except BudgetExpired:
                 return ExitReason.TIME_BUDGET
+            except MemoryExceeded as exc:
+                used, limit = exc.args
+                raise ModelError(
+                    f"execution {result.executions + 1} used {used // 2**20} MiB "
+                    f"after {execution.step} steps, over the memory limit of "
+                    f"{limit // 2**20} MiB (one execution keeps about a kilobyte "
+                    "per step): lower --max-steps, or raise HMMSIM_MEMORY_LIMIT_MB"
+                ) from None
             strategy.end_execution(ex_result)
             result.executions += 1
             result.steps += ex_result.steps
@@ -321,6 +334,12 @@ class _Search:
             if found and (config.stop_on_first or "hung-task" in found):
                 # Every further hang would cost the watchdog's whole timeout.
                 return ExitReason.FOUND
+
+
+def _memory_limit(config: ExploreConfig) -> int | None:
+    if config.memory_limit_mb is not None:
+        return config.memory_limit_mb * 2**20
+    return default_memory_limit()
 
 
 def _counterexample(

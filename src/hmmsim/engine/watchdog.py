@@ -14,7 +14,12 @@ execution:
   :class:`~hmmsim.errors.ModelError` when the model hangs outside a task);
 - if the wall-clock ``deadline`` has passed, it raises :class:`BudgetExpired`,
   which ends the exploration with exit reason ``time-budget`` even in the
-  middle of a long execution.
+  middle of a long execution;
+- if the process's resident memory is over ``memory_limit`` bytes, it raises
+  :class:`MemoryExceeded`, which the runner turns into a
+  :class:`~hmmsim.errors.ModelError` saying so (one execution keeps about a
+  kilobyte per step for DPOR, so a huge ``max_steps`` would otherwise end in
+  the kernel's OOM killer).
 
 The handler raises only when the interrupted code is not the engine's own
 (model code, primitives, strategies' callers), so the engine's bookkeeping
@@ -39,9 +44,16 @@ from types import FrameType
 from typing import Final
 
 from hmmsim.engine import execution as _execution
-from hmmsim.engine.execution import BudgetExpired, HungTask
+from hmmsim.engine.execution import BudgetExpired, HungTask, MemoryExceeded
 
-__all__ = ["BudgetExpired", "HungTask", "watchdog"]
+__all__ = [
+    "BudgetExpired",
+    "HungTask",
+    "MemoryExceeded",
+    "default_memory_limit",
+    "resident_bytes",
+    "watchdog",
+]
 
 #: Seconds of CPU time between two looks of the watchdog.
 TICK: Final = 0.05
@@ -68,16 +80,38 @@ def _can_arm() -> bool:
     )
 
 
+def resident_bytes() -> int:
+    """Return the resident memory of this process, in bytes (0 if unknown)."""
+    try:
+        with open("/proc/self/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        return 0
+
+
+def default_memory_limit() -> int | None:
+    """Return the memory one exploring process may use: RAM / (CPUs + 1)."""
+    try:
+        ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return None
+    return ram // ((os.cpu_count() or 1) + 1)
+
+
 @contextmanager
 def watchdog(
-    *, task_timeout: float | None, deadline: float | None = None
+    *,
+    task_timeout: float | None,
+    deadline: float | None = None,
+    memory_limit: int | None = None,
 ) -> Iterator[None]:
     """Watch the executions run inside the block (see the module docstring).
 
     Nested uses keep the outer watchdog.  With neither limit set, or off the
     main thread, it does nothing.
     """
-    if (task_timeout is None and deadline is None) or not _can_arm():
+    limits = (task_timeout, deadline, memory_limit)
+    if all(limit is None for limit in limits) or not _can_arm():
         yield
         return
 
@@ -92,6 +126,10 @@ def watchdog(
             return  # never unwind the engine's own bookkeeping: next tick
         if deadline is not None and now >= deadline:
             raise BudgetExpired
+        if memory_limit is not None:
+            used = resident_bytes()
+            if used > memory_limit:
+                raise MemoryExceeded(used, memory_limit)
         key = (id(running), running.step)
         if key != _state.key:
             _state.key, _state.since = key, now
