@@ -21,9 +21,10 @@ execution:
   kilobyte per step for DPOR, so a huge ``max_steps`` would otherwise end in
   the kernel's OOM killer).
 
-The handler raises only when the interrupted code is not the engine's own
-(model code, primitives, strategies' callers), so the engine's bookkeeping
-is never cut in half; a tick that lands in the engine waits for the next.
+The handler raises only when the interrupted code is model code or one of
+hmmsim's primitives: never the engine's own bookkeeping, which must stay
+whole, nor a library (whose code may be a garbage-collector callback that
+would swallow the exception); a tick that lands there waits for the next.
 
 Assumptions: the main thread runs the exploration (signals are delivered
 there; elsewhere the watchdog is off), and a model that blocks in a system
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sysconfig
 import threading
 import time
 from collections.abc import Iterator
@@ -60,6 +62,33 @@ TICK: Final = 0.05
 
 #: Code in this directory is never interrupted (its state must stay whole).
 _ENGINE_DIR: Final = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_HMMSIM_DIR: Final = os.path.dirname(os.path.dirname(_ENGINE_DIR)) + os.sep
+
+#: The standard library and installed packages: their code may run as a
+#: garbage-collector or finalizer callback, where an exception is lost.
+_LIBRARY_DIRS: Final = tuple(
+    sorted(
+        {
+            os.path.abspath(path) + os.sep
+            for name in ("stdlib", "platstdlib", "purelib", "platlib")
+            if (path := sysconfig.get_paths().get(name))
+        }
+    )
+)
+
+
+def _interruptible(filename: str) -> bool:
+    """Return whether code of ``filename`` may be unwound by the watchdog.
+
+    Model code and hmmsim's primitives may; the engine may not (its state
+    must stay whole) and neither may libraries (a garbage-collector callback
+    of a library would swallow the exception).
+    """
+    if filename.startswith(_ENGINE_DIR):
+        return False
+    if filename.startswith(_HMMSIM_DIR):
+        return True
+    return not filename.startswith(_LIBRARY_DIRS) and not filename.startswith("<")
 
 
 @dataclass(slots=True)
@@ -122,8 +151,8 @@ def watchdog(
         if running is None:
             _state.key = None
             return
-        if frame is None or frame.f_code.co_filename.startswith(_ENGINE_DIR):
-            return  # never unwind the engine's own bookkeeping: next tick
+        if frame is None or not _interruptible(frame.f_code.co_filename):
+            return  # never unwind the engine or a library: next tick
         if deadline is not None and now >= deadline:
             raise BudgetExpired
         if memory_limit is not None:
@@ -134,8 +163,7 @@ def watchdog(
         if key != _state.key:
             _state.key, _state.since = key, now
         elif task_timeout is not None and now - _state.since >= task_timeout:
-            _state.since = now
-            raise HungTask(task_timeout)
+            raise HungTask(task_timeout)  # again at the next tick if swallowed
 
     _state.key, _state.active = None, True
     previous = signal.signal(signal.SIGVTALRM, tick)

@@ -69,7 +69,9 @@ class TestHungTask:
         """A hang outside any task is a ModelError naming the build function."""
         config = ExploreConfig(strategy="dfs", task_timeout_s=0.1)
 
-        with pytest.raises(ModelError, match=r"building the world .* without returning"):
+        with pytest.raises(
+            ModelError, match=r"building the world .* without returning"
+        ):
             explore(spinning_build, config)
 
 
@@ -88,7 +90,7 @@ class TestBudgetInsideAnExecution:
 class TestMemory:
     def test_memory_limit_is_a_model_error_with_partial_counts(self) -> None:
         """Passing the memory limit stops the exploration with a ModelError saying why (D12)."""
-        config = ExploreConfig(strategy="dpor", max_steps=10**7, memory_limit_mb=1)
+        config = ExploreConfig(strategy="dfs", max_steps=10**7, memory_limit_mb=1)
 
         with pytest.raises(ModelError, match="over the memory limit of 1 MiB") as info:
             explore(long_running, config)
