@@ -41,6 +41,13 @@ Deviations:
     * MODEL: a fault in a hole before a VMA calls handle_mm_fault with a NULL
       vma in v5.3 (fixed in v5.4: "hmm_range_fault() NULL pointer bug"); the
       model reports it as a ``bug`` finding.
+    * As in v5.3, the walk checks VM_READ but not VM_WRITE, and
+      handle_mm_fault checks neither: a write fault on a read-only VMA
+      returns success (VM_FAULT_WRITE) without making the PTE writable, so
+      hmm_range_fault re-walks, faults again and loops for ever with
+      ``mmap_sem`` held (fixed in v5.4 by Ralph Campbell's "mm/hmm:
+      hmm_range_fault() infinite loop", c18ce674d548, which returns -EPERM;
+      see kernel.hmm_v55).  The explorer reports the loop as a ``hang``.
     * MODEL: ``hmm_range_dma_map``/``unmap``, ``hmm_vma_fault`` and
       ``hmm_vma_range_done`` (moved to nouveau in v5.3) and the devmem parts
       are not modelled.

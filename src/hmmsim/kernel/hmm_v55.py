@@ -15,7 +15,9 @@ Changes from the v5.3 model (``kernel.hmm``), besides the removals:
 ``HMM_FAULT_SNAPSHOT`` (snapshot merged into fault in v5.4); no
 ``page_shift`` (removed in v5.4); a fault in a hole (no VMA) marks the entry
 ERROR and returns -EFAULT (Ralph Campbell's v5.4 "hmm_range_fault() NULL
-pointer bug" fix) instead of calling handle_mm_fault with a NULL vma.
+pointer bug" fix) instead of calling handle_mm_fault with a NULL vma; a
+write fault in a VMA without VM_WRITE returns -EPERM (his v5.4
+"hmm_range_fault() infinite loop" fix, c18ce674d548) instead of looping.
 
 Deviations:
     * MODEL: the page walk has one level (see pagewalk, mm_types): no huge
@@ -71,6 +73,7 @@ from hmmsim.kernel.types import (
     VM_MIXEDMAP,
     VM_PFNMAP,
     VM_READ,
+    VM_WRITE,
     err_name,
 )
 from hmmsim.sync import READ_ONCE, Cell
@@ -266,10 +269,15 @@ async def hmm_vma_walk_hole_(
 ) -> int:
     """Fill [addr, end) with NONE and fault the first page if asked.
 
-    Kernel: mm/hmm.c hmm_vma_walk_hole_() (v5.5).
+    Kernel: mm/hmm.c hmm_vma_walk_hole_() (v5.5).  The VM_WRITE test came
+    with Ralph Campbell's v5.4 fix "mm/hmm: hmm_range_fault() infinite loop"
+    (c18ce674d548): handle_mm_fault does not check the VMA's permissions, so
+    without it a write fault on a read-only VMA "succeeds" without making
+    the PTE writable and the walk retries for ever (see kernel.hmm, v5.3).
 
     Returns:
-        0 (no fault asked), -EBUSY after a successful fault, or the fault error.
+        0 (no fault asked), -EBUSY after a successful fault, -EPERM (a write
+        fault in a VMA without VM_WRITE), or the fault error.
     """
     hmm_vma_walk = _walk_state(walk)
     range = hmm_vma_walk.range
@@ -277,6 +285,10 @@ async def hmm_vma_walk_hole_(
 
     hmm_vma_walk.last = addr
     i = (addr - range.start) >> PAGE_SHIFT
+
+    if write_fault and walk.vma is not None and not walk.vma.vm_flags & VM_WRITE:
+        return -errno.EPERM
+
     while addr < end:
         pfns[i] = range.values[HMM_PFN_NONE]
         if fault or write_fault:
@@ -471,8 +483,9 @@ async def hmm_range_fault(range: HmmRange, flags: int) -> int:
         The number of valid entries from ``range->start`` (may be 0), or
         -EBUSY (the range was invalidated: mmu_interval_read_begin again),
         -EFAULT (no VMA, a device VMA, or the fault failed), -EPERM (VMA
-        not readable), -EAGAIN (``mmap_sem`` was dropped; not reachable in
-        the model), -ENOMEM (not reachable in the model).
+        not readable, or a write asked in a VMA without VM_WRITE), -EAGAIN
+        (``mmap_sem`` was dropped; not reachable in the model), -ENOMEM (not
+        reachable in the model).
     """
     device_vma = VM_IO | VM_PFNMAP | VM_MIXEDMAP
     start = range.start

@@ -19,10 +19,10 @@ Deviations:
       goes straight to ``handle_pte_fault``; PMD/PUD walks are not modelled.
       copy_page_range goes straight to copy_pte_range, which copies the whole
       range in one pass (no ``progress``/need_resched break).
-    * MODEL: the access check that the architecture's fault handler (or
-      get_user_pages' check_vma_flags) does before handle_mm_fault is folded
-      into handle_mm_fault: a write fault on a VMA without VM_WRITE, or any
-      fault on a VMA without VM_READ|VM_WRITE, returns VM_FAULT_SIGSEGV.
+    * handle_mm_fault checks no VMA permission, as in C: the callers do
+      (kernel.fault's access_error for CPU faults, kernel.gup's
+      check_vma_flags for get_user_pages, hmm_range_fault its own tests).
+      MODEL: arch_vma_access_permitted is always true (no protection keys).
     * MODEL: FAULT_FLAG_ALLOW_RETRY never drops mmap_sem (nothing waits on
       I/O), so VM_FAULT_RETRY never happens.
     * MODEL: no swap: do_wp_page's reuse test (trylock_page +
@@ -103,6 +103,8 @@ from hmmsim.kernel.rmap import (
 )
 from hmmsim.kernel.trace import trace
 from hmmsim.kernel.types import (
+    FAULT_FLAG_INSTRUCTION,
+    FAULT_FLAG_REMOTE,
     FAULT_FLAG_WRITE,
     MMF_UNSTABLE,
     MMU_NOTIFY_CLEAR,
@@ -118,7 +120,6 @@ from hmmsim.kernel.types import (
     VM_HUGETLB,
     VM_MIXEDMAP,
     VM_PFNMAP,
-    VM_READ,
     VM_SHARED,
     VM_WRITE,
     FaultFlag,
@@ -137,6 +138,7 @@ from hmmsim.sync.once import shared_access
 __all__ = [
     "__do_fault",
     "__handle_mm_fault",
+    "arch_vma_access_permitted",
     "check_stable_address_space",
     "copy_one_pte",
     "copy_page_range",
@@ -150,8 +152,10 @@ __all__ = [
     "handle_mm_fault",
     "handle_pte_fault",
     "is_cow_mapping",
+    "maybe_mkwrite",
     "mm_forbids_zeropage",
     "ptep_get_and_clear",
+    "ptep_set_access_flags",
     "ptep_set_wrprotect",
     "set_pte_at",
     "unmap_page_range",
@@ -221,6 +225,43 @@ async def ptep_set_wrprotect(mm: MmStruct, addr: int, ptep: Cell[Pte | None]) ->
         generation=pte.page.generation,
         write=pte.write,
     )
+
+
+async def ptep_set_access_flags(
+    vma: VmAreaStruct, address: int, ptep: Cell[Pte | None], entry: Pte, dirty: bool
+) -> bool:
+    """Install ``entry`` if it differs from the PTE (the caller holds the lock).
+
+    Kernel: arch/x86/mm/pgtable.c ptep_set_access_flags().
+
+    Returns:
+        Whether the PTE changed.
+    """
+    mm = vma.vm_mm
+    lockdep_assert_held(mm.page_table_lock)
+    changed = ptep.value != entry
+    if changed and dirty:
+        await set_pte_at(mm, address, ptep, entry)
+    return changed
+
+
+def maybe_mkwrite(pte: Pte, vma: VmAreaStruct) -> Pte:
+    """Return ``pte`` made writable if the VMA allows writes, else unchanged.
+
+    Kernel: include/linux/mm.h maybe_mkwrite().
+    """
+    if vma.vm_flags & VM_WRITE:
+        return Pte(pte.page, True, pte.special)  # pte_mkwrite
+    return pte
+
+
+def _vm_page_prot_write(vma: VmAreaStruct) -> bool:
+    """MODEL: the write bit of ``vma->vm_page_prot``.
+
+    Set for a shared writable mapping (shmem: no dirty accounting, so no
+    write-notify), clear for a private one (copy-on-write) or a read-only one.
+    """
+    return bool(vma.vm_flags & VM_SHARED and vma.vm_flags & VM_WRITE)
 
 
 def is_cow_mapping(flags: VmFlags) -> bool:
@@ -333,8 +374,9 @@ async def finish_fault(
     """Map a page-cache page at ``address`` unless someone else did first.
 
     Kernel: mm/memory.c finish_fault() -> alloc_set_pte() (v5.5).  The PTE
-    is writable if the fault writes or the shared VMA is writable (its
-    ``vm_page_prot`` allows writes: shmem does no dirty accounting).
+    is writable if the shared VMA is writable (its ``vm_page_prot`` allows
+    writes: shmem does no dirty accounting), and a write fault makes it
+    writable only with VM_WRITE (maybe_mkwrite).
     """
     mm = vma.vm_mm
     await spin_lock(mm.page_table_lock)
@@ -347,7 +389,9 @@ async def finish_fault(
         await spin_unlock(mm.page_table_lock)
         await put_page(page)
         return ret
-    entry = mk_pte(page, write or bool(vma.vm_flags & VM_WRITE))
+    entry = mk_pte(page, _vm_page_prot_write(vma))
+    if write:
+        entry = maybe_mkwrite(entry, vma)
     await page_add_file_rmap(page)
     await set_pte_at(mm, address, ptep, entry)
     await spin_unlock(mm.page_table_lock)
@@ -399,12 +443,17 @@ async def do_fault(
 async def wp_page_reuse(
     vma: VmAreaStruct, address: int, ptep: Cell[Pte | None], orig_pte: Pte
 ) -> None:
-    """Make the faulting PTE writable, keeping its page (lock held; released).
+    """Keep the faulting PTE's page, writable if the VMA allows (lock held; released).
 
-    Kernel: mm/memory.c wp_page_reuse() (v5.5).
+    Kernel: mm/memory.c wp_page_reuse() (v5.5).  maybe_mkwrite sets the
+    write bit only in a VMA with VM_WRITE: on a read-only VMA (a write fault
+    the caller did not check, as v5.3's hmm_range_fault) the PTE stays as it
+    was and the fault still "succeeds" with VM_FAULT_WRITE.
     """
     mm = vma.vm_mm
-    await set_pte_at(mm, address, ptep, mk_pte(pte_page(orig_pte), True))
+    # MODEL: no young/dirty bits (pte_mkyoung, pte_mkdirty) and no cache flush.
+    entry = maybe_mkwrite(orig_pte, vma)
+    await ptep_set_access_flags(vma, address, ptep, entry, True)
     await spin_unlock(mm.page_table_lock)
 
 
@@ -557,21 +606,43 @@ async def __handle_mm_fault(
     return await handle_pte_fault(vma, address & PAGE_MASK, flags)
 
 
+def arch_vma_access_permitted(
+    vma: VmAreaStruct, write: bool, execute: bool, foreign: bool
+) -> bool:
+    """Return whether protection keys allow the access (always, MODEL).
+
+    Kernel: arch/x86/include/asm/mmu_context.h arch_vma_access_permitted()
+    (v5.3).  MODEL: no memory protection keys, so every VMA has the default
+    key and every access is allowed (as without CONFIG_X86_INTEL_MEMORY_PROTECTION_KEYS).
+    """
+    del vma, write, execute, foreign
+    return True
+
+
 async def handle_mm_fault(vma: VmAreaStruct, address: int, flags: FaultFlag) -> VmFault:
     """Resolve a page fault at ``address`` in ``vma`` (mmap_sem held).
 
-    Kernel: mm/memory.c handle_mm_fault() (v5.3).
+    Kernel: mm/memory.c handle_mm_fault() (v5.3).  It does not check the
+    VMA's permissions: its callers do (the arch fault handler's
+    access_error, get_user_pages' check_vma_flags, hmm_range_fault's VM_READ
+    test and, from v5.4, its VM_WRITE test).  A write fault on a read-only
+    VMA therefore "succeeds" without making the PTE writable.
 
     Returns:
-        0 or VM_FAULT_WRITE on success; VM_FAULT_SIGSEGV (access not allowed,
-        MODEL), VM_FAULT_SIGBUS (the OOM reaper is tearing the mm down) or
-        VM_FAULT_OOM (no page left).
+        0 or VM_FAULT_WRITE on success; VM_FAULT_SIGSEGV (protection keys
+        refuse it: never, MODEL), VM_FAULT_SIGBUS (the OOM reaper is tearing
+        the mm down) or VM_FAULT_OOM (no page left).
     """
-    # MODEL: the access check of the arch fault handler, see Deviations.
-    if flags & FAULT_FLAG_WRITE and not vma.vm_flags & VM_WRITE:
+    # MODEL: count_vm_event, memcg accounting and check_sync_rss_stat are
+    # not modelled.
+    if not arch_vma_access_permitted(
+        vma,
+        bool(flags & FAULT_FLAG_WRITE),
+        bool(flags & FAULT_FLAG_INSTRUCTION),
+        bool(flags & FAULT_FLAG_REMOTE),
+    ):
         return VM_FAULT_SIGSEGV
-    if not vma.vm_flags & (VM_READ | VM_WRITE):
-        return VM_FAULT_SIGSEGV
+    # MODEL: no hugetlb_fault (hugetlb VMAs are faulted like others).
     ret = await __handle_mm_fault(vma, address, flags)
     trace(
         "handle_mm_fault",

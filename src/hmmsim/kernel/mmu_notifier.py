@@ -29,9 +29,12 @@ Deviations:
     * MODEL: ``mm_take_all_locks`` is not modelled (registration holds
       ``mmap_sem`` for write, which excludes every invalidation the model has).
     * MODEL: ``mmu_notifier_synchronize`` does not exist in v5.3 (removed in
-      v5.1, re-added in v5.4 as an ``srcu_barrier``).  It is provided with the
-      v5.4 meaning: wait until every callback queued by
-      ``mmu_notifier_call_srcu`` has run.
+      v5.1; re-added in v5.4 with the mmu_notifier get/put scheme, where it
+      is ``synchronize_srcu(&srcu)``, and so in v5.5).  The model's helper
+      waits until every callback queued by ``mmu_notifier_call_srcu`` has
+      run (``srcu_barrier`` semantics), which is what its callers (tests)
+      need; it is stronger than v5.4/v5.5's synchronize_srcu, which only
+      waits for the readers.
     * MODEL: ``container_of`` is the ``container`` back-pointer of
       ``MmuNotifier``.
     * MODEL: an mm whose ``notifier_core`` is set (a v5.5 or current world) is served by
@@ -726,8 +729,9 @@ async def mmu_notifier_call_srcu(
 async def mmu_notifier_synchronize() -> None:
     """Wait until every callback queued by mmu_notifier_call_srcu has run.
 
-    Kernel: mm/mmu_notifier.c mmu_notifier_synchronize() of v5.4 (see
-    Deviations: absent from v5.3).
+    Kernel: mm/mmu_notifier.c mmu_notifier_synchronize() of v5.4/v5.5
+    (synchronize_srcu there; see Deviations: absent from v5.3, and the
+    model waits for the queued callbacks as srcu_barrier would).
     """
     domain = mmu_notifier_srcu()
 

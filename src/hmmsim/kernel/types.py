@@ -22,7 +22,9 @@ from typing import Final
 
 __all__ = [
     "FAULT_FLAG_ALLOW_RETRY",
+    "FAULT_FLAG_INSTRUCTION",
     "FAULT_FLAG_REMOTE",
+    "FAULT_FLAG_USER",
     "FAULT_FLAG_WRITE",
     "HMM_PFN_DEVICE_PRIVATE",
     "HMM_PFN_ERROR",
@@ -49,6 +51,7 @@ __all__ = [
     "PAGE_MASK",
     "PAGE_SHIFT",
     "PAGE_SIZE",
+    "VM_EXEC",
     "VM_FAULT_ERROR",
     "VM_FAULT_HWPOISON",
     "VM_FAULT_OOM",
@@ -111,6 +114,7 @@ class VmFlags(enum.IntFlag):
     VM_NONE = 0x00000000
     VM_READ = 0x00000001
     VM_WRITE = 0x00000002
+    VM_EXEC = 0x00000004
     VM_SHARED = 0x00000008
     VM_LOCKED = 0x00002000
     VM_IO = 0x00004000
@@ -122,6 +126,7 @@ class VmFlags(enum.IntFlag):
 VM_NONE: Final = VmFlags.VM_NONE
 VM_READ: Final = VmFlags.VM_READ
 VM_WRITE: Final = VmFlags.VM_WRITE
+VM_EXEC: Final = VmFlags.VM_EXEC
 VM_SHARED: Final = VmFlags.VM_SHARED
 VM_LOCKED: Final = VmFlags.VM_LOCKED
 VM_IO: Final = VmFlags.VM_IO
@@ -152,12 +157,16 @@ class FaultFlag(enum.IntFlag):
 
     FAULT_FLAG_WRITE = 0x01
     FAULT_FLAG_ALLOW_RETRY = 0x04
+    FAULT_FLAG_USER = 0x40
     FAULT_FLAG_REMOTE = 0x80
+    FAULT_FLAG_INSTRUCTION = 0x100
 
 
 FAULT_FLAG_WRITE: Final = FaultFlag.FAULT_FLAG_WRITE
 FAULT_FLAG_ALLOW_RETRY: Final = FaultFlag.FAULT_FLAG_ALLOW_RETRY
 FAULT_FLAG_REMOTE: Final = FaultFlag.FAULT_FLAG_REMOTE
+FAULT_FLAG_USER: Final = FaultFlag.FAULT_FLAG_USER
+FAULT_FLAG_INSTRUCTION: Final = FaultFlag.FAULT_FLAG_INSTRUCTION
 
 
 class VmFault(enum.IntFlag):

@@ -3,7 +3,9 @@
 Kernel: no single C function; this stands for a user thread executing loads
 and stores on its address space: the MMU walks the page table, and a missing
 or read-only entry traps into the arch fault handler, which takes
-``mmap_sem`` for read and calls handle_mm_fault (mm/memory.c, Linux v5.3).
+``mmap_sem`` for read, refuses the access if the VMA does not allow it
+(arch/x86/mm/fault.c access_error, kernel.fault) and otherwise calls
+handle_mm_fault (mm/memory.c, Linux v5.3).
 
 Deviations:
     * MODEL: the whole access is a model function: mmap_sem for read,
@@ -19,11 +21,17 @@ from __future__ import annotations
 
 import errno
 
+from hmmsim.kernel.fault import X86_PF_PROT, X86_PF_USER, X86_PF_WRITE, access_error
 from hmmsim.kernel.memory import handle_mm_fault
 from hmmsim.kernel.mm_types import MmStruct, pte_offset_map, pte_page, pte_write
 from hmmsim.kernel.mmap import find_vma
 from hmmsim.kernel.trace import trace
-from hmmsim.kernel.types import FAULT_FLAG_WRITE, VM_FAULT_ERROR, FaultFlag
+from hmmsim.kernel.types import (
+    FAULT_FLAG_USER,
+    FAULT_FLAG_WRITE,
+    VM_FAULT_ERROR,
+    FaultFlag,
+)
 from hmmsim.sync import down_read, spin_lock, spin_unlock, up_read
 from hmmsim.sync.once import shared_access
 
@@ -62,9 +70,18 @@ async def _user_access(
             await up_read(mm.mmap_sem)
             return 0, result
         await spin_unlock(mm.page_table_lock)
-        ret = await handle_mm_fault(
-            vma, addr, FAULT_FLAG_WRITE if write else FaultFlag(0)
-        )
+        # The trap: do_user_addr_fault checks the VMA before faulting.
+        error_code = X86_PF_USER
+        if write:
+            error_code |= X86_PF_WRITE
+        if pte is not None:
+            error_code |= X86_PF_PROT
+        if access_error(error_code, vma):
+            # bad_area_access_error: SIGSEGV (MODEL: -EFAULT).
+            await up_read(mm.mmap_sem)
+            return -errno.EFAULT, 0
+        flags = FAULT_FLAG_USER | (FAULT_FLAG_WRITE if write else FaultFlag(0))
+        ret = await handle_mm_fault(vma, addr, flags)
         if ret & VM_FAULT_ERROR:
             await up_read(mm.mmap_sem)
             return -errno.EFAULT, 0

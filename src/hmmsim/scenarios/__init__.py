@@ -49,6 +49,7 @@ BUILTIN_MODULES: Final[tuple[str, ...]] = (
     "hmmsim.scenarios.exit_vs_fault",
     "hmmsim.scenarios.fault_vs_oom_reap",
     "hmmsim.scenarios.oom_hmm_and_kvm",
+    "hmmsim.scenarios.fault_on_readonly_vma",
 )
 
 

@@ -34,6 +34,7 @@ from hmmsim.kernel.types import (
     MMU_NOTIFY_UNMAP,
     PAGE_SHIFT,
     PAGE_SIZE,
+    VM_FAULT_WRITE,
     VM_HUGETLB,
     VM_IO,
     VM_READ,
@@ -410,8 +411,14 @@ class TestHmmRangeFault:
         assert [expected, expected] == out
 
     @BOTH
-    def test_efault_on_write_to_read_only_vma(self, mod: ModuleType) -> None:
-        """A write request on a read-only VMA fails the fault: -EFAULT, entry ERROR."""
+    def test_write_to_read_only_vma_loops_for_ever(self, mod: ModuleType) -> None:
+        """v5.3: a write request on a read-only VMA re-faults for ever (a hang).
+
+        handle_mm_fault checks no permission and returns VM_FAULT_WRITE
+        without making the PTE writable; the walk returns -EBUSY while the
+        range is valid, so hmm_range_fault never returns (fixed in v5.4 by
+        "mm/hmm: hmm_range_fault() infinite loop", c18ce674d548).
+        """
         out: list[Any] = []
 
         async def body() -> None:
@@ -421,13 +428,18 @@ class TestHmmRangeFault:
             await mod.hmm_range_register(rng, mirror, BASE, END, PAGE_SHIFT)
             await down_read(mm.mmap_sem)
             out.append(await mod.hmm_range_fault(rng, False))
-            await up_read(mm.mmap_sem)
-            out.append(list(rng.pfns))
 
-        run_one(body)
-        assert -errno.EFAULT == out[0]
-        # The ERROR entry is overwritten: the clear starts at the failing page.
-        assert [0, 0, 0, 0] == out[1]
+        run = run_one(body, max_steps=5_000)
+
+        assert ["hang"] == run.kinds
+        assert [] == out
+        faults = run.named("handle_mm_fault")
+        # The first walk maps a read-only page at each address (do_anonymous_page);
+        # every later walk faults them all again, with no effect.
+        assert len(faults) > 2 * NPAGES
+        assert all(f["write"] and f["ret"] == 0 for f in faults[:NPAGES])
+        assert all(f["ret"] == int(VM_FAULT_WRITE) for f in faults[NPAGES:])
+        assert NPAGES == len(run.named("set_pte"))
 
     @BOTH
     def test_efault_without_vma(self, mod: ModuleType) -> None:

@@ -33,7 +33,6 @@ from hmmsim.kernel.types import (
     PAGE_SIZE,
     VM_FAULT_OOM,
     VM_FAULT_SIGBUS,
-    VM_FAULT_SIGSEGV,
     VM_FAULT_WRITE,
     VM_NONE,
     VM_READ,
@@ -209,8 +208,9 @@ class TestHandleMmFault:
             (0, 1, 1),
         ] == out
 
-    def test_write_fault_on_read_only_vma_is_sigsegv(self) -> None:
-        """A write fault on a VMA without VM_WRITE fails (MODEL access check)."""
+    def test_write_fault_on_read_only_vma_succeeds_without_write_access(self) -> None:
+        """handle_mm_fault checks no permission: a write fault on a read-only VMA
+        maps a read-only page, and a second one "succeeds" leaving it read-only."""
         out: list[Any] = []
 
         async def body() -> None:
@@ -218,11 +218,38 @@ class TestHandleMmFault:
             vma = find_vma(mm, BASE)
             assert vma is not None
             out.append(await handle_mm_fault(vma, BASE, FAULT_FLAG_WRITE))
-            vma.vm_flags = VM_NONE
-            out.append(await handle_mm_fault(vma, BASE, FaultFlag(0)))
+            pte = pte_offset_map(mm, BASE).value
+            assert pte is not None
+            out.append(pte.write)
+            out.append(await handle_mm_fault(vma, BASE, FAULT_FLAG_WRITE))
+            out.append(pte_offset_map(mm, BASE).value is pte)
 
-        run_one(body)
-        assert [VM_FAULT_SIGSEGV, VM_FAULT_SIGSEGV] == out
+        run = run_one(body)
+        assert [] == run.kinds
+        # do_anonymous_page, then do_wp_page -> wp_page_reuse (maybe_mkwrite: no).
+        assert [0, False, VM_FAULT_WRITE, True] == out
+        assert 1 == len(run.named("set_pte"))
+
+    def test_cpu_access_to_a_forbidden_vma_is_a_bad_area(self) -> None:
+        """The arch handler's access_error stops CPU writes to read-only and any
+        access to PROT_NONE VMAs before handle_mm_fault."""
+        out: list[Any] = []
+
+        async def body() -> None:
+            mm = await make_mm(vm_flags=VM_READ)
+            out.append(await cpu_store(mm, BASE, 1))
+            out.append(await cpu_load(mm, BASE))
+            out.append(await cpu_store(mm, BASE, 1))
+            vma = find_vma(mm, BASE + PAGE_SIZE)
+            assert vma is not None
+            vma.vm_flags = VM_NONE
+            out.append(await cpu_load(mm, BASE + PAGE_SIZE))
+
+        run = run_one(body)
+        assert [] == run.kinds
+        assert [-errno.EFAULT, (0, 0), -errno.EFAULT, (-errno.EFAULT, 0)] == out
+        # Only the read of BASE reached handle_mm_fault (it mapped the zero page).
+        assert 1 == len(run.named("handle_mm_fault"))
 
     def test_oom_and_unstable(self) -> None:
         """No page gives VM_FAULT_OOM; a reaped mm gives VM_FAULT_SIGBUS."""

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 from hmmsim.kernel.debug import BUG_ON
 from hmmsim.kernel.drivers.device import Device, device_pte_clear, device_pte_set
+from hmmsim.kernel.gup import FOLL_WRITE, FollFlags, check_vma_flags
 from hmmsim.kernel.memory import handle_mm_fault
 from hmmsim.kernel.mm_types import MmStruct, Page, pte_offset_map, pte_page, pte_write
 from hmmsim.kernel.mmap import find_vma
@@ -222,12 +223,17 @@ def mmu_notifier_retry(kvm: Kvm, mmu_seq: int) -> bool:
 async def kvm_gfn_to_pfn(kvm: Kvm, addr: int, write: bool) -> Page | None:
     """Pin the page behind ``addr`` (get_user_pages of one page).
 
-    Kernel: virt/kvm/kvm_main.c hva_to_pfn() -> get_user_pages (reduced).
+    Kernel: virt/kvm/kvm_main.c hva_to_pfn() -> get_user_pages (reduced:
+    check_vma_flags, then fault until the PTE allows the access).
     """
     mm = kvm.mm
     await down_read(mm.mmap_sem)
     vma = find_vma(mm, addr)
     if vma is None or vma.vm_start > addr:
+        await up_read(mm.mmap_sem)
+        return None
+    # __get_user_pages checks the VMA before faulting anything in.
+    if check_vma_flags(vma, FOLL_WRITE if write else FollFlags(0)):
         await up_read(mm.mmap_sem)
         return None
     ptep = pte_offset_map(mm, addr)
