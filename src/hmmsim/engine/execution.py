@@ -447,7 +447,10 @@ class Execution:
                 body.close()
             self.current = None
             _current = saved
-        if self.findings:
+        if self.findings and outcome is not Outcome.PRUNED:
+            # A pruned execution is infeasible as a whole (its "timeout" twin
+            # covers it): its findings still count, its outcome and final
+            # state are not a behaviour of the program.
             outcome = Outcome.VIOLATION
         with _blamed("the final-state summary (state)"):
             final_state = instance.final_state() if instance is not None else None
