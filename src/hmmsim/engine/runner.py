@@ -71,6 +71,10 @@ _EXIT_TEXT = {
 }
 
 
+_EXHAUSTIVE = frozenset({"dpor", "dfs"})
+_BUDGETS = frozenset({ExitReason.MAX_EXECUTIONS, ExitReason.TIME_BUDGET})
+
+
 class Status(enum.Enum):
     """Verdict of an exploration."""
 
@@ -157,6 +161,12 @@ class ExplorationResult:
             return (
                 "every schedule class was explored, but some executions hit the "
                 "step limit and were cut short"
+            )
+        if self.strategy in _EXHAUSTIVE and self.exit_reason in _BUDGETS:
+            return (
+                f"{self.exit_reason.describe()}: this world is too large to explore "
+                "exhaustively within the budget; --strategy pct samples schedules "
+                "and finds shallow bugs in few executions at any world size"
             )
         return self.exit_reason.describe()
 

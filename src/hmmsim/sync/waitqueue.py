@@ -16,6 +16,15 @@ Deviations:
       the full timeout is available again, and the remaining-jiffies return
       value is the timeout passed in.
     * MODEL: no exclusive waiters; every wake-up is ``wake_up_all``.
+
+Footprint (what the explorer sees): ``prepare_to_wait`` reads the queue,
+the sleep reads it (its guard is the task's own ``woken`` flag), and a
+wake-up writes it.  ``prepare_to_wait`` does add the task to the queue, but
+two of them by different tasks commute: each adds only itself, and since
+every wake-up wakes all, the order of the waiters is never observed.  So
+waiters never race with each other, only with a wake-up (two waiters and
+no waker: one execution, not two).  The waiter's own ``woken`` flag and
+its list entry are touched by no other task except a wake-up.
 """
 
 from __future__ import annotations
@@ -64,7 +73,8 @@ def init_waitqueue_head(wq: WaitQueueHead) -> None:
 
 
 async def _prepare_to_wait(wq: WaitQueueHead) -> Task:
-    await Op(OpKind.WRITE, wq.oid, True, "prepare_to_wait", wq)
+    # Not a write for the explorer: see "Footprint" in the module docstring.
+    await Op(OpKind.WRITE, wq.oid, False, "prepare_to_wait", wq)
     task = current_task()
     task.woken = False
     if task not in wq.waiters:

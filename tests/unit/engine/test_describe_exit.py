@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.support.toy_programs import counter_race
 
 from hmmsim.config import ExploreConfig
-from hmmsim.engine import explore
+from hmmsim.engine import ExitReason, ExplorationResult, explore
 
 
 class TestDescribeExit:
@@ -35,3 +35,13 @@ class TestDescribeExit:
 
         assert "step limit" in result.describe_exit()
         assert "incomplete" == result.status.value
+
+
+def test_a_budget_cut_exhaustive_exploration_suggests_pct() -> None:
+    """DPOR stopped by its time budget or execution bound points to PCT."""
+    for reason in (ExitReason.TIME_BUDGET, ExitReason.MAX_EXECUTIONS):
+        result = ExplorationResult(strategy="dpor", exit_reason=reason)
+        assert "--strategy pct" in result.describe_exit()
+        assert result.describe_exit().startswith(reason.describe())
+    sampled = ExplorationResult(strategy="pct", exit_reason=ExitReason.MAX_EXECUTIONS)
+    assert "--strategy pct" not in sampled.describe_exit()

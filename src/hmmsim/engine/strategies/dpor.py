@@ -337,6 +337,10 @@ class DporStrategy:
         self.preemption_bound = preemption_bound
         self.complete = True
         self.redundant = 0
+        #: True for a part of the tree: its result alone is never VERIFIED.
+        self.partial = unit is not None and (
+            bool(unit.prefix) or bool(unit.branches) or unit.values is not None
+        )
         self._unit = unit or DporUnit()
         unit = self._unit
         self._slice = slice_executions
@@ -946,6 +950,7 @@ class DporStrategy:
 
     def _split(self) -> None:
         """Hand the rest of the unit over as nodes and units (the stack is left)."""
+        self.partial = True
         stack = self._stack
         top = len(stack) - 1
         base = self._base
