@@ -3,12 +3,16 @@
 
 ARGS ?=
 
-.PHONY: install run test check bench clean
+.PHONY: install install-runtime run test check bench clean
 
 install:
 	scripts/install
 
-run: install
+# make run needs only what running needs (rich, jinja2), not the dev tools.
+install-runtime:
+	scripts/install runtime
+
+run: install-runtime
 	.venv/bin/hmmsim check --all
 
 test: install

@@ -37,10 +37,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import time
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
 from typing import TYPE_CHECKING, Final, NoReturn
@@ -119,6 +117,8 @@ def _one_line(message: str) -> str:
 
 def _width() -> int:
     """COLUMNS if set, else the terminal's width, else 120 (not a terminal)."""
+    import shutil  # noqa: PLC0415 - start-up time
+
     return shutil.get_terminal_size((120, 24)).columns
 
 
@@ -332,7 +332,9 @@ def _parser() -> _Parser:
     pin = sub.add_parser(
         "pin", help="write a pytest test that replays a token and asserts its kind"
     )
-    pin.add_argument("token", metavar="TOKEN")
+    pin.add_argument(
+        "token", metavar="TOKEN", help="a replay token printed by check or replay"
+    )
     pin.add_argument("--file", metavar="PATH.py", help="the user file of the scenario")
     pin.add_argument(
         "--output",
@@ -385,11 +387,27 @@ def _config(scenario: Scenario, args: argparse.Namespace) -> ExploreConfig:
 # -- progress ----------------------------------------------------------------
 
 
+def progress_text(executions: int, seconds: float, open_points: int | None) -> str:
+    """Return the progress of one unit: executions, their rate, DPOR's open points.
+
+    An exhaustive exploration has no meaningful total (a count bound is not
+    its size), so progress shows the rate and, for DPOR, the backtrack points
+    still open, which fall to zero at exhaustion.
+    """
+    rate = executions / seconds if seconds > 0 else 0.0
+    text = f"{executions} executions, {rate:.0f}/s"
+    if open_points is not None:
+        text += f", {open_points} open backtrack points"
+    return text
+
+
 class _Progress:
     """Progress on stderr: rich bars on a terminal, one line per run otherwise.
 
     The bars are redrawn by the events themselves (``auto_refresh=False``, at
     most ten times a second), so no thread runs while workers are forked.
+    Each unit's bar pulses (no total) beside :func:`progress_text`; the
+    overall bar counts runs.
     """
 
     def __init__(self, *, quiet: bool, total_runs: int) -> None:
@@ -399,6 +417,8 @@ class _Progress:
         self._bars: Progress | None = None
         self._overall: TaskID | None = None
         self._tasks: dict[int, TaskID] = {}
+        self._started: dict[int, float] = {}
+        self._open: dict[int, int] = {}
         self._drawn = 0.0
 
     @contextmanager
@@ -410,7 +430,6 @@ class _Progress:
         from rich.console import Console  # noqa: PLC0415 - pragma: no cover
         from rich.progress import (  # noqa: PLC0415 - pragma: no cover
             BarColumn,
-            MofNCompleteColumn,
             Progress,
             TextColumn,
             TimeElapsedColumn,
@@ -419,7 +438,7 @@ class _Progress:
         bars = Progress(  # pragma: no cover - needs a terminal
             TextColumn("{task.description}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            TextColumn("{task.fields[text]}"),
             TimeElapsedColumn(),
             console=Console(stderr=True),
             transient=True,
@@ -427,7 +446,9 @@ class _Progress:
         )
         with bars:  # pragma: no cover - needs a terminal
             self._bars = bars
-            self._overall = bars.add_task("all runs", total=self.total_runs)
+            self._overall = bars.add_task(
+                "all runs", total=self.total_runs, text=f"of {self.total_runs} runs"
+            )
             bars.refresh()
             yield
         self._bars = None  # pragma: no cover - needs a terminal
@@ -440,19 +461,27 @@ class _Progress:
 
     def started(self, index: int, unit: Unit) -> None:
         """Add a bar for unit ``index``."""
+        self._started[index] = time.monotonic()
         if self._bars is None:
             return
         self._tasks[index] = self._bars.add_task(  # pragma: no cover - terminal
-            f"{unit.scenario.name}/{unit.variant}", total=unit.config.max_executions
+            f"{unit.scenario.name}/{unit.variant}", total=None, text="starting"
         )
         self._draw(now=True)  # pragma: no cover - needs a terminal
+
+    def measured(self, index: int, open_points: int) -> None:
+        """Note DPOR's open backtrack points of unit ``index``."""
+        self._open[index] = open_points
 
     def progressed(self, index: int, executions: int) -> None:
         """Move the bar of unit ``index``."""
         if self._bars is None or index not in self._tasks:
             return
+        seconds = time.monotonic() - self._started.get(index, time.monotonic())
         self._bars.update(  # pragma: no cover - needs a terminal
-            self._tasks[index], completed=executions
+            self._tasks[index],
+            completed=executions,
+            text=progress_text(executions, seconds, self._open.get(index)),
         )
         self._draw()  # pragma: no cover - needs a terminal
 
@@ -568,7 +597,12 @@ def _explore_all(
         getattr(args, "store", None), disabled=getattr(args, "no_store", False)
     )
     cluster: str | None = getattr(args, "cluster", None)
-    if getattr(args, "jobs", None) is not None or cluster is not None:
+    jobs_given: int | None = getattr(args, "jobs", None)
+    # Splitting a DPOR exploration into work units pays when there are more
+    # workers than units (or a cluster); otherwise one unit per worker process
+    # (explore_units, with its error rows, signals and orphan guard) does as
+    # well.
+    if cluster is not None or (jobs_given is not None and jobs_given > len(units)):
         from hmmsim.parallel import explore_split  # noqa: PLC0415 - start-up time
 
         jobs: int = args.jobs or 1
@@ -877,6 +911,8 @@ def _failure(exc: Exception) -> int:
         _err(f"error: {where}{exc.strerror or exc}")
         return EXIT_USAGE
     if os.environ.get("HMMSIM_TRACEBACK"):
+        import traceback  # noqa: PLC0415 - start-up time
+
         traceback.print_exception(exc, file=sys.stderr)
     _err(
         f"error: {INTERNAL_BUG_TAG} {type(exc).__name__}: {_one_line(str(exc))} "
@@ -898,6 +934,9 @@ _status_if_pipe_closes = EXIT_OK
 
 
 def _run(argv: Sequence[str] | None) -> int:
+    if list(sys.argv[1:] if argv is None else argv) == ["--version"]:
+        _out(f"hmmsim {__version__}\n")  # the quick path: no argparse, no model
+        return EXIT_OK
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # --help and --version

@@ -51,7 +51,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from types import FrameType
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, runtime_checkable
 
 from hmmsim.engine import ExitReason, ExplorationResult, Trace, replay
 from hmmsim.errors import InternalError
@@ -60,6 +60,7 @@ from hmmsim.service import Unit, error_run, run_unit
 
 __all__ = [
     "STOP_GRACE_S",
+    "StatEvents",
     "Unit",
     "UnitEvents",
     "available_cpus",
@@ -89,6 +90,19 @@ class UnitEvents(Protocol):
 
     def finished(self, index: int, done: ScenarioRun) -> None:
         """Unit ``index`` finished (possibly interrupted)."""
+
+
+@runtime_checkable
+class StatEvents(Protocol):
+    """Optional for UnitEvents: also told the strategy's open backtrack points."""
+
+    def measured(self, index: int, open_points: int) -> None:
+        """Unit ``index`` has ``open_points`` backtrack points left to explore (DPOR)."""
+
+
+def _tell_stats(events: object, index: int, open_points: int | None) -> None:
+    if open_points is not None and isinstance(events, StatEvents):
+        events.measured(index, open_points)
 
 
 def available_cpus() -> int:
@@ -126,7 +140,7 @@ def work(
     """Explore units until none is left or ``stopped()``; report through ``conn``.
 
     The body of a worker process, callable in-process for tests.  Messages:
-    ``("start", i, None)``, ``("progress", i, executions)``,
+    ``("start", i, None)``, ``("progress", i, (executions, open_points))``,
     ``("done", i, (result, traces))`` and ``("error", i, exception)``.
 
     Args:
@@ -149,7 +163,7 @@ def work(
             now = time.monotonic()
             if now - last >= _PROGRESS_EVERY:
                 last = now
-                conn.send(("progress", index, result.executions))
+                conn.send(("progress", index, (result.executions, result.open_points)))
 
         try:
             done = run_unit(units[index], tick)
@@ -228,8 +242,10 @@ class _Collector:
             self.current[worker] = index
             self.events.started(index, unit)
         elif kind == "progress":
-            self.executions[index] = payload
-            self.events.progressed(index, payload)
+            executions, open_points = payload
+            self.executions[index] = executions
+            self.events.progressed(index, executions)
+            _tell_stats(self.events, index, open_points)
         elif kind == "done":
             result, traces = payload
             self._finish(index, _scenario_run(unit, result, traces))
@@ -303,6 +319,7 @@ def _serial(
 
         def tick(result: ExplorationResult, index: int = index) -> None:
             events.progressed(index, result.executions)
+            _tell_stats(events, index, result.open_points)
 
         done = run_unit(unit, tick)
         runs.append(done)

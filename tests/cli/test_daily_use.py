@@ -7,6 +7,7 @@ user model written to ``tmp_path``; the others call ``main()`` in-process.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -445,3 +446,69 @@ class TestCompare:
         assert 130 == done.returncode
         assert "a" == results[0]["variant"]
         assert "replay hs1.m/a:lost." in done.stdout
+
+
+class TestNewUser:
+    def test_every_option_has_a_description(self) -> None:
+        """Every option of every command says what it does in --help."""
+        parser = cli_module._parser()
+        choices = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+        commands: dict[str, argparse.ArgumentParser] = dict(choices)  # type: ignore[arg-type]
+        missing = [
+            f"{name} {'/'.join(action.option_strings) or action.dest}"
+            for name, sub in commands.items()
+            for action in sub._actions
+            if not action.help and action.dest != "help"
+        ]
+
+        assert [] == missing
+
+    @pytest.mark.parametrize(
+        ("argv0", "on_path", "expected"),
+        [
+            (".venv/bin/hmmsim", None, ".venv/bin/hmmsim"),
+            ("/opt/x y/hmmsim", None, "'/opt/x y/hmmsim'"),
+            ("/usr/bin/pytest", None, "hmmsim"),
+            ("hmmsim", "/usr/bin/hmmsim", "hmmsim"),
+        ],
+    )
+    def test_printed_commands_work_when_pasted(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        argv0: str,
+        on_path: str | None,
+        expected: str,
+    ) -> None:
+        """Replay commands name the program as invoked when plain hmmsim is not on PATH."""
+        from hmmsim.runs import invoked_as  # noqa: PLC0415
+
+        monkeypatch.setattr("shutil.which", lambda name: on_path)
+
+        assert expected == invoked_as(argv0)
+
+    def test_the_same_program_on_path_is_called_hmmsim(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        """When PATH finds the very program that runs, the command says hmmsim."""
+        from hmmsim.runs import invoked_as  # noqa: PLC0415
+
+        program = tmp_path / "hmmsim"
+        program.write_text("", encoding="utf-8")
+        monkeypatch.setattr("shutil.which", lambda name: str(program))
+
+        assert "hmmsim" == invoked_as(str(program))
+
+    def test_a_crafted_token_is_one_usage_error(self, cli: CliRunner) -> None:
+        """A token that inflates past the cap is refused in one line, exit 2 (D16)."""
+        import base64  # noqa: PLC0415
+        import zlib  # noqa: PLC0415
+
+        payload = base64.b32encode(zlib.compress(b"\0" * (5 * 2**20), 9))
+        body = "hs1.counter/buggy." + payload.decode().rstrip("=").lower()
+        token = f"{body}.{zlib.crc32(body.encode()):08x}"
+
+        ran = cli("replay", token)
+
+        assert 2 == ran.code
+        assert "inflates to more than 4 MiB" in ran.err
+        assert 1 == len(ran.err.splitlines())

@@ -178,7 +178,7 @@ class TestHelpers:
         recorder = Recorder()
         collector = _Collector(units=units(), events=recorder, stop=None, runs={})
 
-        collector.handle(0, ("progress", 3, 10))
+        collector.handle(0, ("progress", 3, (10, None)))
 
         assert [("progressed", 3)] == recorder.events
 

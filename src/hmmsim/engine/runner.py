@@ -125,6 +125,9 @@ class ExplorationResult:
     outcomes: dict[str, int] = field(default_factory=dict)
     counterexamples: list[Counterexample] = field(default_factory=list)
     complete: bool = True
+    #: Progress only (never in reports): the strategy's open backtrack points
+    #: (DPOR), refreshed at most ten times a second while a callback listens.
+    open_points: int | None = None
     #: Only part of the program was explored: one work unit (the schedules
     #: below a prefix).  Exhausting it verifies nothing about the program.
     partial: bool = False
@@ -175,6 +178,9 @@ class ExplorationResult:
         """Violation kinds found, in the order first found."""
         return [c.kind for c in self.counterexamples]
 
+
+#: Seconds between two reads of the strategy's progress stats.
+_STAT_EVERY = 0.1
 
 Shrinker = Callable[[Program, Schedule, str, int], Schedule]
 
@@ -279,6 +285,8 @@ class _Search:
     deadline: float | None
     on_progress: Callable[[ExplorationResult], None] | None
     lockdep: LockGraph = field(default_factory=LockGraph)
+    #: When the progress stats were last read from the strategy (monotonic).
+    stat_time: float = 0.0
     #: First execution (result, 1-based number) of each finding kind.
     found: dict[str, tuple[ExecutionResult, int]] = field(default_factory=dict)
     #: With ``check_determinism``: the schedules of the 1st, 2nd, 4th, 8th ...
@@ -340,6 +348,10 @@ class _Search:
             if config.check_determinism:
                 self.sample(ex_result)
             if self.on_progress is not None:
+                now = time.monotonic()
+                if now - self.stat_time >= _STAT_EVERY:
+                    self.stat_time = now
+                    result.open_points = getattr(strategy, "open_points", None)
                 self.on_progress(result)
             if found and (config.stop_on_first or "hung-task" in found):
                 # Every further hang would cost the watchdog's whole timeout.

@@ -34,9 +34,9 @@ it.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
-import sysconfig
 import threading
 import time
 from collections.abc import Iterator
@@ -64,17 +64,26 @@ TICK: Final = 0.05
 _ENGINE_DIR: Final = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _HMMSIM_DIR: Final = os.path.dirname(os.path.dirname(_ENGINE_DIR)) + os.sep
 
-#: The standard library and installed packages: their code may run as a
-#: garbage-collector or finalizer callback, where an exception is lost.
-_LIBRARY_DIRS: Final = tuple(
-    sorted(
-        {
-            os.path.abspath(path) + os.sep
-            for name in ("stdlib", "platstdlib", "purelib", "platlib")
-            if (path := sysconfig.get_paths().get(name))
-        }
+
+@functools.cache
+def _library_dirs() -> tuple[str, ...]:
+    """The standard library and installed packages (looked up on first use).
+
+    Their code may run as a garbage-collector or finalizer callback, where an
+    exception is lost.
+    """
+    import sysconfig  # noqa: PLC0415 - only when a tick needs it
+
+    paths = sysconfig.get_paths()
+    return tuple(
+        sorted(
+            {
+                os.path.abspath(path) + os.sep
+                for name in ("stdlib", "platstdlib", "purelib", "platlib")
+                if (path := paths.get(name))
+            }
+        )
     )
-)
 
 
 def _interruptible(filename: str) -> bool:
@@ -88,7 +97,7 @@ def _interruptible(filename: str) -> bool:
         return False
     if filename.startswith(_HMMSIM_DIR):
         return True
-    return not filename.startswith(_LIBRARY_DIRS) and not filename.startswith("<")
+    return not filename.startswith(_library_dirs()) and not filename.startswith("<")
 
 
 @dataclass(slots=True)

@@ -403,6 +403,19 @@ class DporStrategy:
         self._coasting = False
         return True
 
+    @property
+    def open_points(self) -> int:
+        """Read-only progress stat: backtrack entries not yet explored (O(stack)).
+
+        Unlike a count of executions, this tells how much work is known to
+        remain; it grows as races are found and falls to zero at exhaustion.
+        """
+        return sum(
+            sum(1 for t in node.backtrack if t not in node.done and t != node.chosen)
+            for node in self._stack
+            if isinstance(node, _Node)
+        )
+
     def next_task(self, execution: Execution, enabled: list[int]) -> int:
         """Check the new state for races, then replay or open a choice point."""
         if self._coasting:
