@@ -225,6 +225,56 @@ def first_violation(budget: float, quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
+async def _coarse_prepare_to_wait(wq: Any) -> Any:
+    """The footprint before the finer one: prepare_to_wait writes the queue."""
+    from hmmsim.engine.ops import Op, OpKind  # noqa: PLC0415
+    from hmmsim.sync._base import current_task  # noqa: PLC0415
+
+    await Op(OpKind.WRITE, wq.oid, True, "prepare_to_wait", wq)
+    task = current_task()
+    task.woken = False
+    if task not in wq.waiters:
+        wq.waiters.append(task)
+    return task
+
+
+def redundancy(budget: float, quick: bool) -> list[dict[str, Any]]:
+    """Serial DPOR on every built-in scenario and variant, coarse and fine footprint."""
+    from hmmsim.scenarios import all_scenarios  # noqa: PLC0415
+    from hmmsim.sync import waitqueue  # noqa: PLC0415
+
+    fine = waitqueue._prepare_to_wait
+    rows = []
+    for scenario in all_scenarios():
+        for variant in scenario.variants:
+            config = scenario.explore_config().replace(
+                shrink=False,
+                time_budget_s=budget,
+                max_executions=2000 if quick else None,
+            )
+            program = scenario.program(variant)
+            waitqueue._prepare_to_wait = _coarse_prepare_to_wait
+            try:
+                before = _serial(program, config)
+            finally:
+                waitqueue._prepare_to_wait = fine
+            after = _serial(program, config)
+            rows.append(
+                {
+                    "scenario": scenario.name,
+                    "variant": variant,
+                    "before": before,
+                    "after": after,
+                }
+            )
+            print(
+                f"  {scenario.name}/{variant}: {before['executions']} -> {after['executions']}"
+                f" ({before['exit']}, {after['exit']})",
+                flush=True,
+            )
+    return rows
+
+
 def jobs_speedup(quick: bool) -> dict[str, Any]:
     """--jobs 1 against --jobs 2 on concurrent-invalidations v5.3, and the schedule's bound."""
     scenario = get("concurrent-invalidations")
@@ -363,6 +413,23 @@ def report(results: dict[str, Any], images: list[str]) -> str:
         )
         + f" speedup, i.e. {s['schedule_ratio_2_workers']}x the time on 2 idle cores.",
         "",
+        "## Executions before and after the redundancy work (serial DPOR)",
+        "",
+        "Before: `prepare_to_wait` writes the wait queue; after: it reads it (waiters",
+        "commute, see hmmsim/sync/waitqueue.py).  Same verdicts and kinds; a run stopped",
+        "by its budget shows the executions it reached.",
+        "",
+        "| scenario | variant | before | after | redundant before | redundant after | exit |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in results["redundancy"]:
+        b, a = r["before"], r["after"]
+        lines.append(
+            f"| {r['scenario']} | {r['variant']} | {b['executions']} | {a['executions']} | "
+            f"{b['redundant']} | {a['redundant']} | {a['exit']} |"
+        )
+    lines += [
+        "",
         "## Scale curves",
         "",
         "Worlds of bench/large.py (concurrent-invalidations grown); each run is capped by the budget,",
@@ -441,17 +508,19 @@ def main() -> None:
     )
     parser.add_argument("--budget", type=float, default=None, help="seconds per run")
     args = parser.parse_args()
-    budget = args.budget or (5.0 if args.quick else 20.0)
+    budget = args.budget or (5.0 if args.quick else 10.0)
     results: dict[str, Any] = {}
     print("scale: --jobs speedup", flush=True)
     results["jobs_speedup"] = jobs_speedup(args.quick)
     print(f"  {results['jobs_speedup']}", flush=True)
+    print("scale: executions before/after the finer wait-queue footprint", flush=True)
+    results["redundancy"] = redundancy(budget * 6, args.quick)
     print("scale: curves", flush=True)
     results["curves"] = curves(budget, args.quick)
     print("scale: first violation", flush=True)
     results["first_violation"] = first_violation(budget, args.quick)
     print("scale: large world", flush=True)
-    results["large"] = large_world(budget * 3)
+    results["large"] = large_world(budget * 6)
     results["end_to_end"] = end_to_end()
     results["peak_rss_mib"] = round(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1

@@ -503,5 +503,6 @@ def explore_split(
         for u in units
     ]
     adapter = _JobEvents(units, events)
-    _, interrupted = run_jobs(jobs, backend, adapter)
+    with _sigterm_interrupts():
+        _, interrupted = run_jobs(jobs, backend, adapter)
     return [adapter.runs[i] for i in sorted(adapter.runs)], interrupted

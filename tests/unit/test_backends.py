@@ -171,3 +171,18 @@ class TestDaskBackend:
         assert (tmp_path / "killed").exists()
         assert _summary(results) == _summary(expected)
         assert results[1].exit_reason is ExitReason.EXHAUSTED
+
+
+class _Interrupting(_Events):
+    def progressed(self, index: int, executions: int) -> None:
+        del index, executions
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_stops_handing_out_units_and_keeps_what_was_merged() -> None:
+    """An interrupt while units run gives an interrupted result, not an error."""
+    jobs = _jobs("fault-vs-oom-reap/v5.3")
+    results, interrupted = run_jobs(jobs, ProcessBackend(2), _Interrupting())
+    assert interrupted
+    assert results[0].exit_reason is ExitReason.INTERRUPTED
+    assert results[0].executions > 0

@@ -253,20 +253,18 @@ def run_jobs(
                 in_flight += 1
             if not in_flight:
                 break
-            try:
-                task, payload = backend.wait()
-            except KeyboardInterrupt:
-                interrupted = True
-                run.interrupt()
-                break
+            task, payload = backend.wait()
             in_flight -= 1
             run.accept(task, payload)
             if any(
                 r.exit_reason is ExitReason.INTERRUPTED for r in run.results.values()
             ):
-                interrupted = True
-                run.interrupt()
-                break
+                raise KeyboardInterrupt  # a unit was interrupted: stop them all
+    except KeyboardInterrupt:
+        # Ctrl-C (or SIGTERM, through the caller): stop handing out units; each
+        # started job keeps what its processed units found.
+        interrupted = True
+        run.interrupt()
     finally:
         backend.close()
     return run.results, interrupted
