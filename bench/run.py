@@ -1,10 +1,13 @@
 """Engine benchmarks, run by ``make bench``: throughput and DPOR reduction.
 
-Prints two things and asserts nothing:
+Prints these and asserts nothing:
 
 * **throughput**: scheduled steps per second of the execution loop on a
   lock-heavy toy program (3 tasks, each taking a mutex and a spinlock around
   once-accesses), explored with DFS for a fixed number of executions;
+* **engine speed** (``bench/engine_speed.py``): DPOR steps/s on the
+  lock-heavy toy and on concurrent-invalidations v5.3 against the issue-9
+  targets, and the cost of the ways to restore a post-set-up world;
 * **reduction**: for a few toy programs, how many executions DPOR needs to
   exhaust them compared with DFS;
 * **scenarios**: DPOR's time to an exhaustive verdict on every built-in
@@ -168,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     best = throughput(args.executions, args.repeat)
     print(f"throughput: {best:,.0f} scheduled steps/s (best of {args.repeat})")
+    import engine_speed  # noqa: PLC0415 - bench/engine_speed.py imports this module
+
+    engine_speed.targets(args.repeat)
+    engine_speed.snapshot_options()
     print("reduction: executions to exhaust, dpor vs dfs")
     reduction()
     if not args.no_scenarios:

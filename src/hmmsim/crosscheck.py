@@ -16,7 +16,7 @@ import dataclasses
 import shlex
 from typing import Final
 
-from hmmsim.engine import Counterexample, Step, Trace, replay
+from hmmsim.engine import Choice, Counterexample, Step, Trace, replay
 from hmmsim.errors import ReplayDiverged
 from hmmsim.report.sidebyside import DIVERGE_MARK, CrossReplay, SideBySideRow
 from hmmsim.report.timeline import CAUSE_MARK, PRIMARY_MARK
@@ -86,7 +86,7 @@ def _rows(
     return diverge, tuple(rows)
 
 
-def _common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+def _common_prefix(a: tuple[Choice, ...], b: tuple[Choice, ...]) -> int:
     count = 0
     for x, y in zip(a, b, strict=False):
         if x != y:
@@ -145,7 +145,7 @@ def cross_replays(runs: list[ScenarioRun]) -> list[CrossReplay]:
     """
     out: list[CrossReplay] = []
     for source in runs:
-        seen: dict[tuple[str, tuple[int, ...]], int] = {}
+        seen: dict[tuple[str, tuple[Choice, ...]], int] = {}
         for cx in source.result.counterexamples:
             for target in runs:
                 if target is source or cx.kind in target.result.kinds:

@@ -344,7 +344,7 @@ class TestReplay:
         self, cli: CliRunner, context: str, message: str
     ) -> None:
         """A token naming an unknown scenario or variant is a usage error."""
-        token = Schedule.of([0, 2]).to_token(context)
+        token = Schedule.parse("t0 t1").to_token(context)
 
         ran = cli("replay", token)
 
@@ -353,7 +353,7 @@ class TestReplay:
 
     def test_other_kind_is_not_reproduced_exit_4(self, cli: CliRunner) -> None:
         """A replay that does not show the recorded kind exits 4."""
-        schedule = Schedule.of([0, 0, 2, 2])  # incr0 then incr1: no lost update
+        schedule = Schedule.parse("t0 t0 t1 t1")  # incr0 then incr1: no lost update
         token = schedule.to_token("counter/buggy:lost-update")
 
         ran = cli("replay", token)
@@ -366,7 +366,9 @@ class TestReplay:
 
     def test_divergent_schedule_exits_4(self, cli: CliRunner) -> None:
         """A schedule the execution cannot follow is a divergence, exit 4."""
-        token = Schedule.of([0] * 9).to_token("counter/buggy:lost-update")
+        token = Schedule.parse(" ".join(["t0"] * 9)).to_token(
+            "counter/buggy:lost-update"
+        )
 
         ran = cli("replay", token)
 
@@ -375,7 +377,7 @@ class TestReplay:
 
     def test_token_without_kind_replays_without_verifying(self, cli: CliRunner) -> None:
         """A token with no kind replays and says there is nothing to verify."""
-        token = Schedule.of([0, 0, 2, 2]).to_token("counter/buggy")
+        token = Schedule.parse("t0 t0 t1 t1").to_token("counter/buggy")
 
         ran = cli("replay", token)
 

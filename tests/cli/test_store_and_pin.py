@@ -245,11 +245,11 @@ class TestPin:
         """A token whose context names no kind cannot be pinned (exit 2)."""
         from hmmsim.engine import Schedule  # noqa: PLC0415
 
-        token = Schedule.of([0]).to_token("counter/buggy")
+        token = Schedule.parse("t0").to_token("counter/buggy")
 
         assert 2 == cli("pin", token).code
         with pytest.raises(Exception, match="expect"):
-            pin_source(Schedule.of([0]).to_token("a/b:k"), expect="maybe")  # type: ignore[arg-type]
+            pin_source(Schedule.parse("t0").to_token("a/b:k"), expect="maybe")  # type: ignore[arg-type]
 
 
 class TestCompareReplaysAcrossVariants:

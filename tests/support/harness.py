@@ -20,6 +20,7 @@ from hmmsim.engine import (
 )
 from hmmsim.engine.execution import strict_coroutines
 from hmmsim.engine.strategies.replay import ReplayStrategy
+from hmmsim.engine.view import ExecutionView
 
 Body = Coroutine[Any, Any, Any]
 
@@ -71,11 +72,11 @@ class _Spy:
         self.replay.begin_execution()
         self.enabled: list[list[int]] = []
 
-    def next_task(self, execution: Execution, enabled: list[int]) -> int:
+    def next_task(self, execution: ExecutionView, enabled: list[int]) -> int:
         self.enabled.append(list(enabled))
         return self.replay.next_task(execution, enabled)
 
-    def next_int(self, execution: Execution, bound: int, label: str) -> int:
+    def next_int(self, execution: ExecutionView, bound: int, label: str) -> int:
         return self.replay.next_int(execution, bound, label)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from hmmsim.engine import Execution, ExecutionResult, Instance, SimpleInstance
 from hmmsim.engine.execution import strict_coroutines
+from hmmsim.engine.view import ExecutionView
 from hmmsim.kernel.fork import mm_alloc
 from hmmsim.kernel.mm_types import MmStruct
 from hmmsim.kernel.mmap import vm_mmap
@@ -40,10 +41,10 @@ class SequentialStrategy:
     def begin_execution(self) -> bool:
         return True
 
-    def next_task(self, execution: Execution, enabled: list[int]) -> int:
+    def next_task(self, execution: ExecutionView, enabled: list[int]) -> int:
         return enabled[0]
 
-    def next_int(self, execution: Execution, bound: int, label: str) -> int:
+    def next_int(self, execution: ExecutionView, bound: int, label: str) -> int:
         self.labels.append(label)
         return self.data.pop(0) if self.data else 0
 

@@ -15,8 +15,9 @@ from hmmsim.engine.execution import (
     current_execution,
     current_task,
 )
+from hmmsim.engine.lockdep import LockListener, LockOrderChecker
 from hmmsim.engine.ops import LOCAL, Op, OpKind, dependent
-from hmmsim.engine.program import Instance, Program, SimpleInstance
+from hmmsim.engine.program import Instance, PhasedInstance, Program, SimpleInstance
 from hmmsim.engine.runner import (
     Counterexample,
     ExitReason,
@@ -25,32 +26,42 @@ from hmmsim.engine.runner import (
     explore,
     replay,
 )
-from hmmsim.engine.schedule import Schedule
+from hmmsim.engine.schedule import Choice, DataChoice, Schedule, TaskChoice
+from hmmsim.engine.snapshot import SnapshotCache
 from hmmsim.engine.task import Task, TaskId, TaskState
 from hmmsim.engine.trace import Cause, Event, Finding, Step, Trace
+from hmmsim.engine.view import ExecutionView
 
 __all__ = [
     "LOCAL",
     "Cause",
+    "Choice",
     "Chooser",
     "Counterexample",
+    "DataChoice",
     "Event",
     "Execution",
     "ExecutionResult",
+    "ExecutionView",
     "ExitReason",
     "ExplorationResult",
     "Finding",
     "Instance",
     "LockGraph",
+    "LockListener",
+    "LockOrderChecker",
     "Op",
     "OpKind",
     "Outcome",
+    "PhasedInstance",
     "Program",
     "Schedule",
     "SimpleInstance",
+    "SnapshotCache",
     "Status",
     "Step",
     "Task",
+    "TaskChoice",
     "TaskId",
     "TaskState",
     "Trace",

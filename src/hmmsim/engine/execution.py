@@ -28,18 +28,20 @@ import os
 import sys
 import traceback
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import pairwise
 from typing import Any, Final, NoReturn, Protocol
 
+from hmmsim.engine.lockdep import LockGraph, LockListener, LockOrderChecker
 from hmmsim.engine.ops import Op
 from hmmsim.engine.program import Instance, Program, TaskBody
 from hmmsim.engine.progress import SOLO_STEPS, ProgressMonitor
-from hmmsim.engine.schedule import Schedule
+from hmmsim.engine.schedule import Choice, DataChoice, Schedule, task_choice
+from hmmsim.engine.snapshot import SetupSnapshot, SnapshotCache
 from hmmsim.engine.task import Task
 from hmmsim.engine.trace import Cause, Event, Finding, Step, Trace
+from hmmsim.engine.view import ExecutionView
 from hmmsim.errors import HmmsimError, InternalError, ModelError, ScenarioError
 
 __all__ = [
@@ -81,14 +83,18 @@ ABANDON: Final = -1
 
 
 class Chooser(Protocol):
-    """The part of a Strategy that makes the choices of one execution."""
+    """The part of a Strategy that makes the choices of one execution.
 
-    def next_task(self, execution: Execution, enabled: list[int]) -> int:
+    It sees the execution only through the read-only
+    :class:`~hmmsim.engine.view.ExecutionView`.
+    """
+
+    def next_task(self, execution: ExecutionView, enabled: list[int]) -> int:
         """Return the id of the enabled task that performs the next step (or ABANDON)."""
         ...
 
-    def next_int(self, execution: Execution, bound: int, label: str) -> int:
-        """Return a data choice in ``range(bound)`` (``bound >= 2``)."""
+    def next_int(self, execution: ExecutionView, bound: int, label: str) -> int:
+        """Return a data choice in ``range(bound)`` (``bound >= 2``) labelled ``label``."""
         ...
 
 
@@ -124,62 +130,6 @@ class ExecutionResult:
     trace: Trace | None = None
 
 
-class LockGraph:
-    """Lock-order graph shared by the executions of one exploration (lockdep).
-
-    An edge ``A -> B`` means some task went to take a lock of class B while
-    holding one of class A.  An edge that closes a cycle (``B -> A`` when
-    ``A -> B`` exists, or any longer cycle) is an inversion, reported once
-    per set of classes even if no execution deadlocked.
-
-    Attributes:
-        edges: every edge, in the order first seen.
-        reported: the class sets of the cycles already reported.
-    """
-
-    __slots__ = ("edges", "reported", "successors")
-
-    def __init__(self) -> None:
-        """Start with no edges."""
-        self.edges: dict[tuple[str, str], Schedule | None] = {}
-        self.reported: set[frozenset[str]] = set()
-        self.successors: dict[str, list[str]] = {}
-
-    def add(self, first: str, second: str) -> list[str] | None:
-        """Add the edge ``first -> second``; return the cycle it closes, if any.
-
-        Returns:
-            None if the edge was known or closes no cycle, else the classes
-            ``[second, ..., first]`` of a path back from ``second`` to ``first``.
-        """
-        edge = (first, second)
-        if edge in self.edges:
-            return None
-        self.edges[edge] = None
-        self.successors.setdefault(first, []).append(second)
-        return self.path(second, first)
-
-    def path(self, start: str, goal: str) -> list[str] | None:
-        """Return a shortest path of classes from ``start`` to ``goal``, or None."""
-        parents: dict[str, str] = {start: start}
-        frontier = [start]
-        while frontier:
-            later: list[str] = []
-            for node in frontier:
-                for succ in self.successors.get(node, ()):
-                    if succ in parents:
-                        continue
-                    parents[succ] = node
-                    if succ == goal:
-                        path = [goal]
-                        while path[-1] != start:
-                            path.append(parents[path[-1]])
-                        return path[::-1]
-                    later.append(succ)
-            frontier = later
-        return None
-
-
 _current: Execution | None = None
 
 
@@ -209,26 +159,37 @@ class Execution:
         max_steps: int,
         seed: int = 0,
         lockdep: LockGraph | None = None,
+        lock_listeners: Sequence[LockListener] | None = None,
         capture: bool = False,
         capture_locations: bool = False,
+        snapshots: SnapshotCache | None = None,
     ) -> None:
         """Prepare an execution; :meth:`run` performs it.
 
-        ``capture`` records a Trace; ``capture_locations`` adds to each Step
-        the model source line that awaited its Op (slow: only for replays).
+        ``lock_listeners`` are told of every blocking lock acquisition
+        (default: one :class:`~hmmsim.engine.lockdep.LockOrderChecker` on
+        ``lockdep``, or on a new graph).  ``capture`` records a Trace;
+        ``capture_locations`` adds to each Step the model source line that
+        awaited its Op (slow: only for replays).  ``snapshots`` lets a
+        program with a set-up phase restore the world after its set-up
+        instead of running it (:mod:`hmmsim.engine.snapshot`); never while
+        capturing.
         """
         self.program = program
         self.chooser = chooser
         self.max_steps = max_steps
         self.seed = seed
-        self.lockdep = lockdep if lockdep is not None else LockGraph()
+        if lock_listeners is None:
+            lock_listeners = (LockOrderChecker(lockdep),)
+        self.lock_listeners: tuple[LockListener, ...] = tuple(lock_listeners)
         self.capture = capture
         self.capture_locations = capture and capture_locations
+        self.snapshots = None if capture else snapshots
         self._location = ""
         self.tasks: list[Task] = []
         self.current: Task | None = None
         self.step = 0
-        self.choices: list[int] = []
+        self.choices: list[Choice] = []
         self.ops: list[Op] = []
         self.step_tasks: list[int] = []
         self.findings: list[Finding] = []
@@ -243,10 +204,24 @@ class Execution:
         self._step_events: list[Event] = []
         self._steps: list[Step] = []
         self.instance: Instance | None = None
-        #: Lock-order edges first recorded by this execution.
-        self._edges_here: set[tuple[str, str]] = set()
         #: Liveness: which tasks spin in a loop that changes nothing (hang).
         self.progress = ProgressMonitor((Execution,))
+        # The set-up task of a phased instance while it runs (else None), and
+        # the lock events it reported (with the number of choices made by
+        # then), for a snapshot.
+        self._setup: Task | None = None
+        self._setup_locks: list[tuple[int, tuple[str, ...], str]] = []
+
+    # -- the view strategies see (hmmsim.engine.view.ExecutionView) ----------
+
+    @property
+    def task_count(self) -> int:
+        """How many tasks exist (done ones included)."""
+        return len(self.tasks)
+
+    def pending(self, tid: int) -> Op | None:
+        """Return the Op task ``tid`` is about to perform (None once done)."""
+        return self.tasks[tid].pending
 
     # -- services for primitives -------------------------------------------
 
@@ -277,7 +252,7 @@ class Execution:
         value = self.chooser.next_int(self, bound, label)
         if not 0 <= value < bound:
             raise InternalError(f"strategy chose {value} outside range({bound})")
-        self.choices.append((value << 1) | 1)
+        self.choices.append(DataChoice(value, bound, label))
         if self.capture:
             self._step_data.append((label, value))
         return value
@@ -336,30 +311,22 @@ class Execution:
             )
 
     def lock_acquiring(self, task: Task, lock_class: str) -> None:
-        """Check the order of ``task`` going to take a lock of ``lock_class`` (lockdep).
+        """Tell the lock listeners that ``task`` goes to take a lock of ``lock_class``.
 
         Called before a blocking acquisition waits, as the kernel's
         ``lock_acquire()`` is, so that the execution that deadlocks on an
-        AB-BA inversion reports the inversion too.  Trylocks skip it: they
-        cannot wait, and lockdep adds no dependency for them.
+        AB-BA inversion reports the inversion too (the lock-order check is
+        the :class:`~hmmsim.engine.lockdep.LockOrderChecker` listener).
+        Trylocks skip it: they cannot wait, and lockdep adds no dependency
+        for them.  Nothing is told when the task holds no lock.
         """
-        graph = self.lockdep
-        for held in task.held:
-            held_class: str = held.lockdep_class
-            if held_class != lock_class:
-                edge = (held_class, lock_class)
-                if edge in graph.edges:
-                    continue
-                cycle = graph.add(held_class, lock_class)
-                # Remember where the edge came from: an inversion may close
-                # with an edge of a later execution, and its report must give
-                # the schedule of this one too.
-                graph.edges[edge] = Schedule(
-                    seed=self.seed, choices=tuple(self.choices)
-                )
-                self._edges_here.add(edge)
-                if cycle is not None:
-                    self._report_inversion(held_class, lock_class, cycle)
+        if not task.held:
+            return
+        held = tuple(lock.lockdep_class for lock in task.held)
+        if task is self._setup:
+            self._setup_locks.append((len(self.choices), held, lock_class))
+        for listener in self.lock_listeners:
+            listener.lock_acquiring(self, held, lock_class)
 
     def lock_acquired(self, task: Task, lock: Any) -> None:
         """Record that ``task`` holds ``lock`` (for lockdep and might_sleep)."""
@@ -374,35 +341,6 @@ class Execution:
                 return True
         return False
 
-    def _report_inversion(self, held: str, taken: str, cycle: list[str]) -> None:
-        # A cycle is reported when its last edge is added, and edges are never
-        # removed, so no cycle is reported twice.
-        self.lockdep.reported.add(frozenset(cycle))
-        elsewhere = ", ".join(
-            f"{later} while holding {earlier}" for earlier, later in pairwise(cycle)
-        )
-        earlier = [e for e in pairwise(cycle) if e not in self._edges_here]
-        message = (
-            f"possible circular locking dependency: {taken} is taken while "
-            f"holding {held}, and elsewhere {elsewhere}"
-        )
-        detail: tuple[str, ...] = ()
-        if earlier:
-            # The replay of this execution alone does not show the earlier
-            # edges: say so, and give the schedule that does.
-            message += (
-                " (seen in another execution: this schedule alone does not show it)"
-            )
-            detail = (
-                f"{held} -> {taken}: this execution, step {self.step}",
-                *(
-                    f"{a} -> {b}: an earlier execution, schedule "
-                    f"{_choices_text(self.lockdep.edges.get((a, b)))}"
-                    for a, b in earlier
-                ),
-            )
-        self.report("lock-order", message, fatal=False, detail=detail)
-
     # -- the loop -------------------------------------------------------------
 
     def run(self) -> ExecutionResult:
@@ -410,26 +348,17 @@ class Execution:
         global _current  # noqa: PLW0603 - the engine's one piece of ambient state
         saved = _current
         _current = self
-        instance = None
         unspawned: list[tuple[str, TaskBody]] = []
         outcome = Outcome.PASSED
         try:
-            with _blamed("building the world (the scenario's build function)"):
-                instance = self.program()
-                if not callable(getattr(instance, "tasks", None)):
-                    raise ModelError(
-                        f"{_definition_site(self.program)}the scenario's build "
-                        f"function returned {instance!r}, not an Instance (such "
-                        "as SimpleInstance)"
-                    )
-                self.instance = instance
-                unspawned = list(instance.tasks())
-                while unspawned:
-                    name, body = unspawned[0]
-                    del unspawned[0]
-                    self.spawn(name, body)
-            outcome = self._loop()
-            if outcome is Outcome.PASSED and not self._has_fatal():
+            started = self._start(unspawned)
+            outcome = self._loop() if started else Outcome.REDUNDANT
+            instance = self.instance
+            if (
+                outcome is Outcome.PASSED
+                and not self._has_fatal()
+                and instance is not None
+            ):
                 self.current = None
                 with _blamed("the end-of-execution check (end)"):
                     for finding in instance.check_end():
@@ -452,6 +381,7 @@ class Execution:
             # covers it): its findings still count, its outcome and final
             # state are not a behaviour of the program.
             outcome = Outcome.VIOLATION
+        instance = self.instance
         with _blamed("the final-state summary (state)"):
             final_state = instance.final_state() if instance is not None else None
         trace = None
@@ -469,6 +399,42 @@ class Execution:
             trace=trace,
         )
 
+    def _start(self, unspawned: list[tuple[str, TaskBody]]) -> bool:
+        """Build the world (or restore it after its set-up) and spawn the tasks.
+
+        ``unspawned`` holds the bodies not spawned yet (closed by ``run`` if
+        a fatal finding stops the spawning).  Returns False if the strategy
+        abandoned the execution while the set-up steps of a snapshot were
+        replayed to it.
+        """
+        snapshot = self._usable_snapshot()
+        if snapshot is not None:
+            return self._restore(snapshot, unspawned)
+        with _blamed("building the world (the scenario's build function)"):
+            instance = self.program()
+            if not callable(getattr(instance, "tasks", None)):
+                raise ModelError(
+                    f"{_definition_site(self.program)}the scenario's build "
+                    f"function returned {instance!r}, not an Instance (such "
+                    "as SimpleInstance)"
+                )
+            self.instance = instance
+            phased = getattr(instance, "setup_task", None)
+            if phased is not None and hasattr(instance, "actor_tasks"):
+                unspawned.append(phased())
+                name, body = unspawned.pop()
+                self._setup = self.spawn(name, body)
+            else:
+                unspawned.extend(instance.tasks())
+                self._spawn_all(unspawned)
+        return True
+
+    def _spawn_all(self, unspawned: list[tuple[str, TaskBody]]) -> None:
+        while unspawned:
+            name, body = unspawned[0]
+            del unspawned[0]
+            self.spawn(name, body)
+
     def _has_fatal(self) -> bool:
         return any(f.fatal for f in self.findings)
 
@@ -480,8 +446,10 @@ class Execution:
         ops = self.ops
         step_tasks = self.step_tasks
         progress = self.progress
-        prev = -1
+        prev = step_tasks[-1] if step_tasks else -1
         solo = 0  # steps of the running task since another task's last step
+        while solo + 1 < len(step_tasks) and step_tasks[-2 - solo] == prev:
+            solo += 1  # after a restored set-up: its solo run goes on
         while True:
             enabled = [
                 t.id
@@ -513,7 +481,7 @@ class Execution:
             task = tasks[tid]
             op = task.pending
             assert op is not None, "[hmmsim internal bug] enabled task without an Op"
-            choices.append(tid << 1)
+            choices.append(task_choice(tid))
             ops.append(op)
             step_tasks.append(tid)
             self.current = task
@@ -534,6 +502,8 @@ class Execution:
             op = task.coro.send(None)
         except StopIteration:
             task.pending = None
+            if task is self._setup:
+                self._setup_done(task)
             self._task_finished(task)
             return
         except (_StopExecution, HmmsimError):
@@ -564,6 +534,109 @@ class Execution:
                 "(model tasks may only await hmmsim.sync operations)"
             )
         task.pending = op
+
+    # -- the set-up phase and its snapshot -----------------------------------
+
+    def _setup_done(self, task: Task) -> None:
+        """The set-up task returned: snapshot the world if asked, spawn the actors."""
+        self._setup = None
+        instance = self.instance
+        assert instance is not None, "[hmmsim internal bug] set-up without instance"
+        cache = self.snapshots
+        if cache is not None and cache.wants(self.program):
+            reason = self._unsnapshottable(task)
+            if reason:
+                cache.skip(self.program, reason)
+            else:
+                cache.take(
+                    self.program,
+                    root=(instance, self.context, self.warned_once),
+                    forbidden=(self, *self.tasks),
+                    setup_name=task.name,
+                    ops=self.ops,
+                    next_oid=self.next_oid,
+                    lock_events=self._setup_locks,
+                )
+        self._setup_locks = []
+        actors = list(instance.actor_tasks())  # type: ignore[attr-defined]  # phased
+        self._spawn_all(actors)
+
+    def _unsnapshottable(self, task: Task) -> str:
+        """Return why the world after this set-up cannot be reused, or ''."""
+        if len(self.tasks) != 1:
+            return "the set-up spawned a task"
+        if len(self.choices) != len(self.step_tasks):
+            return "the set-up made a data choice"
+        if self.findings:
+            return "the set-up reported a finding"
+        if task.held or task.atomic or task.non_block:
+            return "the set-up task still holds a lock"
+        return ""
+
+    def _usable_snapshot(self) -> SetupSnapshot | None:
+        cache = self.snapshots
+        if cache is None:
+            return None
+        snapshot = cache.get(self.program)
+        if snapshot is None or len(snapshot.ops) > self.max_steps:
+            return None
+        return snapshot
+
+    def _restore(
+        self, snapshot: SetupSnapshot, unspawned: list[tuple[str, TaskBody]]
+    ) -> bool:
+        """Start from the world after the set-up; False if the strategy abandons.
+
+        The strategy is asked for every set-up step and sees what it would
+        see in a full run: the steps so far and task 0's pending Op; the lock
+        listeners are told of the set-up's acquisitions at the same points.
+        An execution abandoned there keeps the restored world (no built-in
+        strategy abandons a lone task).
+        """
+        instance, context, warned_once = snapshot.load()
+        self.instance = instance
+        self.context = context
+        self.warned_once = warned_once
+        self.next_oid = snapshot.next_oid
+        task = Task(0, snapshot.setup_name, _FINISHED)
+        self.tasks.append(task)
+        self.current = task
+        chooser = self.chooser
+        choices = self.choices
+        ops = self.ops
+        step_tasks = self.step_tasks
+        first = task_choice(0)
+        events = snapshot.lock_events
+        event = 0
+        for j, op in enumerate(snapshot.ops):
+            while event < len(events) and events[event][0] == j:
+                self._replay_lock_event(events[event])
+                event += 1
+            task.pending = op
+            tid = chooser.next_task(self, [0])
+            if tid != 0:
+                if tid == ABANDON:
+                    return False
+                raise InternalError(f"strategy chose task {tid}, not in [0]")
+            choices.append(first)
+            ops.append(op)
+            step_tasks.append(0)
+            self.step = j
+        task.pending = None
+        for rest in events[event:]:
+            self._replay_lock_event(rest)
+        unspawned.extend(instance.actor_tasks())
+        self._spawn_all(unspawned)
+        self._task_finished(task)
+        self.step = len(snapshot.ops)
+        if self.snapshots is not None:
+            self.snapshots.restored += 1
+        return True
+
+    def _replay_lock_event(self, event: tuple[int, tuple[str, ...], str]) -> None:
+        _, held, lock_class = event
+        for listener in self.lock_listeners:
+            listener.lock_acquiring(self, held, lock_class)
 
     def _task_finished(self, task: Task) -> None:
         if task.held:
@@ -678,14 +751,13 @@ class Execution:
         self._step_events = []
 
 
-def _choices_text(schedule: Schedule | None) -> str:
-    """Return ``seed S: t0 t1 d1 ...`` for a schedule in a finding's detail."""
-    if schedule is None:  # pragma: no cover - every edge records its schedule
-        return "unknown"
-    data = schedule.to_json()
-    choices = data["choices"]
-    assert isinstance(choices, list), "[hmmsim internal bug] schedule JSON"
-    return f"seed {schedule.seed}: {' '.join(str(c) for c in choices)}"
+async def _finished() -> None:
+    """The body of a restored set-up task, which has already returned."""
+
+
+#: A closed coroutine standing for the body of a restored set-up task.
+_FINISHED: Final = _finished()
+_FINISHED.close()
 
 
 #: Source files of the engine and the primitives: an await site is reported at

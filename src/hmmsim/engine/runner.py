@@ -27,6 +27,7 @@ from hmmsim.engine.execution import (
 )
 from hmmsim.engine.program import Program
 from hmmsim.engine.schedule import Schedule
+from hmmsim.engine.snapshot import SnapshotCache
 from hmmsim.engine.strategies import make_strategy
 from hmmsim.engine.strategies.base import Strategy
 from hmmsim.engine.strategies.replay import ReplayStrategy
@@ -193,6 +194,7 @@ def explore(
     shrinker: Shrinker | None = None,
     on_progress: Callable[[ExplorationResult], None] | None = None,
     lockdep: LockGraph | None = None,
+    snapshots: bool | SnapshotCache = True,
 ) -> ExplorationResult:
     """Explore ``program`` under ``config`` and return what was found.
 
@@ -205,6 +207,10 @@ def explore(
         on_progress: called after every execution (for progress bars).
         lockdep: the lock-order graph to start from (default: an empty one);
             it is updated in place.
+        snapshots: restore the world after a program's set-up phase instead
+            of re-running it (:mod:`hmmsim.engine.snapshot`); the results are
+            the same either way.  A :class:`SnapshotCache` given here is used
+            (and can be inspected afterwards).
     """
     config = config or ExploreConfig()
     strategy = strategy or make_strategy(config)
@@ -219,6 +225,7 @@ def explore(
         deadline=deadline,
         on_progress=on_progress,
         lockdep=LockGraph() if lockdep is None else lockdep,
+        snapshots=_cache(snapshots),
     )
     try:
         with (
@@ -274,6 +281,12 @@ def explore(
 DETERMINISM_SAMPLES: Final = 12
 
 
+def _cache(snapshots: bool | SnapshotCache) -> SnapshotCache | None:
+    if isinstance(snapshots, SnapshotCache):
+        return snapshots
+    return SnapshotCache() if snapshots else None
+
+
 @dataclass(slots=True, kw_only=True)
 class _Search:
     """The state of one exploration's loop over executions."""
@@ -284,6 +297,7 @@ class _Search:
     result: ExplorationResult
     deadline: float | None
     on_progress: Callable[[ExplorationResult], None] | None
+    snapshots: SnapshotCache | None = None
     lockdep: LockGraph = field(default_factory=LockGraph)
     #: When the progress stats were last read from the strategy (monotonic).
     stat_time: float = 0.0
@@ -324,6 +338,7 @@ class _Search:
                 max_steps=config.max_steps,
                 seed=config.seed,
                 lockdep=self.lockdep,
+                snapshots=self.snapshots,
             )
             try:
                 ex_result = execution.run()

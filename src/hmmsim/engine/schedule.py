@@ -6,8 +6,13 @@ choice with more than one possible value (a timeout fires or not, a retry
 happens or not).  Re-running a program with the same schedule reproduces the
 same execution; exploration, replay, shrinking and reports all work on it.
 
-Choices are stored as integers: a task choice ``t`` as ``2*t`` and a data
-choice ``v`` as ``2*v + 1``.
+Choices are typed: a :class:`TaskChoice` names the task that performed a
+step; a :class:`DataChoice` holds the value of a data choice together with
+its range (``bound``) and ``label`` when the execution recorded them (a
+schedule read back from JSON or a token knows only the value; range and
+label never take part in comparisons).  Choices are packed into integers
+only inside the token (a task choice ``t`` as ``2*t``, a data choice ``v`` as
+``2*v + 1``); the JSON form writes them as ``t<N>`` and ``d<N>``.
 
 The compact *token* form is ``hs1.<context>.<payload>.<crc>``, where
 ``context`` (which may contain dots) names what to run (for example ``scenario/variant``), ``payload``
@@ -23,17 +28,17 @@ import binascii
 import re
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import dataclass, field
+from typing import Final, TypeAlias
 
 from hmmsim.errors import ReplayError
 
 __all__ = [
     "MAX_TOKEN_PAYLOAD",
+    "Choice",
+    "DataChoice",
     "Schedule",
-    "choice_value",
-    "data_choice",
-    "is_task_choice",
+    "TaskChoice",
     "task_choice",
 ]
 
@@ -41,42 +46,82 @@ _TOKEN_VERSION = "hs1"
 _CONTEXT_RE = re.compile(r"^[A-Za-z0-9_\-/:+.]*$")
 
 
-def task_choice(tid: int) -> int:
-    """Encode a task choice."""
-    return tid << 1
+@dataclass(frozen=True, slots=True)
+class TaskChoice:
+    """The task that performed a step."""
+
+    task: int
+
+    def __str__(self) -> str:
+        return f"t{self.task}"
 
 
-def data_choice(value: int) -> int:
-    """Encode a data choice."""
-    return (value << 1) | 1
+@dataclass(frozen=True, slots=True)
+class DataChoice:
+    """The value of a data choice, with its range and label when known.
+
+    ``bound`` is 0 and ``label`` empty when the schedule was read back from
+    JSON or a token; neither takes part in equality or hashing.
+    """
+
+    value: int
+    bound: int = field(default=0, compare=False)
+    label: str = field(default="", compare=False)
+
+    def __str__(self) -> str:
+        return f"d{self.value}"
 
 
-def is_task_choice(choice: int) -> bool:
-    """Return whether an encoded choice is a task choice."""
-    return not choice & 1
+Choice: TypeAlias = TaskChoice | DataChoice
+
+#: Shared TaskChoice objects for small task ids (one allocation per id, not per step).
+_TASK_CHOICES: Final[list[TaskChoice]] = [TaskChoice(t) for t in range(64)]
 
 
-def choice_value(choice: int) -> int:
-    """Return the task id or data value of an encoded choice."""
-    return choice >> 1
+def task_choice(tid: int) -> TaskChoice:
+    """Return the (shared) TaskChoice of task ``tid``."""
+    if tid < len(_TASK_CHOICES):
+        return _TASK_CHOICES[tid]
+    return TaskChoice(tid)
+
+
+def _pack(choice: Choice) -> int:
+    if isinstance(choice, TaskChoice):
+        return choice.task << 1
+    return (choice.value << 1) | 1
+
+
+def _unpack(code: int) -> Choice:
+    if code & 1:
+        return DataChoice(code >> 1)
+    return task_choice(code >> 1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Schedule:
-    """Seed plus the encoded choices of one execution."""
+    """Seed plus the typed choices of one execution."""
 
     seed: int = 0
-    choices: tuple[int, ...] = ()
+    choices: tuple[Choice, ...] = ()
 
     @classmethod
-    def of(cls, choices: Iterable[int], *, seed: int = 0) -> Schedule:
-        """Build a schedule from encoded choices."""
+    def of(cls, choices: Iterable[Choice], *, seed: int = 0) -> Schedule:
+        """Build a schedule from typed choices."""
         return cls(seed=seed, choices=tuple(choices))
+
+    @classmethod
+    def parse(cls, text: str, *, seed: int = 0) -> Schedule:
+        """Build a schedule from its text form, e.g. ``"t0 t1 d1 t0"``.
+
+        Raises:
+            ReplayError: a word is not ``t<N>`` or ``d<N>``.
+        """
+        return cls(seed=seed, choices=tuple(_parse(word) for word in text.split()))
 
     @property
     def tasks(self) -> tuple[int, ...]:
         """The task ids of the steps, in order (data choices left out)."""
-        return tuple(c >> 1 for c in self.choices if not c & 1)
+        return tuple(c.task for c in self.choices if isinstance(c, TaskChoice))
 
     def __len__(self) -> int:
         return len(self.choices)
@@ -117,7 +162,7 @@ class Schedule:
         _put_varint(raw, self.seed)
         _put_varint(raw, len(self.choices))
         for choice in self.choices:
-            _put_varint(raw, choice)
+            _put_varint(raw, _pack(choice))
         payload = base64.b32encode(zlib.compress(bytes(raw), 9)).decode().rstrip("=")
         body = f"{_TOKEN_VERSION}.{context}.{payload.lower()}"
         return f"{body}.{zlib.crc32(body.encode()):08x}"
@@ -146,7 +191,9 @@ class Schedule:
             raise ReplayError(f"replay token payload is corrupt: {exc}") from None
         if len(values) < 2 or values[1] != len(values) - 2:
             raise ReplayError("replay token payload has the wrong length")
-        return context, cls(seed=values[0], choices=tuple(values[2:]))
+        return context, cls(
+            seed=values[0], choices=tuple(_unpack(v) for v in values[2:])
+        )
 
 
 #: The most bytes a token's payload may inflate to: 4 MiB holds over two
@@ -165,11 +212,11 @@ def _inflate(data: bytes) -> bytes:
     return raw
 
 
-def _render(choices: Sequence[int]) -> list[str]:
-    return [f"t{c >> 1}" if not c & 1 else f"d{c >> 1}" for c in choices]
+def _render(choices: Sequence[Choice]) -> list[str]:
+    return [str(c) for c in choices]
 
 
-def _parse(item: object) -> int:
+def _parse(item: object) -> Choice:
     if (
         isinstance(item, str)
         and len(item) > 1
@@ -177,7 +224,7 @@ def _parse(item: object) -> int:
         and item[1:].isdigit()
     ):
         value = int(item[1:])
-        return task_choice(value) if item[0] == "t" else data_choice(value)
+        return task_choice(value) if item[0] == "t" else DataChoice(value)
     raise ReplayError(f"bad schedule choice {item!r} (expected 't<N>' or 'd<N>')")
 
 

@@ -29,7 +29,8 @@ from typing import Final
 from hmmsim.engine.execution import Execution, ExecutionResult, strict_coroutines
 from hmmsim.engine.ops import Op, dependent
 from hmmsim.engine.program import Program
-from hmmsim.engine.schedule import Schedule
+from hmmsim.engine.schedule import Choice, DataChoice, Schedule, TaskChoice
+from hmmsim.engine.snapshot import SnapshotCache
 from hmmsim.engine.strategies.replay import ReplayStrategy
 
 __all__ = ["DEFAULT_MAX_REPLAYS", "Shrinker", "shrink"]
@@ -39,7 +40,7 @@ __all__ = ["DEFAULT_MAX_REPLAYS", "Shrinker", "shrink"]
 DEFAULT_MAX_REPLAYS: Final = 1_000
 
 _Key = tuple[int, int, int, int, tuple[int, ...], tuple[int, ...]]
-_Group = tuple[int, ...]
+_Group = tuple[Choice, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,28 +56,35 @@ class _Run:
 
 def _key(result: ExecutionResult) -> _Key:
     choices = result.schedule.choices
-    tasks = [c >> 1 for c in choices if not c & 1]
+    tasks = [c.task for c in choices if isinstance(c, TaskChoice)]
     switches = [i for i in range(1, len(tasks)) if tasks[i] != tasks[i - 1]]
-    data = sum(c >> 1 for c in choices if c & 1)
+    data = sum(c.value for c in choices if isinstance(c, DataChoice))
     return (
         result.steps,
         result.preemptions,
         len(switches),
         data,
         tuple(-i for i in switches),
-        choices,
+        tuple(map(_rank, choices)),
     )
 
 
-def _split(choices: Sequence[int]) -> tuple[_Group, list[_Group]]:
+def _rank(choice: Choice) -> int:
+    """Order choices for the last tie-break: task t as 2t, data value v as 2v+1."""
+    if isinstance(choice, TaskChoice):
+        return choice.task << 1
+    return (choice.value << 1) | 1
+
+
+def _split(choices: Sequence[Choice]) -> tuple[_Group, list[_Group]]:
     """Split choices into the data choices before step 0 and one group per step.
 
     A group is a task choice followed by the data choices made in its step.
     """
-    prelude: list[int] = []
-    groups: list[list[int]] = []
+    prelude: list[Choice] = []
+    groups: list[list[Choice]] = []
     for choice in choices:
-        if not choice & 1:
+        if isinstance(choice, TaskChoice):
             groups.append([choice])
         elif groups:
             groups[-1].append(choice)
@@ -85,7 +93,7 @@ def _split(choices: Sequence[int]) -> tuple[_Group, list[_Group]]:
     return tuple(prelude), [tuple(g) for g in groups]
 
 
-def _join(prelude: _Group, groups: Sequence[_Group]) -> tuple[int, ...]:
+def _join(prelude: _Group, groups: Sequence[_Group]) -> tuple[Choice, ...]:
     return prelude + tuple(c for group in groups for c in group)
 
 
@@ -133,7 +141,9 @@ class Shrinker:
         self.replays = 0
         #: Candidates accepted so far.
         self.accepted = 0
-        self._tried: set[tuple[int, ...]] = set()
+        self._tried: set[tuple[Choice, ...]] = set()
+        #: The set-up snapshot of ``program``, shared by the replays.
+        self.snapshots = SnapshotCache()
         self._best: _Run | None = None
 
     # -- driver -----------------------------------------------------------------
@@ -174,7 +184,7 @@ class Shrinker:
     def _spent(self) -> bool:
         return self.replays >= self.max_replays
 
-    def _replay(self, choices: Sequence[int]) -> _Run | None:
+    def _replay(self, choices: Sequence[Choice]) -> _Run | None:
         self.replays += 1
         strategy = ReplayStrategy(
             Schedule(seed=self.seed, choices=tuple(choices)), strict=False
@@ -182,7 +192,11 @@ class Shrinker:
         strategy.begin_execution()
         with strict_coroutines():
             execution = Execution(
-                self.program, strategy, max_steps=self.max_steps, seed=self.seed
+                self.program,
+                strategy,
+                max_steps=self.max_steps,
+                seed=self.seed,
+                snapshots=self.snapshots,
             )
             result = execution.run()
         if not any(f.kind == self.kind for f in result.findings):
@@ -190,7 +204,7 @@ class Shrinker:
         prelude, groups = _split(result.schedule.choices)
         return _Run(result, tuple(execution.ops), _key(result), prelude, groups)
 
-    def consider(self, choices: Sequence[int]) -> bool:
+    def consider(self, choices: Sequence[Choice]) -> bool:
         """Replay a candidate; keep it if it shows the kind and is smaller."""
         candidate = tuple(choices)
         if self._spent() or candidate in self._tried:
@@ -346,10 +360,9 @@ class Shrinker:
         while position < len(self.best.result.schedule.choices) and not self._spent():
             choices = list(self.best.result.schedule.choices)
             choice = choices[position]
-            value = choice >> 1
-            if choice & 1 and value:
-                for lower in dict.fromkeys((0, value - 1)):
-                    choices[position] = (lower << 1) | 1
+            if isinstance(choice, DataChoice) and choice.value:
+                for lower in dict.fromkeys((0, choice.value - 1)):
+                    choices[position] = DataChoice(lower, choice.bound, choice.label)
                     if self.consider(choices):
                         break
             position += 1

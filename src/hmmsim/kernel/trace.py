@@ -36,9 +36,17 @@ def register_probe(name: str, probe: Probe) -> None:
 
 
 def trace(name: str, **fields: object) -> None:
-    """Emit tracepoint ``name`` with ``fields``."""
-    tracepoint(name, fields)
-    probes = _probes()
+    """Emit tracepoint ``name`` with ``fields``.
+
+    Costs one lookup when nobody listens: the event is recorded only while
+    the execution captures a trace, and probes run only when registered.
+    """
+    execution = current_execution()
+    if execution.capture:
+        tracepoint(name, fields)
+    probes = cast("dict[str, list[Probe]] | None", execution.context.get("probes"))
+    if not probes:
+        return
     for probe in probes.get(name, ()):
         probe(name, fields)
     for probe in probes.get("*", ()):

@@ -486,15 +486,26 @@ class WorldInstance:
     actors: Sequence[tuple[str, Actor]]
 
     def tasks(self) -> Sequence[tuple[str, Coroutine[Any, Any, Any]]]:
-        """Return the single set-up task."""
+        """Return the single set-up task, which spawns the actors when done."""
         return [("setup", self._run())]
 
-    async def _run(self) -> None:
+    def setup_task(self) -> tuple[str, Coroutine[Any, Any, Any]]:
+        """Return the set-up task alone (the engine spawns the actors after it)."""
+        return ("setup", self._setup())
+
+    def actor_tasks(self) -> Sequence[tuple[str, Coroutine[Any, Any, Any]]]:
+        """Return the actors, spawned when the set-up returns."""
+        return [(name, self._actor(name, actor)) for name, actor in self.actors]
+
+    async def _setup(self) -> None:
         attach_contract_probes(self.world.view)
         await self.setup()
+
+    async def _run(self) -> None:
+        await self._setup()
         execution = current_execution()
-        for name, actor in self.actors:
-            execution.spawn(name, self._actor(name, actor))
+        for name, body in self.actor_tasks():
+            execution.spawn(name, body)
 
     async def _actor(self, name: str, actor: Actor) -> None:
         self.world.results[name] = await actor()

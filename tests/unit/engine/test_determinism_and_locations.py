@@ -62,7 +62,7 @@ class TestCheckDeterminism:
 
     def test_program_depending_on_outside_state_is_caught(self) -> None:
         """A model that reads a global counter does not replay the same way."""
-        schedule = Schedule.of([0, 2, 2])
+        schedule = Schedule.parse("t0 t1 t1")
 
         with pytest.raises(ReplayDiverged, match="non-deterministic model"):
             check_determinism(_flaky, schedule, max_steps=100)
@@ -70,7 +70,7 @@ class TestCheckDeterminism:
     def test_steps_that_differ_are_named(self) -> None:
         """Same choices, different trace: the first differing step is named."""
         with pytest.raises(ReplayDiverged, match="differ at step 0"):
-            check_determinism(_renaming, Schedule.of([0]), max_steps=10)
+            check_determinism(_renaming, Schedule.parse("t0"), max_steps=10)
 
     def test_config_flag_runs_the_check_for_every_counterexample(self) -> None:
         """explore with check_determinism replays each counterexample twice more."""
@@ -135,7 +135,7 @@ class TestLocations:
 
     def test_without_the_flag_there_are_no_locations(self) -> None:
         """Locations cost time, so they are off by default."""
-        schedule = Schedule.of([0, 0, 2, 2])
+        schedule = Schedule.parse("t0 t0 t1 t1")
 
         result = replay(toys.counter_race, schedule, capture=True, strict=False)
 

@@ -27,6 +27,7 @@ from hmmsim.engine import (
     explore,
     replay,
 )
+from hmmsim.engine.view import ExecutionView
 from hmmsim.errors import InternalError, ScenarioError
 from hmmsim.sync import (
     READ_ONCE,
@@ -54,17 +55,17 @@ class _FirstChooser:
     def __init__(self, value: int = 0) -> None:
         self.value = value
 
-    def next_task(self, execution: Execution, enabled: list[int]) -> int:
+    def next_task(self, execution: ExecutionView, enabled: list[int]) -> int:
         return enabled[0]
 
-    def next_int(self, execution: Execution, bound: int, label: str) -> int:
+    def next_int(self, execution: ExecutionView, bound: int, label: str) -> int:
         return self.value
 
 
 class _BadTaskChooser(_FirstChooser):
     """Chooses a task id that is never enabled."""
 
-    def next_task(self, execution: Execution, enabled: list[int]) -> int:
+    def next_task(self, execution: ExecutionView, enabled: list[int]) -> int:
         return 99
 
 
@@ -544,7 +545,7 @@ class TestCapture:
 
             return SimpleInstance(task_list=[("w", body())], snap=snapshot)
 
-        result = replay(program, Schedule.of([0, 3, 0]), capture=True)
+        result = replay(program, Schedule.parse("t0 d1 t0"), capture=True)
 
         assert result.trace is not None
         first, second = result.trace.steps

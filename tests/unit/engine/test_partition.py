@@ -11,6 +11,7 @@ from tests.support import toy_programs as toys
 from hmmsim.config import ExploreConfig
 from hmmsim.engine import ExitReason, ExplorationResult, Instance, Status, explore
 from hmmsim.engine.partition import WorkUnit, explore_unit, merge, split
+from hmmsim.engine.schedule import TaskChoice
 from hmmsim.engine.strategies.dfs import DfsStrategy
 from hmmsim.errors import ConfigError, ReplayError
 
@@ -59,7 +60,7 @@ class TestSplitAndMerge:
         """Depth 1 on two tasks gives one unit per first choice."""
         units = split(lambda: toys.counter_race(tasks=2), CONFIG, depth=1)
 
-        assert [(0,), (2,)] == [u.prefix.choices for u in units]
+        assert [("t0",), ("t1",)] == [tuple(map(str, u.prefix.choices)) for u in units]
 
     def test_unit_round_trips_through_json(self) -> None:
         """A unit can be shipped as JSON and read back."""
@@ -121,7 +122,7 @@ class TestDfsPrefix:
 
     def test_prefix_not_offered_by_the_program_is_an_internal_error(self) -> None:
         """A prefix naming a task that cannot run is refused."""
-        strategy = DfsStrategy(prefix=(2 * 7,))
+        strategy = DfsStrategy(prefix=(TaskChoice(7),))
 
         with pytest.raises(Exception, match="prefix diverged"):
             explore(toys.message_passing, CONFIG, strategy=strategy)

@@ -9,8 +9,9 @@ from tests.support.harness import tasks
 from tests.support.toy_programs import half_published, timeout_race
 
 from hmmsim.config import ExploreConfig
-from hmmsim.engine import Execution, ExecutionResult, Instance, explore
+from hmmsim.engine import ExecutionResult, Finding, Instance, Op, explore
 from hmmsim.engine.strategies.pct import PctStrategy
+from hmmsim.engine.view import ExecutionView
 from hmmsim.errors import ConfigError
 from hmmsim.sync import SrcuStruct, call_srcu, msleep
 
@@ -19,16 +20,23 @@ def _pct(**overrides: object) -> ExploreConfig:
     return ExploreConfig(strategy="pct", shrink=False, **overrides)  # type: ignore[arg-type]
 
 
-class _FakeExecution:
-    """Just enough of an Execution for PctStrategy: the task list."""
+class _FakeView:
+    """An ExecutionView with tasks and no steps: strategies need no Execution."""
 
     def __init__(self, count: int) -> None:
-        self.tasks = list(range(count))
+        self.task_count = count
+        self.step_tasks: list[int] = []
+        self.ops: list[Op] = []
+        self.preemptions = 0
+        self.findings: list[Finding] = []
+
+    def pending(self, tid: int) -> Op | None:
+        return None
 
 
 def _picks(strategy: PctStrategy, enabled_per_step: list[list[int]]) -> list[int]:
-    execution = cast(Execution, _FakeExecution(max(map(max, enabled_per_step)) + 1))
-    return [strategy.next_task(execution, enabled) for enabled in enabled_per_step]
+    view: ExecutionView = _FakeView(max(map(max, enabled_per_step)) + 1)
+    return [strategy.next_task(view, enabled) for enabled in enabled_per_step]
 
 
 class TestFindsDepthTwoBugs:

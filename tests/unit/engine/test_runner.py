@@ -264,7 +264,7 @@ class TestCounterexamples:
 class TestReplay:
     def test_replay_reproduces_an_execution(self) -> None:
         """Replaying a recorded schedule gives the same result again."""
-        first = replay(counter_race, Schedule.of([0, 2, 0, 2]))
+        first = replay(counter_race, Schedule.parse("t0 t1 t0 t1"))
         second = replay(counter_race, first.schedule)
 
         assert first == second
@@ -274,26 +274,26 @@ class TestReplay:
         with pytest.raises(
             ReplayDiverged, match=r"choice 2: schedule says task 1, but .* tasks \[0\]"
         ):
-            replay(ab_ba, Schedule.of([0, 0, 2]))
+            replay(ab_ba, Schedule.parse("t0 t0 t1"))
 
     def test_a_schedule_that_ends_early_diverges(self) -> None:
         """Strict replay of a schedule that is too short raises ReplayDiverged."""
         with pytest.raises(ReplayDiverged, match="schedule ended before the execution"):
-            replay(counter_race, Schedule.of([0, 0]))
+            replay(counter_race, Schedule.parse("t0 t0"))
 
     def test_leftover_choices_diverge(self) -> None:
         """Strict replay that ends with choices unused raises ReplayDiverged."""
         with pytest.raises(ReplayDiverged, match="ended after 4 of 5 choices"):
-            replay(counter_race, Schedule.of([0, 0, 2, 2, 0]))
+            replay(counter_race, Schedule.parse("t0 t0 t1 t1 t0"))
 
     def test_a_data_choice_where_a_task_choice_was_recorded_diverges(self) -> None:
         """A task choice where the program asks for a data choice diverges."""
         with pytest.raises(ReplayDiverged, match=r"values for order: \[0, 1\]"):
-            replay(inversion_across_executions, Schedule.of([0, 0]))
+            replay(inversion_across_executions, Schedule.parse("t0 t0"))
 
     def test_lenient_replay_continues_without_preemption(self) -> None:
         """strict=False treats the schedule as a prefix and runs on from there."""
-        result = replay(counter_race, Schedule.of([2]), strict=False)
+        result = replay(counter_race, Schedule.parse("t1"), strict=False)
 
         assert (1, 1, 0, 0) == result.schedule.tasks
 

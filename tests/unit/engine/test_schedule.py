@@ -13,16 +13,15 @@ from hypothesis import strategies as st
 from hmmsim.engine import Schedule
 from hmmsim.engine.schedule import (
     MAX_TOKEN_PAYLOAD,
-    choice_value,
-    data_choice,
-    is_task_choice,
+    DataChoice,
+    TaskChoice,
     task_choice,
 )
 from hmmsim.errors import ReplayError
 
 choices = st.lists(
     st.one_of(
-        st.integers(0, 40).map(task_choice), st.integers(0, 3000).map(data_choice)
+        st.integers(0, 100).map(task_choice), st.integers(0, 3000).map(DataChoice)
     ),
     max_size=60,
 )
@@ -37,14 +36,36 @@ def _token_with_payload(raw: bytes, context: str = "c") -> str:
 
 class TestChoices:
     def test_task_and_data_choices_are_told_apart(self) -> None:
-        """Task choice t is 2t, data choice v is 2v+1, and each decodes back."""
-        assert (6, 7) == (task_choice(3), data_choice(3))
-        assert (True, False) == (is_task_choice(6), is_task_choice(7))
-        assert (3, 3) == (choice_value(6), choice_value(7))
+        """A task choice and a data choice of the same number differ and render apart."""
+        choices: list[object] = [TaskChoice(3), DataChoice(3)]
+        assert choices[0] != choices[1]
+        assert ("t3", "d3") == (str(TaskChoice(3)), str(DataChoice(3)))
+
+    def test_task_choice_objects_are_shared_for_small_ids(self) -> None:
+        """task_choice returns one shared object per small id, and new ones beyond."""
+        assert task_choice(5) is task_choice(5)
+        assert TaskChoice(500) == task_choice(500)
+
+    def test_a_data_choice_keeps_its_range_and_label_out_of_equality(self) -> None:
+        """Range and label are carried but two choices of one value are equal."""
+        recorded = DataChoice(1, 2, "timeout")
+
+        assert (2, "timeout") == (recorded.bound, recorded.label)
+        assert DataChoice(1) == recorded
+        assert hash(DataChoice(1)) == hash(recorded)
+
+    def test_parse_reads_the_text_form(self) -> None:
+        """Schedule.parse reads 't<N>'/'d<N>' words and rejects anything else."""
+        schedule = Schedule.parse("t0 d2  t1", seed=3)
+
+        assert (TaskChoice(0), DataChoice(2), TaskChoice(1)) == schedule.choices
+        assert 3 == schedule.seed
+        with pytest.raises(ReplayError, match="bad schedule choice 'x'"):
+            Schedule.parse("t0 x")
 
     def test_tasks_leaves_data_choices_out(self) -> None:
         """Schedule.tasks lists only the task ids, in order."""
-        schedule = Schedule.of([task_choice(1), data_choice(1), task_choice(0)])
+        schedule = Schedule.of([TaskChoice(1), DataChoice(1), TaskChoice(0)])
 
         assert (1, 0) == schedule.tasks
         assert 3 == len(schedule)
@@ -67,7 +88,7 @@ class TestJson:
 
     def test_json_form_is_readable(self) -> None:
         """Choices render as 't<N>' and 'd<N>'."""
-        schedule = Schedule.of([task_choice(0), data_choice(1)], seed=5)
+        schedule = Schedule.of([TaskChoice(0), DataChoice(1)], seed=5)
 
         assert {"seed": 5, "choices": ["t0", "d1"]} == schedule.to_json()
 
@@ -123,7 +144,7 @@ class TestToken:
 
     def test_token_shape(self) -> None:
         """A token is hs1.<context>.<base32 payload>.<crc32 hex>, lower case."""
-        token = Schedule.of([0, 2, 3]).to_token("demo")
+        token = Schedule.parse("t0 t1 d1").to_token("demo")
         version, context, payload, crc = token.split(".")
 
         assert ("hs1", "demo", 8) == (version, context, len(crc))
@@ -131,7 +152,7 @@ class TestToken:
 
     def test_surrounding_whitespace_is_ignored(self) -> None:
         """A pasted token with blanks around it still decodes."""
-        schedule = Schedule.of([0, 2])
+        schedule = Schedule.parse("t0 t1")
 
         assert ("", schedule) == Schedule.from_token(f"  {schedule.to_token()}\n")
 
@@ -153,7 +174,7 @@ class TestToken:
 
     def test_a_tampered_payload_fails_the_checksum(self) -> None:
         """Changing one payload character is caught by the CRC."""
-        token = Schedule.of([0, 2, 4, 1], seed=7).to_token("ctx")
+        token = Schedule.parse("t0 t1 t2 d0", seed=7).to_token("ctx")
         version, context, payload, crc = token.split(".")
         flipped = payload[:-1] + ("a" if payload[-1] != "a" else "b")
 
@@ -162,7 +183,7 @@ class TestToken:
 
     def test_a_changed_context_fails_the_checksum(self) -> None:
         """The context is covered by the CRC too."""
-        token = Schedule.of([0]).to_token("one")
+        token = Schedule.parse("t0").to_token("one")
 
         with pytest.raises(ReplayError, match="checksum mismatch"):
             Schedule.from_token(token.replace(".one.", ".two."))

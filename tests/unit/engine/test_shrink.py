@@ -23,7 +23,7 @@ from hmmsim.engine import (
     replay,
 )
 from hmmsim.engine.execution import strict_coroutines
-from hmmsim.engine.schedule import data_choice, task_choice
+from hmmsim.engine.schedule import DataChoice, task_choice
 from hmmsim.engine.shrink import DEFAULT_MAX_REPLAYS, Shrinker, shrink
 from hmmsim.engine.strategies import RandomStrategy
 from hmmsim.sync import READ_ONCE, WRITE_ONCE, Cell
@@ -121,7 +121,7 @@ class TestPasses:
 
         shrunk = shrink(timeout_race, original, "stale-data", 100)
 
-        assert data_choice(1) in shrunk.choices
+        assert DataChoice(1) in shrunk.choices
         assert ["stale-data"] == kinds(replay(timeout_race, shrunk))
 
     def test_data_choices_before_the_first_step_are_kept(self) -> None:
@@ -206,7 +206,7 @@ class TestContract:
     def test_the_seed_is_kept(self) -> None:
         """The shrunk schedule carries the input's seed."""
         shrunk = shrink(
-            _race3, Schedule.of([0, 2, 4, 0, 2, 4], seed=42), "lost-update", 50
+            _race3, Schedule.parse("t0 t1 t2 t0 t1 t2", seed=42), "lost-update", 50
         )
 
         assert 42 == shrunk.seed

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Final, Protocol
 
-from hmmsim.engine.execution import Execution, ExecutionResult
+from hmmsim.engine.execution import ExecutionResult
+from hmmsim.engine.view import ExecutionView
 
 __all__ = ["NONDETERMINISTIC", "Strategy", "bounded_options"]
 
@@ -39,11 +40,11 @@ class Strategy(Protocol):
         """Prepare the next execution; return False when exhausted."""
         ...
 
-    def next_task(self, execution: Execution, enabled: list[int]) -> int:
+    def next_task(self, execution: ExecutionView, enabled: list[int]) -> int:
         """Pick the task that performs the next step."""
         ...
 
-    def next_int(self, execution: Execution, bound: int, label: str) -> int:
+    def next_int(self, execution: ExecutionView, bound: int, label: str) -> int:
         """Pick a data choice in ``range(bound)``."""
         ...
 
@@ -53,7 +54,7 @@ class Strategy(Protocol):
 
 
 def bounded_options(
-    execution: Execution, enabled: list[int], preemption_bound: int | None
+    execution: ExecutionView, enabled: list[int], preemption_bound: int | None
 ) -> tuple[list[int], bool]:
     """Restrict ``enabled`` to the choices allowed by a preemption bound.
 

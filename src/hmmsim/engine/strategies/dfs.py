@@ -5,7 +5,7 @@ visits every branch of every node, lowest task id / value first.  Two
 independent tasks of m and n steps give exactly C(m+n, n) executions.  It is
 the reference the reducing strategies are tested against.
 
-A *prefix* (encoded choices, see :mod:`hmmsim.engine.schedule`) restricts
+A *prefix* (typed choices, see :mod:`hmmsim.engine.schedule`) restricts
 the exploration to the subtree below it: the first ``len(prefix)`` choices
 are fixed and never backtracked.  A *horizon* stops branching below a depth
 (only the first option is taken there): :mod:`hmmsim.engine.partition` uses
@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hmmsim.engine.execution import Execution, ExecutionResult
+from hmmsim.engine.execution import ExecutionResult
+from hmmsim.engine.schedule import Choice, TaskChoice
 from hmmsim.engine.strategies.base import NONDETERMINISTIC, bounded_options
+from hmmsim.engine.view import ExecutionView
 from hmmsim.errors import ModelError
 
 __all__ = ["DfsStrategy"]
@@ -36,14 +38,14 @@ class DfsStrategy:
         self,
         *,
         preemption_bound: int | None = None,
-        prefix: Sequence[int] = (),
+        prefix: Sequence[Choice] = (),
         horizon: int | None = None,
     ) -> None:
         """Start before the first execution.
 
         Args:
             preemption_bound: skip schedules with more preemptions.
-            prefix: encoded choices that every execution starts with.
+            prefix: choices that every execution starts with.
             horizon: branch only at the first ``horizon`` choice points.
         """
         self.preemption_bound = preemption_bound
@@ -77,7 +79,8 @@ class DfsStrategy:
         self._depth = depth + 1
         prefix = self.prefix
         if depth < len(prefix):
-            value = prefix[depth] >> 1
+            choice = prefix[depth]
+            value = choice.task if isinstance(choice, TaskChoice) else choice.value
             if value not in options:
                 raise ModelError(
                     NONDETERMINISTIC
@@ -101,7 +104,7 @@ class DfsStrategy:
         stack.append((options, 0))
         return options[0]
 
-    def next_task(self, execution: Execution, enabled: list[int]) -> int:
+    def next_task(self, execution: ExecutionView, enabled: list[int]) -> int:
         """Take the next branch of this node."""
         if self.preemption_bound is None:
             return self._pick(enabled)
@@ -110,7 +113,7 @@ class DfsStrategy:
             self.complete = False
         return self._pick(options)
 
-    def next_int(self, execution: Execution, bound: int, label: str) -> int:
+    def next_int(self, execution: ExecutionView, bound: int, label: str) -> int:
         """Take the next value of this data choice."""
         return self._pick(list(range(bound)))
 

@@ -92,9 +92,10 @@ from bisect import bisect_right
 from dataclasses import dataclass
 
 from hmmsim.engine.clock import VectorClock
-from hmmsim.engine.execution import ABANDON, Execution, ExecutionResult
+from hmmsim.engine.execution import ABANDON, ExecutionResult
 from hmmsim.engine.ops import LOCAL, Op, OpKind, dependent
 from hmmsim.engine.strategies.base import NONDETERMINISTIC, bounded_options
+from hmmsim.engine.view import ExecutionView
 from hmmsim.errors import InternalError, ModelError
 
 __all__ = ["Claim", "DporStrategy", "DporUnit", "NodeInfo"]
@@ -377,7 +378,7 @@ class DporStrategy:
         self._steps: list[_Step] = []
         self._committed = -1  # -1: not even the initial tasks are registered
         # Per execution.
-        self._execution: Execution | None = None
+        self._execution: ExecutionView | None = None
         # Races of pending Ops already reversed, as (step, task, task's clock
         # entry): a blocked task's races are looked at in every state.
         self._reversed: set[tuple[int, int, int]] = set()
@@ -416,7 +417,7 @@ class DporStrategy:
             if isinstance(node, _Node)
         )
 
-    def next_task(self, execution: Execution, enabled: list[int]) -> int:
+    def next_task(self, execution: ExecutionView, enabled: list[int]) -> int:
         """Check the new state for races, then replay or open a choice point."""
         if self._coasting:
             return _no_preemption(execution, enabled)
@@ -424,7 +425,7 @@ class DporStrategy:
         n = len(execution.step_tasks)
         if n > self._committed:
             self._advance(execution, n)
-            if len(enabled) < len(execution.tasks):
+            if len(enabled) < execution.task_count:
                 self._blocked_races(execution, enabled)
         pos = self._pos
         stack = self._stack
@@ -439,11 +440,11 @@ class DporStrategy:
                     f"{enabled} where it offered {_describe(node)}"
                 )
             self._pos = pos + 1
-            node.chosen_op = execution.tasks[node.chosen].pending
+            node.chosen_op = execution.pending(node.chosen)
             return node.chosen
         return self._open(execution, enabled, n)
 
-    def next_int(self, execution: Execution, bound: int, label: str) -> int:
+    def next_int(self, execution: ExecutionView, bound: int, label: str) -> int:
         """Replay the value of a known data choice, or open one at value 0."""
         if self._coasting:
             return 0
@@ -502,9 +503,10 @@ class DporStrategy:
                     self.statuses.append((node.pos, node.chosen, True))
                 self._fatal_races(execution, n - 1)
             skip = execution.step_tasks[n - 1] if fatal else -1
-            for p, task in enumerate(execution.tasks):
-                if p != skip and task.pending is not None:
-                    self._pending_races(p, task.pending)
+            for p in range(execution.task_count):
+                pending = execution.pending(p)
+                if p != skip and pending is not None:
+                    self._pending_races(p, pending)
         assert self._pos == len(self._stack), (
             f"{_BUG} dpor execution ended after {self._pos} of "
             f"{len(self._stack)} known choices"
@@ -514,7 +516,7 @@ class DporStrategy:
 
     # -- choice points --------------------------------------------------------
 
-    def _open(self, execution: Execution, enabled: list[int], n: int) -> int:
+    def _open(self, execution: ExecutionView, enabled: list[int], n: int) -> int:
         nodes = self._nodes
         assert len(nodes) == n, f"{_BUG} dpor has {len(nodes)} nodes at step {n}"
         sleep = nodes[n - 1].child_sleep() if n else {}
@@ -538,7 +540,7 @@ class DporStrategy:
             allowed=tuple(allowed) if cut else None,
             sleep=sleep,
             chosen=chosen,
-            chosen_op=execution.tasks[chosen].pending,
+            chosen_op=execution.pending(chosen),
         )
         self._stack.append(node)
         nodes.append(node)
@@ -555,7 +557,7 @@ class DporStrategy:
             )
         return choice >> 1
 
-    def _open_unit(self, execution: Execution, enabled: list[int], n: int) -> int:
+    def _open_unit(self, execution: ExecutionView, enabled: list[int], n: int) -> int:
         """Open a choice point of the unit's prefix, or its task root."""
         pos = self._pos
         unit = self._unit
@@ -581,7 +583,6 @@ class DporStrategy:
                 f"available among {enabled}"
             )
         allowed, cut = bounded_options(execution, enabled, self.preemption_bound)
-        tasks = execution.tasks
         node = _Node(
             index=n,
             pos=pos,
@@ -589,11 +590,11 @@ class DporStrategy:
             allowed=tuple(allowed) if cut else None,
             sleep=sleep,
             chosen=chosen,
-            chosen_op=tasks[chosen].pending,
+            chosen_op=execution.pending(chosen),
         )
         node.backtrack = set(backtrack)
         for t in done:
-            op = tasks[t].pending
+            op = execution.pending(t)
             assert op is not None, f"{_BUG} dpor unit: task {t} done but not pending"
             node.done[t] = op
         self._stack.append(node)
@@ -642,11 +643,11 @@ class DporStrategy:
 
     # -- happens-before -------------------------------------------------------
 
-    def _advance(self, execution: Execution, n: int) -> None:
+    def _advance(self, execution: ExecutionView, n: int) -> None:
         """Bring the clocks and the access index up to state ``n``."""
         committed = self._committed
         if committed < 0:
-            for _ in range(len(self._clocks), len(execution.tasks)):
+            for _ in range(len(self._clocks), execution.task_count):
                 self._clocks.append(VectorClock())
                 self._task_steps.append([])
             self._committed = committed = 0
@@ -655,7 +656,7 @@ class DporStrategy:
             self._commit(execution, committed)
             self._committed = n
 
-    def _commit(self, execution: Execution, j: int) -> None:
+    def _commit(self, execution: ExecutionView, j: int) -> None:
         """Add step ``j`` to the clocks and the access index."""
         q = execution.step_tasks[j]
         op = execution.ops[j]
@@ -718,7 +719,7 @@ class DporStrategy:
                 changes=changes,
             )
         )
-        for _ in range(len(clocks), len(execution.tasks)):
+        for _ in range(len(clocks), execution.task_count):
             clocks.append(clock)
             self._task_steps.append([])
         for e in races:
@@ -797,7 +798,7 @@ class DporStrategy:
             races = sorted(set(races), reverse=True)
         return races
 
-    def _blocked_races(self, execution: Execution, enabled: list[int]) -> None:
+    def _blocked_races(self, execution: ExecutionView, enabled: list[int]) -> None:
         """Reverse the races of the Ops of the tasks blocked at a new state.
 
         FG05 checks the pending Ops of blocked tasks at every state: a race
@@ -805,8 +806,8 @@ class DporStrategy:
         is reversed even if the task never gets to run in this execution.
         """
         runnable = set(enabled)
-        for p, task in enumerate(execution.tasks):
-            x = task.pending
+        for p in range(execution.task_count):
+            x = execution.pending(p)
             if x is not None and x.guard is not None and p not in runnable:
                 self._pending_races(p, x)
 
@@ -823,7 +824,7 @@ class DporStrategy:
                 reversed_.add((e, p, here))
                 self._reverse_race(e, p, x_clock, end=len(self._steps))
 
-    def _fatal_races(self, execution: Execution, j: int) -> None:
+    def _fatal_races(self, execution: ExecutionView, j: int) -> None:
         """Reverse the races of step ``j``, which ended the execution.
 
         A fatal step is dependent with every step: it prevents the pending
@@ -834,7 +835,7 @@ class DporStrategy:
         q = execution.step_tasks[j]
         step = self._steps[j]
         for p in range(step.tasks):
-            if p != q and execution.tasks[p].pending is not None:
+            if p != q and execution.pending(p) is not None:
                 self._reverse(node, (p,))
         previous = step.previous
         for t, clock in enumerate(self._clocks):
@@ -1039,7 +1040,7 @@ class DporStrategy:
         node.backtrack.add(t)
 
 
-def _no_preemption(execution: Execution, enabled: list[int]) -> int:
+def _no_preemption(execution: ExecutionView, enabled: list[int]) -> int:
     step_tasks = execution.step_tasks
     prev = step_tasks[-1] if step_tasks else -1
     return prev if prev in enabled else enabled[0]

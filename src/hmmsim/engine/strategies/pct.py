@@ -40,7 +40,8 @@ from __future__ import annotations
 
 import random
 
-from hmmsim.engine.execution import Execution, ExecutionResult
+from hmmsim.engine.execution import ExecutionResult
+from hmmsim.engine.view import ExecutionView
 from hmmsim.errors import ConfigError
 
 __all__ = ["PctStrategy"]
@@ -112,10 +113,10 @@ class PctStrategy:
     def _highest(self, enabled: list[int]) -> int:
         return max(enabled, key=self._priority)
 
-    def next_task(self, execution: Execution, enabled: list[int]) -> int:
+    def next_task(self, execution: ExecutionView, enabled: list[int]) -> int:
         """Run the highest-priority enabled task, after any change point."""
-        if self._seen < len(execution.tasks):
-            self._admit(len(execution.tasks))
+        if self._seen < execution.task_count:
+            self._admit(execution.task_count)
         if len(enabled) == 1:
             return enabled[0]
         self._counted += 1
@@ -132,7 +133,7 @@ class PctStrategy:
             best = self._highest(enabled)
         return best
 
-    def next_int(self, execution: Execution, bound: int, label: str) -> int:
+    def next_int(self, execution: ExecutionView, bound: int, label: str) -> int:
         """Pick a data value uniformly at random (same seeded stream)."""
         return self.rng.randrange(bound)
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import random
 
-from hmmsim.engine.execution import Execution, ExecutionResult
+from hmmsim.engine.execution import ExecutionResult
 from hmmsim.engine.strategies.base import bounded_options
+from hmmsim.engine.view import ExecutionView
 
 __all__ = ["RandomStrategy"]
 
@@ -30,14 +31,14 @@ class RandomStrategy:
         """There is always another execution to sample."""
         return True
 
-    def next_task(self, execution: Execution, enabled: list[int]) -> int:
+    def next_task(self, execution: ExecutionView, enabled: list[int]) -> int:
         """Pick an enabled task at random."""
         options, _ = bounded_options(execution, enabled, self.preemption_bound)
         if len(options) == 1:
             return options[0]
         return options[self.rng.randrange(len(options))]
 
-    def next_int(self, execution: Execution, bound: int, label: str) -> int:
+    def next_int(self, execution: ExecutionView, bound: int, label: str) -> int:
         """Pick a value at random."""
         return self.rng.randrange(bound)
 

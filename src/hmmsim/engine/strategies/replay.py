@@ -11,8 +11,9 @@ on while enabled, else the lowest enabled id; data choices take 0).
 
 from __future__ import annotations
 
-from hmmsim.engine.execution import Execution, ExecutionResult
-from hmmsim.engine.schedule import Schedule
+from hmmsim.engine.execution import ExecutionResult
+from hmmsim.engine.schedule import Schedule, TaskChoice
+from hmmsim.engine.view import ExecutionView
 from hmmsim.errors import ReplayDiverged
 
 __all__ = ["ReplayStrategy"]
@@ -56,10 +57,11 @@ class ReplayStrategy:
             self._off_script = True
             return None
         choice = choices[self._pos]
-        value = choice >> 1
-        if (not choice & 1) != want_task or value not in allowed:
+        is_task = isinstance(choice, TaskChoice)
+        value = choice.task if isinstance(choice, TaskChoice) else choice.value
+        if is_task != want_task or value not in allowed:
             if self.strict:
-                wanted = f"task {value}" if not choice & 1 else f"data value {value}"
+                wanted = f"task {value}" if is_task else f"data value {value}"
                 raise ReplayDiverged(
                     f"choice {self._pos}: schedule says {wanted}, but the execution "
                     f"offers {where} {list(allowed)}"
@@ -69,7 +71,7 @@ class ReplayStrategy:
         self._pos += 1
         return value
 
-    def next_task(self, execution: Execution, enabled: list[int]) -> int:
+    def next_task(self, execution: ExecutionView, enabled: list[int]) -> int:
         """Return the recorded task (or continue without preemption)."""
         value = self._next(True, enabled, "tasks")
         if value is not None:
@@ -77,7 +79,7 @@ class ReplayStrategy:
         prev = execution.step_tasks[-1] if execution.step_tasks else -1
         return prev if prev in enabled else enabled[0]
 
-    def next_int(self, execution: Execution, bound: int, label: str) -> int:
+    def next_int(self, execution: ExecutionView, bound: int, label: str) -> int:
         """Return the recorded data value (or 0 off script)."""
         value = self._next(False, range(bound), f"values for {label}:")
         return 0 if value is None else value

@@ -5,7 +5,8 @@ Useful as a quick smoke run; it never claims to have covered anything.
 
 from __future__ import annotations
 
-from hmmsim.engine.execution import Execution, ExecutionResult
+from hmmsim.engine.execution import ExecutionResult
+from hmmsim.engine.view import ExecutionView
 
 __all__ = ["RoundRobinStrategy"]
 
@@ -28,13 +29,13 @@ class RoundRobinStrategy:
         self.done = True
         return True
 
-    def next_task(self, execution: Execution, enabled: list[int]) -> int:
+    def next_task(self, execution: ExecutionView, enabled: list[int]) -> int:
         """Return the first enabled task after the previous one."""
         prev = execution.step_tasks[-1] if execution.step_tasks else -1
         later = [t for t in enabled if t > prev]
         return later[0] if later else enabled[0]
 
-    def next_int(self, execution: Execution, bound: int, label: str) -> int:
+    def next_int(self, execution: ExecutionView, bound: int, label: str) -> int:
         """Data choices take their first value."""
         return 0
 

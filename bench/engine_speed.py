@@ -1,0 +1,218 @@
+"""Engine speed: DPOR steps/s against the issue-9 targets, and set-up snapshots.
+
+Run by ``make bench`` (through ``bench/run.py``) or alone::
+
+    .venv/bin/python bench/engine_speed.py [--repeat R] [--profile] [--snapshot]
+
+* **targets**: exhaustive DPOR on the lock-heavy toy (``bench/run.py``
+  ``lock_heavy``: 3 tasks x 2 rounds of a mutex-protected counter and a
+  spinlock-protected cell) and on ``concurrent-invalidations`` v5.3, each
+  printed as scheduled steps per second against its target (250,000 and
+  200,000).  The rate is steps per second of *process CPU time* (one core,
+  single-threaded, so it does not move when other processes share the
+  machine); the wall-clock rate is printed beside it.  Steps are the steps of
+  the executions' schedules, as ``hmmsim check`` counts them; the set-up steps
+  an execution restores from a snapshot instead of running are included, and
+  the rate over the steps actually run is printed too.
+* **snapshot** (``--snapshot``): what re-running a program's set-up costs per
+  execution against the ways of restoring the world after it (re-run,
+  ``copy.deepcopy``, the purpose-built pickle the engine uses, ``os.fork``).
+* **profile** (``--profile``): a pyinstrument profile of both targets.
+
+No test asserts on these numbers: they vary between machines and runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import time
+import timeit
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from hmmsim.config import ExploreConfig  # noqa: E402
+from hmmsim.engine import Instance, explore  # noqa: E402
+from hmmsim.engine.snapshot import SnapshotCache  # noqa: E402
+from run import lock_heavy  # noqa: E402
+
+#: DPOR steps/s targets of issue 9, measured on one core.
+TOY_TARGET = 250_000
+SCENARIO_TARGET = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """The best of some exhaustive explorations of one program."""
+
+    name: str
+    executions: int
+    steps: int
+    restored_steps: int
+    cpu: float
+    wall: float
+
+    @property
+    def per_cpu_second(self) -> float:
+        """Scheduled steps per second of process time."""
+        return self.steps / self.cpu
+
+    def line(self, target: int) -> str:
+        """Return the report line, with the target met or missed."""
+        verdict = "met" if self.per_cpu_second >= target else "MISSED"
+        run = self.steps - self.restored_steps
+        return (
+            f"  {self.name:40} {self.per_cpu_second:>9,.0f} steps/s "
+            f"(target {target:,}: {verdict}); {self.executions} executions, "
+            f"{self.steps} steps in {self.cpu:.2f} s CPU, "
+            f"{self.steps / self.wall:,.0f} steps/s wall, "
+            f"{run / self.cpu:,.0f} steps/s run (not restored)"
+        )
+
+
+def measure(
+    name: str, program: Callable[[], Instance], config: ExploreConfig, repeat: int
+) -> Rate:
+    """Explore ``program`` ``repeat`` times; keep the fastest run."""
+    best: Rate | None = None
+    for _ in range(repeat):
+        cache = SnapshotCache()
+        wall0 = time.perf_counter()
+        cpu0 = time.process_time()
+        result = explore(program, config, snapshots=cache)
+        cpu = time.process_time() - cpu0
+        wall = time.perf_counter() - wall0
+        setup = len(cache.snapshot.ops) if cache.snapshot is not None else 0
+        rate = Rate(
+            name,
+            result.executions,
+            result.steps,
+            cache.restored * setup,
+            cpu,
+            wall,
+        )
+        if best is None or rate.cpu < best.cpu:
+            best = rate
+    assert best is not None
+    return best
+
+
+def _targets() -> list[tuple[str, Callable[[], Instance], ExploreConfig, int]]:
+    from hmmsim.scenarios import get  # noqa: PLC0415
+
+    scenario = get("concurrent-invalidations")
+    return [
+        (
+            "lock_heavy (3 tasks x 2 rounds), dpor",
+            lock_heavy,
+            ExploreConfig(strategy="dpor", shrink=False, max_executions=1_000_000),
+            TOY_TARGET,
+        ),
+        (
+            "concurrent-invalidations v5.3, dpor",
+            scenario.program("v5.3"),
+            scenario.explore_config(ExploreConfig(strategy="dpor", shrink=False)),
+            SCENARIO_TARGET,
+        ),
+    ]
+
+
+def targets(repeat: int) -> None:
+    """Print both steps/s targets with the measured values."""
+    print("engine speed: exhaustive DPOR, scheduled steps per CPU second (best of")
+    print(f"  {repeat}; one core, single-threaded)")
+    for name, program, config, target in _targets():
+        print(measure(name, program, config, repeat).line(target))
+
+
+def snapshot_options(samples: int = 300) -> None:
+    """Print the per-execution cost of the ways to get a post-set-up world."""
+    from hmmsim.engine import Execution  # noqa: PLC0415
+    from hmmsim.engine.strategies.round_robin import (  # noqa: PLC0415
+        RoundRobinStrategy,
+    )
+    from hmmsim.scenarios import get  # noqa: PLC0415
+
+    program = get("concurrent-invalidations").program("v5.3")
+    cache = SnapshotCache()
+    explore(program, ExploreConfig(strategy="dpor", max_executions=2), snapshots=cache)
+    snapshot = cache.snapshot
+    assert snapshot is not None, cache.skipped
+
+    def first_execution_until_setup() -> None:
+        # program() plus the set-up steps, alone: a fresh cache snapshots
+        # right after the set-up, and the execution stops at its first
+        # actor step (max_steps = the set-up's length).
+        strategy = RoundRobinStrategy()
+        strategy.begin_execution()
+        Execution(program, strategy, max_steps=len(snapshot.ops)).run()
+
+    root = snapshot.load()
+    shared = {id(o): o for o in snapshot.shared}
+
+    def deepcopy_world() -> None:
+        copy.deepcopy(root, dict(shared))
+
+    def fork_world() -> None:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child exits at once
+            os._exit(0)
+        os.waitpid(pid, 0)
+
+    def per_call(fn: Callable[[], object], number: int) -> float:
+        return min(timeit.repeat(fn, number=number, repeat=3)) / number * 1e6
+
+    print(
+        f"set-up snapshot: concurrent-invalidations v5.3, set-up of "
+        f"{len(snapshot.ops)} steps; cost per execution (best of 3)"
+    )
+    print(
+        f"  re-run program() + set-up      {per_call(first_execution_until_setup, samples):8.0f} us"
+    )
+    print(
+        f"  copy.deepcopy of the world     {per_call(deepcopy_world, samples):8.0f} us"
+    )
+    print(
+        f"  pickle snapshot load (engine)  {per_call(snapshot.load, samples):8.0f} us"
+    )
+    print(f"  os.fork + exit + wait          {per_call(fork_world, 20):8.0f} us")
+    print("  undo log                        not measured: needs every model store")
+    print("                                  to go through tracked objects")
+
+
+def profile() -> None:
+    """Print a pyinstrument profile of each target exploration."""
+    from pyinstrument import Profiler  # noqa: PLC0415
+
+    for name, program, config, _ in _targets():
+        profiler = Profiler(interval=0.0005)
+        with profiler:
+            explore(program, config)
+        print(f"profile: {name}")
+        print(profiler.output_text(unicode=False, color=False, show_all=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the engine-speed benchmarks and print the numbers."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--snapshot", action="store_true")
+    args = parser.parse_args(argv)
+    if args.profile:
+        profile()
+        return 0
+    targets(args.repeat)
+    if args.snapshot:
+        snapshot_options()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
