@@ -50,6 +50,7 @@ BUILTIN_MODULES: Final[tuple[str, ...]] = (
     "hmmsim.scenarios.fault_vs_oom_reap",
     "hmmsim.scenarios.oom_hmm_and_kvm",
     "hmmsim.scenarios.fault_on_readonly_vma",
+    "hmmsim.scenarios.oom_vs_nouveau_fault",
 )
 
 
