@@ -75,3 +75,17 @@ def test_a_file_of_several_scenarios_needs_a_name() -> None:
 
     with pytest.raises(pytest.fail.Exception, match="name one as"):
         HmmsimCheck()(EXAMPLES / "mirror_sleeps.py", "v5.3")
+
+
+def test_an_incomplete_check_fails_unless_allowed(hmmsim_check: object) -> None:
+    """A check cut short with nothing found fails with the reason, unless allowed (D13)."""
+    from hmmsim.pytest_plugin import HmmsimCheck  # noqa: PLC0415
+
+    assert isinstance(hmmsim_check, HmmsimCheck)
+    bounded = {"strategy": "dfs", "max_executions": 2}
+
+    with pytest.raises(pytest.fail.Exception, match="INCOMPLETE, not a proof"):
+        hmmsim_check("oom-vs-driver-lock", "v5.3", **bounded)
+    result = hmmsim_check("oom-vs-driver-lock", "v5.3", allow_incomplete=True, **bounded)
+
+    assert 2 == result.executions
