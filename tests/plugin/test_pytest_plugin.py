@@ -82,10 +82,14 @@ def test_an_incomplete_check_fails_unless_allowed(hmmsim_check: object) -> None:
     from hmmsim.pytest_plugin import HmmsimCheck  # noqa: PLC0415
 
     assert isinstance(hmmsim_check, HmmsimCheck)
-    bounded = {"strategy": "dfs", "max_executions": 2}
-
     with pytest.raises(pytest.fail.Exception, match="INCOMPLETE, not a proof"):
-        hmmsim_check("oom-vs-driver-lock", "v5.3", **bounded)
-    result = hmmsim_check("oom-vs-driver-lock", "v5.3", allow_incomplete=True, **bounded)
+        hmmsim_check("oom-vs-driver-lock", "v5.3", strategy="dfs", max_executions=2)
+    result = hmmsim_check(
+        "oom-vs-driver-lock",
+        "v5.3",
+        allow_incomplete=True,
+        strategy="dfs",
+        max_executions=2,
+    )
 
     assert 2 == result.executions
