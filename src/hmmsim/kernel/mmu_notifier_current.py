@@ -17,7 +17,7 @@ that touches the modelled functions:
   ``mmu_interval_notifier_remove`` reads the mm sequence under the lock
   (``mmu_interval_seq_released``), so it cannot return while the last
   ``mn_itree_inv_end`` still holds the subscription on the deferred list;
-* v5.7 (Jason Gunthorpe's renames): ``struct mmu_notifier_mm`` became
+* after v5.5 (Jason Gunthorpe's renames): ``struct mmu_notifier_mm`` became
   ``struct mmu_notifier_subscriptions`` (``mm->notifier_subscriptions``),
   ``mmu_notifier_mm_destroy`` became ``mmu_notifier_subscriptions_destroy``;
 * v6.6 (Alistair Popple, "mmu_notifiers: rename invalidate_range notifier"
@@ -46,10 +46,10 @@ Deviations:
       (``MmuIntervalNotifier``, ``MmuIntervalNotifierOps``,
       ``StaticMmuIntervalNotifierOps``) are v5.5's, imported: the C structs
       did not change.  ``MmuNotifierSubscriptions`` extends v5.5's
-      ``MmuNotifierMm`` (same fields, renamed in v5.7); the mm field stays
+      ``MmuNotifierMm`` (same fields, renamed after v5.5); the mm field stays
       ``mm.mmu_notifier_mm`` (``mm->notifier_subscriptions`` in C), shared by
       every core of the model.
-    * MODEL: local variable names follow v5.5 (``mmn_mm``, ``mn``); v5.7
+    * MODEL: local variable names follow v5.5 (``mmn_mm``, ``mn``); later kernels
       renamed them to ``subscriptions`` / ``subscription`` without changing
       the code.  Keeping them makes the drift test show only real changes.
     * MODEL: ``arch_invalidate_secondary_tlbs``, ``clear_young``,
@@ -162,7 +162,7 @@ __all__ = [
 
 @dataclass(slots=True, kw_only=True, eq=False)
 class MmuNotifierSubscriptions(MmuNotifierMm):
-    """Models ``struct mmu_notifier_subscriptions`` (v5.7 name, v6.16).
+    """Models ``struct mmu_notifier_subscriptions`` (the post-v5.5 name, v6.16).
 
     The fields are those of v5.5's ``struct mmu_notifier_mm``
     (:class:`hmmsim.kernel.mmu_notifier_v55.MmuNotifierMm`): the hlist, the
@@ -766,7 +766,7 @@ async def __mmu_notifier_subscriptions_destroy(mm: MmStruct) -> None:
     """Free the notifier structure (the mm_struct itself is being freed).
 
     Kernel: mm/mmu_notifier.c __mmu_notifier_subscriptions_destroy() (v6.16;
-    __mmu_notifier_mm_destroy until v5.7).
+    __mmu_notifier_mm_destroy in v5.5).
     """
     mmn_mm = _mmn_mm(mm)
     await shared_access(mmn_mm, write=True, func="__mmu_notifier_subscriptions_destroy")
@@ -1005,7 +1005,7 @@ async def mmu_notifier_subscriptions_destroy(mm: MmStruct) -> None:
     """Free the notifier structure of a dead mm.
 
     Kernel: include/linux/mmu_notifier.h mmu_notifier_subscriptions_destroy()
-    (v6.16; mmu_notifier_mm_destroy until v5.7).
+    (v6.16; mmu_notifier_mm_destroy in v5.5).
     """
     if mm_has_notifiers(mm):
         await __mmu_notifier_subscriptions_destroy(mm)

@@ -9,7 +9,7 @@ Deviations:
       exist; the model always reports a hole there.
     * MODEL: no ``hugetlb_entry`` / ``pte_entry`` callbacks: hugetlb VMAs
       are walked like others.  ``test_walk`` (mm/pagewalk.c walk_page_test)
-      is called for each VMA part when set, as the v5.7+ HMM walk uses it:
+      is called for each VMA part when set, as the later (v5.8+) HMM walk uses it:
       a positive result skips the VMA, a negative one ends the walk; without
       it VM_PFNMAP VMAs are not special-cased (the v5.3/v5.5 HMM rejects
       them before walking).

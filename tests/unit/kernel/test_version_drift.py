@@ -23,7 +23,7 @@ KERNEL: Final = Path(__file__).resolve().parents[3] / "src" / "hmmsim" / "kernel
 #: mm/mmu_notifier.c changes since v5.5 (see the current module's docstring).
 NOTIFIER_CHANGES: Final = frozenset(
     {
-        # v5.7 rename of struct mmu_notifier_mm (the model's accessor follows).
+        # post-v5.5 rename of struct mmu_notifier_mm (the model's accessor follows).
         "_mmn_mm",
         # c2655835fd8c: ends paired with starts after a refusal.
         "mn_hlist_invalidate_range_start",
@@ -31,7 +31,7 @@ NOTIFIER_CHANGES: Final = frozenset(
         "mn_hlist_invalidate_end",
         "__mmu_notifier_invalidate_range_end",
         "mmu_notifier_invalidate_range_end",
-        # v5.7 rename; v6.6 arch_invalidate_secondary_tlbs check (not modelled).
+        # post-v5.5 rename; v6.6 arch_invalidate_secondary_tlbs check (not modelled).
         "__mmu_notifier_register",
         # mm_users instead of mm_count.
         "__mmu_interval_notifier_insert",
@@ -94,7 +94,7 @@ def test_shared_definitions_differ_only_where_the_kernel_changed(
 
 
 def test_notifier_definitions_added_and_removed_are_the_renames_and_the_fix() -> None:
-    """current adds the v5.7 names and 319561669a59's helper, drops the old names."""
+    """current adds the post-v5.5 names and 319561669a59's helper, drops the old names."""
     before = definitions(KERNEL / "mmu_notifier_v55.py")
     after = definitions(KERNEL / "mmu_notifier_current.py")
 
