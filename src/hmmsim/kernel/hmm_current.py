@@ -20,8 +20,9 @@ sees only the final state.  The walk reads PTEs without the page-table lock;
 the driver's final ``mmu_interval_read_retry`` under its own lock decides
 (see :mod:`hmmsim.kernel.drivers.dmirror_current`).
 
-Source read: mm/hmm.c of v6.16 (gregkh/linux 5c40cd7db64a, search index id
-3516809381) and include/linux/hmm.h of the same series.
+Source read: a v6.16-era mm/hmm.c (gregkh/linux 5c40cd7db64a, search index
+id 3516809381: it has v6.16's hmm_dma_map_* helpers and still pte_devmap)
+and include/linux/hmm.h of the same series.
 
 Deviations:
     * MODEL: one page-table level (see pagewalk, mm_types): no PMD/PUD,
