@@ -62,6 +62,29 @@ def make_run_report_untouched() -> Iterator[None]:
     )
 
 
+_STORE_DIR = Path(__file__).resolve().parents[1] / ".hmmsim"
+
+
+def _store_state() -> list[tuple[str, int]]:
+    if not _STORE_DIR.exists():
+        return []
+    return sorted(
+        (str(path.relative_to(_STORE_DIR)), path.stat().st_mtime_ns)
+        for path in _STORE_DIR.rglob("*")
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def counterexample_store_untouched() -> Iterator[None]:
+    """The suite never writes the .hmmsim/ store of the working tree."""
+    before = _store_state()
+    yield
+    assert before == _store_state(), (
+        "a test wrote into the working tree's .hmmsim/ (set HMMSIM_STORE=off or "
+        "pass --store under tmp_path)"
+    )
+
+
 @pytest.fixture(autouse=True)
 def _no_counterexample_store(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep `hmmsim check` from reading or writing `.hmmsim/` in the working tree.

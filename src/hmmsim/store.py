@@ -262,6 +262,25 @@ def _saved_only(unit: Unit, saved: list[Saved]) -> ScenarioRun:
     )
 
 
+def _replay_or_skip(store: Store, unit: Unit) -> list[Saved]:
+    """Replay a unit's saved schedules; on any failure, use none of them.
+
+    The exploration that follows runs the model under the service's guards
+    (a model that raises or exits becomes an error row there); the replays
+    here must not end hmmsim before it.  The tokens are kept.
+    """
+    try:
+        return store.replay_saved(
+            unit.scenario.name,
+            unit.variant,
+            unit.file,
+            unit.scenario.program(unit.variant),
+            max_steps=unit.config.max_steps,
+        )
+    except (Exception, SystemExit):
+        return []
+
+
 def explore_with_store(
     store: Store | None,
     units: Sequence[Unit],
@@ -278,16 +297,7 @@ def explore_with_store(
     """
     if store is None:
         return explore(units)
-    saved = [
-        store.replay_saved(
-            u.scenario.name,
-            u.variant,
-            u.file,
-            u.scenario.program(u.variant),
-            max_steps=u.config.max_steps,
-        )
-        for u in units
-    ]
+    saved = [_replay_or_skip(store, u) for u in units]
     todo = [i for i, u in enumerate(units) if not (saved[i] and u.config.stop_on_first)]
     explored, interrupted = explore([units[i] for i in todo])
     by_index = dict(zip(todo, explored, strict=False))

@@ -87,6 +87,7 @@ def hmmsim(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m hmmsim`` with MODE set; return the finished process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HMMSIM_")}
+    env["HMMSIM_STORE"] = "off"  # no .hmmsim/ in the working tree
     env["MODE"] = mode
     env["PYTHONPATH"] = os.pathsep.join(sys.path)
     return subprocess.run(
@@ -339,6 +340,7 @@ def wait_for(predicate: Callable[[], bool], *, seconds: float = 60) -> bool:
 def start_busy_run(model: Path, *extra: str) -> subprocess.Popen[str]:
     """Start ``check --all -j 2`` on a model whose tasks spin; wait for both workers."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HMMSIM_")}
+    env["HMMSIM_STORE"] = "off"  # no .hmmsim/ in the working tree
     env["MODE"] = "spin"
     env["PYTHONPATH"] = os.pathsep.join(sys.path)
     parent = subprocess.Popen(

@@ -18,10 +18,11 @@ BOUNDED = ("--max-executions", "150", "-q")
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No HMMSIM_* variable changes the explorations."""
+    """No HMMSIM_* variable changes the explorations (and the store is off)."""
     for name in list(os.environ):
         if name.startswith("HMMSIM_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("HMMSIM_STORE", "off")  # no .hmmsim/ in the working tree
 
 
 @pytest.mark.usefixtures("clean_env")

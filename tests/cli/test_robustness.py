@@ -24,10 +24,11 @@ TOKEN = "hs1.oom-vs-driver-lock/prepatch:notifier-contract.pdngh4dgeaftamnrmaadm
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No HMMSIM_* variable changes the explorations."""
+    """No HMMSIM_* variable changes the explorations (and the store is off)."""
     for name in list(os.environ):
         if name.startswith("HMMSIM_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("HMMSIM_STORE", "off")  # no .hmmsim/ in the working tree
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -265,3 +265,33 @@ class TestCompareReplaysAcrossVariants:
         assert "lost-update of buggy, replayed on fixed: fixed follows" in ran.out
         assert "  fixed: " in ran.out
         assert "replay hs1.counter/fixed." in ran.out
+
+
+def test_a_replay_that_exits_leaves_the_exploration_to_report_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model that exits while a saved schedule replays does not end hmmsim; tokens stay."""
+    from tests.support.toy_scenarios import COUNTER  # noqa: PLC0415
+
+    from hmmsim.config import ExploreConfig  # noqa: PLC0415
+    from hmmsim.service import Unit  # noqa: PLC0415
+    from hmmsim.store import explore_with_store  # noqa: PLC0415
+
+    store = Store(tmp_path)
+    store.save("counter", "buggy", None, {"lost-update": "hs1.x"})
+
+    def exits(*_: object, **__: object) -> list[object]:
+        raise SystemExit(0)
+
+    monkeypatch.setattr(Store, "replay_saved", exits)
+    unit = Unit(scenario=COUNTER, variant="buggy", config=ExploreConfig(), file=None)
+    seen: list[int] = []
+
+    def explore(units: object) -> tuple[list[object], bool]:
+        seen.append(len(units))  # type: ignore[arg-type]
+        return [], True
+
+    runs, interrupted = explore_with_store(store, [unit], explore)  # type: ignore[arg-type]
+
+    assert ([], True, [1]) == (runs, interrupted, seen)
+    assert 1 == len(store.tokens("counter", "buggy", None))
