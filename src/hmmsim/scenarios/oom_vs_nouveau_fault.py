@@ -13,13 +13,13 @@ section.  See docs/scenarios.md for the kernel evidence.
 
 from __future__ import annotations
 
+from types import ModuleType
+from typing import Final
+
 from hmmsim.engine import Instance
+from hmmsim.kernel.drivers import nouveau_svm, nouveau_svm_current
 from hmmsim.kernel.drivers.device import Device, device_access
-from hmmsim.kernel.drivers.nouveau_svm import (
-    NouveauSvmm,
-    nouveau_svm_fault,
-    nouveau_svmm_init,
-)
+from hmmsim.kernel.drivers.nouveau_svm import NouveauSvmm
 from hmmsim.kernel.oom_kill import oom_reap_task
 from hmmsim.scenarios import Scenario, register
 from hmmsim.scenarios._world import BASE, KERNEL_VERSIONS, World, WorldInstance
@@ -28,9 +28,16 @@ __all__ = ["SCENARIO"]
 
 REAP_ATTEMPTS = 1
 
+#: variant -> the nouveau_svm.c port of its kernel version.
+NOUVEAU: Final[dict[str, ModuleType]] = {
+    "v5.5": nouveau_svm,
+    "current": nouveau_svm_current,
+}
+
 
 def build(variant: str) -> Instance:
     """Build one execution's world and actors."""
+    nouveau = NOUVEAU[variant]
     world = World.create(variant, mirrors=0)
     gpu = Device(name="gpu0", mm=world.mm)
     world.view.devices.append(gpu)
@@ -38,10 +45,10 @@ def build(variant: str) -> Instance:
 
     async def setup() -> None:
         await world.setup(bind=(), oom_victim=True)
-        ret = await nouveau_svmm_init(svmm, world.mm)
+        ret = await nouveau.nouveau_svmm_init(svmm, world.mm)
         assert ret == 0, f"[hmmsim internal bug] set-up: svmm init failed with {ret}"
         # The GPU already faulted once: the mm has the interval tree in use.
-        ret = await nouveau_svm_fault(svmm, BASE)
+        ret = await nouveau.nouveau_svm_fault(svmm, BASE)
         assert ret == 0, f"[hmmsim internal bug] set-up: GPU fault failed with {ret}"
 
     async def reaper() -> None:
@@ -49,7 +56,7 @@ def build(variant: str) -> Instance:
 
     async def gpu_fault() -> tuple[int, int | None]:
         # The GPU faults BASE again (e.g. after a replay), then reads it.
-        ret = await nouveau_svm_fault(svmm, BASE)
+        ret = await nouveau.nouveau_svm_fault(svmm, BASE)
         value = await device_access(gpu, BASE, False)
         return ret, value
 
@@ -74,12 +81,15 @@ SCENARIO = register(
             "interval tree); the process is an OOM victim.  Actors: 'oom_reaper' "
             "runs oom_reap_task (1 attempt); 'gpu' handles another GPU fault at "
             "BASE (interval notifier, read_begin / hmm_range_fault / read_retry "
-            "under svmm->mutex, remove), then reads BASE.  Exercises the v5.5 "
-            "core with an interval part that succeeds and an hlist part that "
+            "under svmm->mutex, remove), then reads BASE.  Exercises the "
+            "v5.5 and current cores with an interval part that succeeds and an hlist part that "
             "refuses the same non-blocking start."
         ),
-        variants=("v5.5",),
-        expect={"v5.5": ("deadlock", "notifier-leak")},
+        variants=tuple(NOUVEAU),
+        expect={
+            "v5.5": ("deadlock", "notifier-leak"),
+            "current": ("deadlock", "notifier-leak"),
+        },
         build=build,
         config={"max_steps": 4000},
         kernel_version=KERNEL_VERSIONS,

@@ -1,4 +1,4 @@
-"""Sequential tests of the nouveau SVM model (nouveau_svm.c, v5.5): both notifiers."""
+"""Sequential tests of the nouveau SVM model (nouveau_svm.c, v5.5 and today): both notifiers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Any
 
 from tests.support.kernel_harness import BASE, make_mm, run_one
 
+from hmmsim.kernel import mmu_notifier_current as current_core
 from hmmsim.kernel import mmu_notifier_v55 as v55
+from hmmsim.kernel.drivers import nouveau_svm_current
 from hmmsim.kernel.drivers.device import Device
 from hmmsim.kernel.drivers.nouveau_svm import (
     NouveauSvmm,
@@ -116,3 +118,79 @@ class TestIntervalNotifier:
         assert 0 == out[0]
         assert (True, 0) == out[1]
         assert [(BASE, True)] == out[2]
+
+
+class TestCurrent:
+    def test_today_fault_maps_and_refusal_is_unchanged(self) -> None:
+        """Today's port: the fault maps BASE and removes its notifier; the interval
+        callback trylocks; the hlist notifier still refuses a non-blockable start."""
+        out: list[Any] = []
+
+        async def body() -> None:
+            mm = await make_mm()
+            mm.notifier_core = current_core
+            await cpu_store(mm, BASE, 7)
+            svmm = NouveauSvmm(name="svmm", vmm=Device(name="gpu0", mm=mm))
+            out.append(await nouveau_svm_current.nouveau_svmm_init(svmm, mm))
+            out.append(await nouveau_svm_current.nouveau_svm_fault(svmm, BASE))
+            out.append([a for a, _ in svmm.vmm.mapped()])
+            sn = SvmNotifier(notifier=MmuIntervalNotifier(name="sn"), svmm=svmm)
+            sn.notifier.container = sn
+            await mutex_lock(svmm.mutex)
+            out.append(
+                await nouveau_svm_current.nouveau_svm_range_invalidate(
+                    sn.notifier, unmap_range(mm, 0), 3
+                )
+            )
+            await mutex_unlock(svmm.mutex)
+            out.append(
+                await nouveau_svm_current.nouveau_svm_range_invalidate(
+                    sn.notifier, unmap_range(mm, 0), 3
+                )
+            )
+            out.append(
+                await nouveau_svmm_invalidate_range_start(
+                    svmm.notifier, unmap_range(mm, 0)
+                )
+            )
+
+        run = run_one(body)
+
+        assert [] == run.kinds
+        assert [0, 0, [BASE], False, True, -errno.EAGAIN] == out
+
+
+class TestFaultErrors:
+    def test_fault_errors_of_both_ports(self) -> None:
+        """A fault outside every VMA is -EFAULT; an exhausted retry bound is -EBUSY;
+        today's port cancels (-EFAULT) when the mm is gone."""
+        out: list[Any] = []
+
+        async def body() -> None:
+            mm, svmm = await svm_process()
+            out.append(await nouveau_svm_fault(svmm, BASE + 64 * PAGE_SIZE))
+            out.append(await nouveau_svm_fault(svmm, BASE, max_retries=-1))
+            mm = await make_mm()
+            mm.notifier_core = current_core
+            await cpu_store(mm, BASE, 7)
+            cur = NouveauSvmm(name="cur", vmm=Device(name="gpu1", mm=mm))
+            assert 0 == await nouveau_svm_current.nouveau_svmm_init(cur, mm)
+            out.append(
+                await nouveau_svm_current.nouveau_svm_fault(cur, BASE + 64 * PAGE_SIZE)
+            )
+            out.append(
+                await nouveau_svm_current.nouveau_svm_fault(cur, BASE, max_retries=-1)
+            )
+            mm.mm_users.value = 0
+            out.append(await nouveau_svm_current.nouveau_svm_fault(cur, BASE))
+
+        run = run_one(body)
+
+        assert [] == run.kinds
+        assert [
+            -errno.EFAULT,
+            -errno.EBUSY,
+            -errno.EFAULT,
+            -errno.EBUSY,
+            -errno.EFAULT,
+        ] == out
