@@ -11,7 +11,7 @@ from hmmsim.backends import Job, make_backend, run_jobs
 from hmmsim.backends.cluster import parse_cluster
 from hmmsim.backends.local import InlineBackend, ProcessBackend
 from hmmsim.engine import ExitReason, ExplorationResult
-from hmmsim.errors import ConfigError
+from hmmsim.errors import ConfigError, InternalError
 from hmmsim.loader import load_file
 from hmmsim.scenarios import get
 from hmmsim.service import resolve_config
@@ -186,3 +186,38 @@ def test_ctrl_c_stops_handing_out_units_and_keeps_what_was_merged() -> None:
     assert interrupted
     assert results[0].exit_reason is ExitReason.INTERRUPTED
     assert results[0].executions > 0
+
+
+def test_a_worker_that_always_dies_is_an_internal_error(tmp_path: Path) -> None:
+    """A unit that kills every worker it runs on is given up after the retries."""
+    job = _killer_job(tmp_path, parent=-1)
+    marker = tmp_path / "killed"
+
+    class _Again(_Events):
+        def started(self, index: int) -> None:
+            super().started(index)
+
+    # The marker is created by the first worker, so remove it from a thread-free
+    # loop: with parent -1 every worker that finds no marker kills itself.
+    backend = ProcessBackend(1)
+    original = backend._replace
+
+    def replace_and_reset(worker: object) -> None:
+        marker.unlink(missing_ok=True)
+        original(worker)  # type: ignore[arg-type]
+
+    backend._replace = replace_and_reset  # type: ignore[method-assign]
+    with pytest.raises(InternalError, match="died 3 times"):
+        run_jobs([job], backend, _Again())
+
+
+def test_an_unreachable_scheduler_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--cluster ADDRESS with nobody listening fails with one line, quickly."""
+    pytest.importorskip("distributed")
+    from hmmsim.backends import cluster  # noqa: PLC0415
+
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 1)
+    with pytest.raises(ConfigError, match=r"--cluster tcp://127\.0\.0\.1:9"):
+        make_backend(workers=1, cluster="tcp://127.0.0.1:9")

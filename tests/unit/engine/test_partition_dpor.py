@@ -191,3 +191,45 @@ class TestCoordinator:
         assert example.kind == "lost-update"
         assert example.steps <= example.original_steps
         assert result.outcomes[Outcome.VIOLATION.value] == 30
+
+
+class TestUnitPrefixes:
+    """A unit whose prefix does not fit the program is an internal error."""
+
+    def test_a_prefix_task_that_is_not_enabled(self) -> None:
+        """Task 7 does not exist in a two-task program."""
+        from hmmsim.engine.schedule import task_choice  # noqa: PLC0415
+        from hmmsim.engine.strategies.dpor import DporUnit  # noqa: PLC0415
+
+        unit = DporUnit(prefix=(task_choice(7),), done_before=((),), branches=(0,))
+        with pytest.raises(InternalError, match="diverged"):
+            explore_dpor_unit(toys.message_passing, unit, CONFIG)
+
+    def test_a_data_choice_where_the_program_offers_tasks(self) -> None:
+        """A data root at a task choice point."""
+        from hmmsim.engine.strategies.dpor import DporUnit  # noqa: PLC0415
+
+        unit = DporUnit(values=(0, 1))
+        with pytest.raises(InternalError, match="expects a data choice"):
+            explore_dpor_unit(toys.message_passing, unit, CONFIG)
+
+    def test_a_data_value_in_the_prefix_where_tasks_are_offered(self) -> None:
+        """A data value in the prefix where the program chooses a task."""
+        from hmmsim.engine.schedule import data_choice  # noqa: PLC0415
+        from hmmsim.engine.strategies.dpor import DporUnit  # noqa: PLC0415
+
+        unit = DporUnit(prefix=(data_choice(0),), branches=(0,))
+        with pytest.raises(InternalError, match="diverged"):
+            explore_dpor_unit(toys.message_passing, unit, CONFIG)
+
+    def test_data_roots_and_a_time_budget(self) -> None:
+        """Slicing a program with data choices makes data roots; a tiny budget stops early."""
+        split = explore_split(toys.timeout_race, CONFIG, slice_executions=1)
+        assert split.executions == explore(toys.timeout_race, CONFIG).executions
+        stopped = explore_split(
+            lambda: toys.counter_race(tasks=3),
+            CONFIG.replace(time_budget_s=1e-9),
+            slice_executions=1,
+        )
+        assert stopped.exit_reason is ExitReason.TIME_BUDGET
+        assert "--strategy pct" in stopped.describe_exit()
