@@ -198,10 +198,10 @@ class TestUnitPrefixes:
 
     def test_a_prefix_task_that_is_not_enabled(self) -> None:
         """Task 7 does not exist in a two-task program."""
-        from hmmsim.engine.schedule import task_choice  # noqa: PLC0415
         from hmmsim.engine.strategies.dpor import DporUnit  # noqa: PLC0415
 
-        unit = DporUnit(prefix=(task_choice(7),), done_before=((),), branches=(0,))
+        # A unit's prefix packs a task choice t as 2t and a data value v as 2v+1.
+        unit = DporUnit(prefix=(7 << 1,), done_before=((),), branches=(0,))
         with pytest.raises(InternalError, match="diverged"):
             explore_dpor_unit(toys.message_passing, unit, CONFIG)
 
@@ -215,10 +215,9 @@ class TestUnitPrefixes:
 
     def test_a_data_value_in_the_prefix_where_tasks_are_offered(self) -> None:
         """A data value in the prefix where the program chooses a task."""
-        from hmmsim.engine.schedule import data_choice  # noqa: PLC0415
         from hmmsim.engine.strategies.dpor import DporUnit  # noqa: PLC0415
 
-        unit = DporUnit(prefix=(data_choice(0),), branches=(0,))
+        unit = DporUnit(prefix=(0 << 1 | 1,), branches=(0,))
         with pytest.raises(InternalError, match="diverged"):
             explore_dpor_unit(toys.message_passing, unit, CONFIG)
 
