@@ -54,6 +54,10 @@ def m(variant):
         if MODE == "spin":
             while True:
                 pass
+        if MODE == "spin-mark":
+            open(os.environ["MARK"], "w").close()
+            while True:
+                pass
         if MODE == "print":
             print("hello from the model")
         await WRITE_ONCE(cell, value + 1)
@@ -411,6 +415,35 @@ class TestWorkers:
         assert "interrupted" in err.splitlines()[-1]
         assert 2 == len(json.loads(report.read_text(encoding="utf-8"))["results"])
         assert wait_for(lambda: not processes_running(str(model)), seconds=10)
+
+    def test_sigterm_without_workers_reports_and_writes(
+        self, model: Path, tmp_path: Path
+    ) -> None:
+        """SIGTERM to a serial run (-j 1) interrupts the execution, prints and writes the report (D5)."""
+        report, mark = tmp_path / "r.json", tmp_path / "mark"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HMMSIM_")}
+        env.update(
+            MODE="spin-mark", MARK=str(mark), PYTHONPATH=os.pathsep.join(sys.path)
+        )
+        argv = ["check", str(model), *DFS, "--variant", "a", "-j", "1"]
+        argv += ["--task-timeout", "600", "--json", str(report), "-q"]
+        run = subprocess.Popen(
+            [sys.executable, "-m", "hmmsim", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert wait_for(mark.exists), "the model never started"
+
+        run.send_signal(signal.SIGTERM)
+        out, _ = run.communicate(timeout=60)
+
+        assert 130 == run.returncode
+        assert "m/a: INCOMPLETE" in out
+        assert (
+            "interrupted" == json.loads(report.read_text())["results"][0]["exit_reason"]
+        )
 
     def test_sigint_stops_busy_workers(self, model: Path) -> None:
         """Ctrl-C with workers in a task that never yields ends within the grace time (D4)."""
