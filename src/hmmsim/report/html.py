@@ -392,7 +392,9 @@ def _cx_page(run: ScenarioRun, index: int, cx: Counterexample, meta: _Meta) -> s
     if trace is not None:
         timeline = build_timeline(trace, cx.findings, primary=cx.kind)
         full = build_timeline(trace, cx.findings, primary=cx.kind, full=True)
-        setup_rows = full.rows[: timeline.hidden]
+        setup_rows = tuple(
+            r for r in full.rows if r.index < timeline.hidden and r.op != STARTED
+        )
         setup_state = timeline.setup_state
         lanes = _lanes(timeline)
         noise = sum(1 for r in timeline.rows if _is_noise(r))

@@ -10,7 +10,7 @@ Schema 1 (documented in ``docs/cli.md``)::
              (+ "error" only when the unit did not finish, with outcome
              "error"; + "seconds" only when timings are asked for)
 
-    violation = {"kind", "message", "task", "step", "steps", "preemptions",
+    violation = {"kind", "message", "task", "step", "causes", "steps", "preemptions",
                  "original_steps", "replay", "schedule"}
 
 Nothing here depends on the wall clock, ``id()`` or hash order unless
@@ -41,6 +41,7 @@ def _violation(run: ScenarioRun, cx: Counterexample) -> dict[str, object]:
         "message": finding.message,
         "task": finding.task,
         "step": finding.step,
+        "causes": [cause.to_json() for cause in finding.causes],
         "steps": cx.steps,
         "preemptions": cx.preemptions,
         "original_steps": cx.original_steps,

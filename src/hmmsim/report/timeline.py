@@ -237,6 +237,21 @@ def _mark(findings: Sequence[Finding], primary: str | None) -> str:
     return OTHER_MARK
 
 
+def _started_row(step: Step, task: int, notes: list[str], column: int) -> TimelineRow:
+    """The row of what ``task`` did during ``step`` before its first Op."""
+    return TimelineRow(
+        index=step.index,
+        task=task,
+        column=column,
+        op=STARTED,
+        notes=tuple(notes),
+        changes=(),
+        findings=(),
+        mark="",
+        held=step.held,
+    )
+
+
 def _causes_by_step(
     findings: Sequence[Finding], primary: str | None
 ) -> dict[int, list[tuple[Finding, Cause]]]:
@@ -302,11 +317,16 @@ def build_timeline(
         previous = trace.steps[hidden - 1].state
         setup_state = _changes(previous, None)
     used = {step.task for step in shown} | {
-        e.task for step in shown for e in step.events if e.task >= 0
+        e.task for step in trace.steps for e in step.events if not _own(e, step)
     }
     columns = tuple(t for t in range(len(trace.tasks)) if t in used or not hidden)
     position = {task: i for i, task in enumerate(columns)}
-    rows = []
+    # What an actor did while the folded set-up spawned it stays visible.
+    rows = [
+        _started_row(step, task, notes, position[task])
+        for step in trace.steps[:hidden]
+        for task, notes in _foreign(step).items()
+    ]
     for step in shown:
         here = tuple(by_step.get(step.index, ()))
         because = tuple(causes.get(step.index, ()))
@@ -327,17 +347,7 @@ def build_timeline(
             )
         )
         rows.extend(
-            TimelineRow(
-                index=step.index,
-                task=task,
-                column=position[task],
-                op=STARTED,
-                notes=tuple(notes),
-                changes=(),
-                findings=(),
-                mark="",
-                held=step.held,
-            )
+            _started_row(step, task, notes, position[task])
             for task, notes in _foreign(step).items()
         )
         previous = step.state

@@ -40,6 +40,7 @@ class TestDumps:
             "message",
             "task",
             "step",
+            "causes",
             "steps",
             "preemptions",
             "original_steps",

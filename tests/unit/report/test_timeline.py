@@ -370,3 +370,26 @@ def test_a_removed_state_value_is_shown_as_gone() -> None:
     rows = timeline_rows(trace)
 
     assert (("k=1",), (f"k={GONE}",)) == (rows[0].changes, rows[1].changes)
+
+
+def test_an_actor_started_by_the_folded_set_up_keeps_its_row() -> None:
+    """Folding the set-up keeps what a spawned actor did before its first Op."""
+    trace = Trace(
+        tasks=("setup", "reclaim"),
+        steps=(
+            Step(
+                index=0,
+                task=0,
+                task_name="setup",
+                op="spawn()",
+                kind="X",
+                events=(Event(name="reclaim_start", task=1),),
+            ),
+            Step(index=1, task=1, task_name="reclaim", op="lock()", kind="X"),
+        ),
+    )
+
+    timeline = build_timeline(trace)
+
+    assert 1 == timeline.hidden
+    assert [(0, STARTED), (1, "lock()")] == [(r.index, r.op) for r in timeline.rows]
