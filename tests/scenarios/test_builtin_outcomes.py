@@ -13,11 +13,11 @@ the suite, and under coverage tracing its largest units alone took minutes.
 from __future__ import annotations
 
 import pytest
+from tests.support.unmeasured import explore_unmeasured
 
 from hmmsim.config import ExploreConfig
 from hmmsim.engine import ExitReason, Status, explore, replay
 from hmmsim.scenarios import all_scenarios, get
-from tests.support.unmeasured import explore_unmeasured
 
 
 def _expected() -> dict[str, dict[str, frozenset[str]]]:
