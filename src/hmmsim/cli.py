@@ -275,10 +275,9 @@ def _parser() -> _Parser:
         "-j",
         type=int,
         metavar="N",
-        help="split each DPOR exploration into work units and run them, and "
-        "the other scenario variants, on N worker processes (1: in this "
-        "process; the results are the same for every N). Default: one "
-        "variant per CPU, each explored whole",
+        help="explore on N worker processes (default: one per CPU; 1: in this "
+        "process); with more workers than runs, each DPOR exploration is split "
+        "into work units that all workers share (same JSON for every N)",
     )
     check.add_argument(
         "--cluster",
