@@ -41,7 +41,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from hmmsim.kernel.types import PAGE_MASK, PAGE_SHIFT, VmFlags
 from hmmsim.sync import Cell, RwSemaphore, SpinLock, new_oid
@@ -53,6 +53,7 @@ __all__ = [
     "PAGE_MAPPING_ANON",
     "MmStruct",
     "Page",
+    "PageMappingTag",
     "PageState",
     "Pte",
     "RcuHead",
@@ -81,9 +82,21 @@ class PageState(enum.Enum):
     IN_USE = "in-use"
 
 
+class PageMappingTag(enum.Enum):
+    """MODEL: the tag an anonymous page's ``page->mapping`` carries.
+
+    An enum member, not a plain string: PageAnon compares by identity, and
+    an enum member stays the same object across copies of the world (the
+    engine's set-up snapshots pickle it by reference), where a string copy
+    would not.
+    """
+
+    PAGE_MAPPING_ANON = "PAGE_MAPPING_ANON"
+
+
 #: MODEL: ``page->mapping`` of an anonymous page (the C tags the anon_vma
 #: pointer with the PAGE_MAPPING_ANON bit; anon_vma is not modelled).
-PAGE_MAPPING_ANON: object = "PAGE_MAPPING_ANON"
+PAGE_MAPPING_ANON: Final = PageMappingTag.PAGE_MAPPING_ANON
 
 
 @dataclass(slots=True, kw_only=True, eq=False)

@@ -51,3 +51,18 @@ class TestTryToUnmapOne:
 
         assert [(True, PageState.IN_USE)] == got
         assert [False] == [e["unmapped"] for e in run.named("try_to_unmap_one")]
+
+
+def test_an_anonymous_page_stays_anonymous_across_a_copy_of_the_world() -> None:
+    """PageAnon holds after a pickle round trip (set-up snapshots copy the world)."""
+    import pickle  # noqa: PLC0415 - only this test needs it
+
+    from hmmsim.kernel.mm_types import PAGE_MAPPING_ANON, Page  # noqa: PLC0415
+    from hmmsim.kernel.rmap import PageAnon  # noqa: PLC0415
+
+    page = Page(pfn=3, mapcount=1, refcount=1, mapping=PAGE_MAPPING_ANON)
+
+    copy = pickle.loads(pickle.dumps(page))
+
+    assert PageAnon(copy)
+    assert copy.mapping is PAGE_MAPPING_ANON
