@@ -614,8 +614,13 @@ def _explore_all(
         def explore(todo: Sequence[Unit]) -> tuple[list[ScenarioRun], bool]:
             return explore_units(todo, progress, workers=workers)
 
+    notes: list[str] = []
     with progress.running(), _model_output_to_stderr(args):
-        return explore_with_store(store, units, explore)
+        done = explore_with_store(store, units, explore, notes=notes)
+    if not args.quiet:
+        for note in notes:
+            _err(note)
+    return done
 
 
 def _report_meta(args: argparse.Namespace) -> dict[str, str]:

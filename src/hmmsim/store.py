@@ -285,19 +285,35 @@ def explore_with_store(
     store: Store | None,
     units: Sequence[Unit],
     explore: Callable[[Sequence[Unit]], tuple[list[ScenarioRun], bool]],
+    *,
+    notes: list[str] | None = None,
 ) -> tuple[list[ScenarioRun], bool]:
     """Replay each unit's saved schedules, explore, merge, and save what was found.
 
     A unit whose config stops at the first violation is not explored when a
     saved schedule already shows a violation.  ``explore`` runs units and
     returns their runs in order (fewer when interrupted) and whether it was.
+    ``notes`` receives one line per unit whose saved schedules were replayed
+    (how many still fail, how many were deleted), for stderr.
 
     Raises:
         OSError: the store cannot be written.
     """
     if store is None:
         return explore(units)
+    before = [len(store.tokens(u.scenario.name, u.variant, u.file)) for u in units]
     saved = [_replay_or_skip(store, u) for u in units]
+    if notes is not None:
+        for unit, count, kept in zip(units, before, saved, strict=True):
+            if count:
+                gone = count - len(
+                    store.tokens(unit.scenario.name, unit.variant, unit.file)
+                )
+                notes.append(
+                    f"store {store.root}: {unit.scenario.name}/{unit.variant}: "
+                    f"replayed {count} saved schedule(s) first; {len(kept)} still "
+                    f"fail, {gone} no longer do (deleted)"
+                )
     todo = [i for i, u in enumerate(units) if not (saved[i] and u.config.stop_on_first)]
     explored, interrupted = explore([units[i] for i in todo])
     by_index = dict(zip(todo, explored, strict=False))

@@ -49,6 +49,10 @@ class TestStore:
         )
 
         assert [] == json.loads(without.out)["results"][0]["violations"]
+        assert (
+            "counter/buggy: replayed 1 saved schedule(s) first; 1 still fail, "
+            "0 no longer do (deleted)"
+        ) in with_store.err
         kinds = [
             v["kind"] for v in json.loads(with_store.out)["results"][0]["violations"]
         ]
