@@ -37,7 +37,13 @@ from hmmsim.engine.lockdep import LockGraph, LockListener, LockOrderChecker
 from hmmsim.engine.ops import Op
 from hmmsim.engine.program import Instance, Program, TaskBody
 from hmmsim.engine.progress import SOLO_STEPS, ProgressMonitor
-from hmmsim.engine.schedule import Choice, DataChoice, Schedule, task_choice
+from hmmsim.engine.schedule import (
+    TASK_CHOICES,
+    Choice,
+    DataChoice,
+    Schedule,
+    task_choice,
+)
 from hmmsim.engine.snapshot import SetupSnapshot, SnapshotCache
 from hmmsim.engine.task import Task
 from hmmsim.engine.trace import Cause, Event, Finding, Step, Trace
@@ -187,6 +193,8 @@ class Execution:
         self.snapshots = None if capture else snapshots
         self._location = ""
         self.tasks: list[Task] = []
+        #: How many tasks exist, done ones included (the view's ``task_count``).
+        self.task_count = 0
         self.current: Task | None = None
         self.step = 0
         self.choices: list[Choice] = []
@@ -214,11 +222,6 @@ class Execution:
 
     # -- the view strategies see (hmmsim.engine.view.ExecutionView) ----------
 
-    @property
-    def task_count(self) -> int:
-        """How many tasks exist (done ones included)."""
-        return len(self.tasks)
-
     def pending(self, tid: int) -> Op | None:
         """Return the Op task ``tid`` is about to perform (None once done)."""
         return self.tasks[tid].pending
@@ -237,6 +240,7 @@ class Execution:
             name = f"{name}#{len(self.tasks)}"
         task = Task(len(self.tasks), name, body)
         self.tasks.append(task)
+        self.task_count = len(self.tasks)
         saved = self.current
         self.current = task
         try:
@@ -438,14 +442,23 @@ class Execution:
     def _has_fatal(self) -> bool:
         return any(f.fatal for f in self.findings)
 
-    def _loop(self) -> Outcome:  # noqa: PLR0912 - one function: the per-step hot path
+    def _loop(self) -> Outcome:  # noqa: PLR0912, PLR0915 - one function: the per-step hot path
+        # Everything the loop touches per step is bound to a local first: this
+        # is the engine's hot path (bench/engine_speed.py).
         tasks = self.tasks
-        chooser = self.chooser
+        next_task = self.chooser.next_task
         capture = self.capture
-        choices = self.choices
-        ops = self.ops
+        locations = capture and self.capture_locations
+        add_choice = self.choices.append
+        add_op = self.ops.append
         step_tasks = self.step_tasks
+        add_step = step_tasks.append
+        resume = self._resume
         progress = self.progress
+        spinning = progress.spinning
+        max_steps = self.max_steps
+        shared_choices = TASK_CHOICES
+        shared = len(shared_choices)
         prev = step_tasks[-1] if step_tasks else -1
         solo = 0  # steps of the running task since another task's last step
         while solo + 1 < len(step_tasks) and step_tasks[-2 - solo] == prev:
@@ -458,13 +471,14 @@ class Execution:
             ]
             if not enabled:
                 return self._stuck()
-            if progress.spinning:
+            if spinning:
                 enabled = progress.runnable(enabled)
                 if not enabled:
                     return self._hang()
-            if self.step >= self.max_steps:
+            step = self.step
+            if step >= max_steps:
                 return Outcome.STEP_LIMIT
-            tid = chooser.next_task(self, enabled)
+            tid = next_task(self, enabled)
             if tid not in enabled:
                 if tid == ABANDON and not self.findings:
                     return Outcome.REDUNDANT
@@ -473,29 +487,34 @@ class Execution:
                 if prev in enabled:
                     self.preemptions += 1
                 solo = 0
-                if progress.spinning:
-                    progress.spinning.clear()
+                if spinning:
+                    spinning.clear()
             else:
                 solo += 1
             prev = tid
             task = tasks[tid]
             op = task.pending
             assert op is not None, "[hmmsim internal bug] enabled task without an Op"
-            choices.append(task_choice(tid))
-            ops.append(op)
-            step_tasks.append(tid)
+            add_choice(shared_choices[tid] if tid < shared else task_choice(tid))
+            add_op(op)
+            add_step(tid)
             self.current = task
-            if capture and self.capture_locations:
-                self._location = _await_site(task)
-            try:
-                self._resume(task)
-            finally:
-                # A step that ends in a fatal finding is still a step.
-                if capture:
+            if capture:
+                if locations:
+                    self._location = _await_site(task)
+                try:
+                    resume(task)
+                finally:
+                    # A step that ends in a fatal finding is still a step.
                     self._record_step(task, op)
-                self.step += 1
+                    self.step = step + 1
+            else:
+                try:
+                    resume(task)
+                finally:
+                    self.step = step + 1
             if solo >= SOLO_STEPS:
-                progress.after_step(task, self.step - solo)
+                progress.after_step(task, step + 1 - solo)
 
     def _resume(self, task: Task) -> None:
         try:
@@ -600,6 +619,7 @@ class Execution:
         self.next_oid = snapshot.next_oid
         task = Task(0, snapshot.setup_name, _FINISHED)
         self.tasks.append(task)
+        self.task_count = 1
         self.current = task
         chooser = self.chooser
         choices = self.choices

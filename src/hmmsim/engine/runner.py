@@ -10,10 +10,11 @@ violation, no execution hit the step limit and no choice was cut by a bound.
 from __future__ import annotations
 
 import enum
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from hmmsim.config import ExploreConfig
 from hmmsim.engine.execution import (
@@ -34,6 +35,9 @@ from hmmsim.engine.strategies.replay import ReplayStrategy
 from hmmsim.engine.trace import Finding, Trace
 from hmmsim.engine.watchdog import default_memory_limit, watchdog
 from hmmsim.errors import ModelError, ReplayDiverged
+
+if TYPE_CHECKING:
+    from hmmsim.engine.shrink import ReplayMemo
 
 __all__ = [
     "Counterexample",
@@ -250,10 +254,16 @@ def explore(
     # prefix) say so; the Strategy protocol does not require the attribute.
     result.partial = bool(getattr(strategy, "partial", False))
     result.seconds = time.monotonic() - start
+    memo = None
     if config.shrink and shrinker is None:
-        from hmmsim.engine.shrink import shrink  # noqa: PLC0415 - avoids an import cycle
+        from hmmsim.engine.shrink import (  # noqa: PLC0415 - avoids an import cycle
+            ReplayMemo,
+            shrink,
+        )
 
-        shrinker = shrink
+        # One memo for every kind: each distinct schedule is replayed once.
+        memo = ReplayMemo()
+        shrinker = functools.partial(shrink, memo=memo)
     try:
         for kind, (execution_result, number) in search.found.items():
             result.counterexamples.append(
@@ -264,6 +274,7 @@ def explore(
                     execution_result,
                     number=number,
                     shrinker=shrinker,
+                    memo=memo,
                 )
             )
     except ModelError as exc:
@@ -387,6 +398,7 @@ def _counterexample(
     *,
     number: int,
     shrinker: Shrinker | None,
+    memo: ReplayMemo | None = None,
 ) -> Counterexample:
     schedule = ex_result.schedule
     # A lock-order finding rests on the lock graph of the whole exploration,
@@ -397,7 +409,9 @@ def _counterexample(
     else:
         if shrinker is not None and kind != "lock-order":
             schedule = shrinker(program, schedule, kind, config.max_steps)
-        final = replay(
+        # The shrinker ran the schedule it returns (unless it was not shrunk).
+        known = memo and memo.result_of(schedule, max_steps=config.max_steps)
+        final = known or replay(
             program,
             schedule,
             max_steps=config.max_steps,

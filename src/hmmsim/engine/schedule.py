@@ -74,14 +74,15 @@ class DataChoice:
 
 Choice: TypeAlias = TaskChoice | DataChoice
 
-#: Shared TaskChoice objects for small task ids (one allocation per id, not per step).
-_TASK_CHOICES: Final[list[TaskChoice]] = [TaskChoice(t) for t in range(64)]
+#: Shared TaskChoice objects for small task ids (one allocation per id, not
+#: per step); ``task_choice`` hands them out.
+TASK_CHOICES: Final[tuple[TaskChoice, ...]] = tuple(TaskChoice(t) for t in range(64))
 
 
 def task_choice(tid: int) -> TaskChoice:
     """Return the (shared) TaskChoice of task ``tid``."""
-    if tid < len(_TASK_CHOICES):
-        return _TASK_CHOICES[tid]
+    if tid < len(TASK_CHOICES):
+        return TASK_CHOICES[tid]
     return TaskChoice(tid)
 
 

@@ -33,7 +33,7 @@ from hmmsim.engine.schedule import Choice, DataChoice, Schedule, TaskChoice
 from hmmsim.engine.snapshot import SnapshotCache
 from hmmsim.engine.strategies.replay import ReplayStrategy
 
-__all__ = ["DEFAULT_MAX_REPLAYS", "Shrinker", "shrink"]
+__all__ = ["DEFAULT_MAX_REPLAYS", "ReplayMemo", "Shrinker", "shrink"]
 
 #: Replays one shrink may spend (the initial replay included).  A replay of a
 #: toy program costs well under a millisecond; one of an HMM scenario a few.
@@ -41,6 +41,70 @@ DEFAULT_MAX_REPLAYS: Final = 1_000
 
 _Key = tuple[int, int, int, int, tuple[int, ...], tuple[int, ...]]
 _Group = tuple[Choice, ...]
+
+
+class ReplayMemo:
+    """The lenient replays of one program, shared by the shrinkers of an exploration.
+
+    Each distinct candidate schedule is run once, whichever kind is being
+    shrunk (two kinds found in one execution start from the same schedule),
+    and the result is kept under the candidate and under the schedule the
+    replay actually took, so the runner's final replay of a shrunk schedule
+    is found here too.  The replays also share one set-up snapshot.
+
+    Attributes:
+        snapshots: the set-up snapshot shared by the replays.
+        runs: (seed, max_steps, choices) -> (result, Op of every step).
+        hits: lookups answered without running anything.
+    """
+
+    __slots__ = ("hits", "runs", "snapshots")
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self.snapshots = SnapshotCache()
+        self.runs: dict[
+            tuple[int, int, tuple[Choice, ...]],
+            tuple[ExecutionResult, tuple[Op, ...]],
+        ] = {}
+        self.hits = 0
+
+    def run(
+        self,
+        program: Program,
+        choices: tuple[Choice, ...],
+        *,
+        seed: int,
+        max_steps: int,
+    ) -> tuple[ExecutionResult, tuple[Op, ...]]:
+        """Return the lenient replay of ``choices`` (run now, or remembered)."""
+        key = (seed, max_steps, choices)
+        known = self.runs.get(key)
+        if known is not None:
+            self.hits += 1
+            return known
+        strategy = ReplayStrategy(Schedule(seed=seed, choices=choices), strict=False)
+        strategy.begin_execution()
+        with strict_coroutines():
+            execution = Execution(
+                program,
+                strategy,
+                max_steps=max_steps,
+                seed=seed,
+                snapshots=self.snapshots,
+            )
+            result = execution.run()
+        run = (result, tuple(execution.ops))
+        self.runs[key] = run
+        self.runs.setdefault((seed, max_steps, result.schedule.choices), run)
+        return run
+
+    def result_of(
+        self, schedule: Schedule, *, max_steps: int
+    ) -> ExecutionResult | None:
+        """Return the remembered execution of ``schedule``, if it was run."""
+        known = self.runs.get((schedule.seed, max_steps, schedule.choices))
+        return None if known is None else known[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +194,14 @@ class Shrinker:
         max_steps: int,
         seed: int = 0,
         max_replays: int = DEFAULT_MAX_REPLAYS,
+        memo: ReplayMemo | None = None,
     ) -> None:
-        """Prepare to shrink schedules of ``program`` that show ``kind``."""
+        """Prepare to shrink schedules of ``program`` that show ``kind``.
+
+        ``memo`` shares replays with other shrinkers of the same program; a
+        replay found there still counts against ``max_replays``, so the
+        result does not depend on what the others ran.
+        """
         self.program = program
         self.kind = kind
         self.max_steps = max_steps
@@ -142,8 +212,8 @@ class Shrinker:
         #: Candidates accepted so far.
         self.accepted = 0
         self._tried: set[tuple[Choice, ...]] = set()
-        #: The set-up snapshot of ``program``, shared by the replays.
-        self.snapshots = SnapshotCache()
+        #: The replays, shared with other shrinkers when given.
+        self.memo = memo if memo is not None else ReplayMemo()
         self._best: _Run | None = None
 
     # -- driver -----------------------------------------------------------------
@@ -186,23 +256,13 @@ class Shrinker:
 
     def _replay(self, choices: Sequence[Choice]) -> _Run | None:
         self.replays += 1
-        strategy = ReplayStrategy(
-            Schedule(seed=self.seed, choices=tuple(choices)), strict=False
+        result, ops = self.memo.run(
+            self.program, tuple(choices), seed=self.seed, max_steps=self.max_steps
         )
-        strategy.begin_execution()
-        with strict_coroutines():
-            execution = Execution(
-                self.program,
-                strategy,
-                max_steps=self.max_steps,
-                seed=self.seed,
-                snapshots=self.snapshots,
-            )
-            result = execution.run()
         if not any(f.kind == self.kind for f in result.findings):
             return None
         prelude, groups = _split(result.schedule.choices)
-        return _Run(result, tuple(execution.ops), _key(result), prelude, groups)
+        return _Run(result, ops, _key(result), prelude, groups)
 
     def consider(self, choices: Sequence[Choice]) -> bool:
         """Replay a candidate; keep it if it shows the kind and is smaller."""
@@ -417,6 +477,7 @@ def shrink(
     max_steps: int,
     *,
     max_replays: int = DEFAULT_MAX_REPLAYS,
+    memo: ReplayMemo | None = None,
 ) -> Schedule:
     """Return a schedule no longer than ``schedule`` that shows the same kind.
 
@@ -426,8 +487,14 @@ def shrink(
         kind: the finding kind to keep.
         max_steps: step bound of the replays.
         max_replays: at most this many executions are spent.
+        memo: replays shared with the other shrinks of the exploration.
     """
     shrinker = Shrinker(
-        program, kind, max_steps=max_steps, seed=schedule.seed, max_replays=max_replays
+        program,
+        kind,
+        max_steps=max_steps,
+        seed=schedule.seed,
+        max_replays=max_replays,
+        memo=memo,
     )
     return shrinker.shrink(schedule)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from hmmsim.engine.execution import Execution
+from hmmsim.engine import execution as _engine
 from hmmsim.engine.ops import Op, OpKind
-from hmmsim.engine.task import Task
 from hmmsim.sync._base import current_execution, current_task, new_oid, report
 
 __all__ = ["ExclusiveLock"]
@@ -43,31 +42,33 @@ class ExclusiveLock:
         return self.owner is not None
 
     async def _acquire(self, func: str) -> None:
-        # The task and execution cannot change across the await: look them up once.
-        execution = current_execution()
-        task = current_task()
-        execution.lock_acquiring(task, self.lockdep_class)
+        # The task and execution cannot change across the await: look them up
+        # once (this is the hottest primitive, bench/engine_speed.py).
+        execution = _engine._current or current_execution()
+        task = execution.current or current_task()
+        if task.held:  # lockdep only orders locks taken while holding one
+            execution.lock_acquiring(task, self.lockdep_class)
         await Op(OpKind.ACQUIRE, self.oid, True, func, self, self.is_free)
-        self._took(execution, task)
-
-    async def _try(self, func: str) -> bool:
-        execution = current_execution()
-        task = current_task()
-        await Op(OpKind.TRYLOCK, self.oid, True, func, self)
-        if self.owner is not None:
-            return False
-        self._took(execution, task)
-        return True
-
-    def _took(self, execution: Execution, task: Task) -> None:
         self.owner = task.id
         if self.is_spin:
             task.atomic += 1
         execution.lock_acquired(task, self)
 
+    async def _try(self, func: str) -> bool:
+        execution = _engine._current or current_execution()
+        task = execution.current or current_task()
+        await Op(OpKind.TRYLOCK, self.oid, True, func, self)
+        if self.owner is not None:
+            return False
+        self.owner = task.id
+        if self.is_spin:
+            task.atomic += 1
+        execution.lock_acquired(task, self)
+        return True
+
     async def _release(self, func: str) -> None:
-        execution = current_execution()
-        task = current_task()
+        execution = _engine._current or current_execution()
+        task = execution.current or current_task()
         await Op(OpKind.RELEASE, self.oid, True, func, self)
         if self.owner != task.id:
             state = "not locked" if self.owner is None else "held by another task"

@@ -24,13 +24,19 @@ from hmmsim.engine import (
 )
 from hmmsim.engine.execution import strict_coroutines
 from hmmsim.engine.schedule import DataChoice, task_choice
-from hmmsim.engine.shrink import DEFAULT_MAX_REPLAYS, Shrinker, shrink
+from hmmsim.engine.shrink import DEFAULT_MAX_REPLAYS, ReplayMemo, Shrinker, shrink
 from hmmsim.engine.strategies import RandomStrategy
 from hmmsim.sync import READ_ONCE, WRITE_ONCE, Cell
 
 
 def _schedule(*tasks_: int) -> Schedule:
     return Schedule.of(task_choice(t) for t in tasks_)
+
+
+def _first_schedule(config: ExploreConfig) -> Schedule:
+    """The schedule of the first torn read DFS finds, unshrunk."""
+    found = explore(half_published, config.replace(shrink=False))
+    return found.counterexamples[0].schedule
 
 
 def _race3() -> Instance:
@@ -202,6 +208,35 @@ class TestContract:
             runs.append((shrinker.shrink(_schedule(*[0, 1] * 5, 0)), shrinker.replays))
 
         assert runs[0] == runs[1]
+
+    def test_a_shared_memo_runs_each_schedule_once(self) -> None:
+        """A second shrink with the same memo replays nothing and gives the same result."""
+        memo = ReplayMemo()
+        start = _schedule(*[0, 1] * 5, 0)
+        first = Shrinker(half_published, "torn-read", max_steps=100, memo=memo)
+        shrunk = first.shrink(start)
+        ran, hits = len(memo.runs), memo.hits
+        second = Shrinker(half_published, "torn-read", max_steps=100, memo=memo)
+
+        assert shrunk == second.shrink(start)
+        assert (ran, first.replays) == (len(memo.runs), second.replays)
+        assert second.replays == memo.hits - hits
+        assert memo.result_of(shrunk, max_steps=100) is not None
+        assert memo.result_of(start, max_steps=99) is None
+
+    def test_the_runner_reuses_the_shrinkers_replay(self) -> None:
+        """An exploration's counterexamples are those of separate shrink and replay."""
+        config = ExploreConfig(strategy="dfs", max_steps=100)
+        result = explore(half_published, config)
+        example = result.counterexamples[0]
+        alone = shrink(half_published, _first_schedule(config), "torn-read", 100)
+        again = replay(half_published, alone, max_steps=100)
+
+        assert (alone, again.steps, again.findings) == (
+            example.schedule,
+            example.steps,
+            example.findings,
+        )
 
     def test_the_seed_is_kept(self) -> None:
         """The shrunk schedule carries the input's seed."""
