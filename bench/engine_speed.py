@@ -19,13 +19,16 @@ Run by ``make bench`` (through ``bench/run.py``) or alone::
   ``copy.deepcopy``, the purpose-built pickle the engine uses, ``os.fork``).
 * **profile** (``--profile``): a pyinstrument profile of both targets.
 
-No test asserts on these numbers: they vary between machines and runs.
+Both also go into ``bench/results.json`` under the key ``engine_speed``
+(other keys are kept).  No test asserts on these numbers: they vary between
+machines and runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import sys
 import time
@@ -41,6 +44,8 @@ from hmmsim.config import ExploreConfig  # noqa: E402
 from hmmsim.engine import Instance, explore  # noqa: E402
 from hmmsim.engine.snapshot import SnapshotCache  # noqa: E402
 from run import lock_heavy  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results.json"
 
 #: DPOR steps/s targets of issue 9, measured on one core.
 TOY_TARGET = 250_000
@@ -123,12 +128,34 @@ def _targets() -> list[tuple[str, Callable[[], Instance], ExploreConfig, int]]:
     ]
 
 
+def record(key: str, value: object) -> None:
+    """Store ``value`` under ``engine_speed.<key>`` in bench/results.json."""
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results.setdefault("engine_speed", {})[key] = value
+    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+
+
 def targets(repeat: int) -> None:
     """Print both steps/s targets with the measured values."""
     print("engine speed: exhaustive DPOR, scheduled steps per CPU second (best of")
     print(f"  {repeat}; one core, single-threaded)")
+    rows = []
     for name, program, config, target in _targets():
-        print(measure(name, program, config, repeat).line(target))
+        rate = measure(name, program, config, repeat)
+        print(rate.line(target))
+        rows.append(
+            {
+                "name": name,
+                "target_steps_per_s": target,
+                "steps_per_cpu_s": round(rate.per_cpu_second),
+                "steps_per_wall_s": round(rate.steps / rate.wall),
+                "executions": rate.executions,
+                "steps": rate.steps,
+                "restored_steps": rate.restored_steps,
+                "cpu_s": round(rate.cpu, 3),
+            }
+        )
+    record("targets", rows)
 
 
 def snapshot_options(samples: int = 300) -> None:
@@ -168,22 +195,23 @@ def snapshot_options(samples: int = 300) -> None:
     def per_call(fn: Callable[[], object], number: int) -> float:
         return min(timeit.repeat(fn, number=number, repeat=3)) / number * 1e6
 
+    costs = {
+        "rerun_setup_us": per_call(first_execution_until_setup, samples),
+        "deepcopy_us": per_call(deepcopy_world, samples),
+        "pickle_load_us": per_call(snapshot.load, samples),
+        "fork_us": per_call(fork_world, 20),
+    }
     print(
         f"set-up snapshot: concurrent-invalidations v5.3, set-up of "
         f"{len(snapshot.ops)} steps; cost per execution (best of 3)"
     )
-    print(
-        f"  re-run program() + set-up      {per_call(first_execution_until_setup, samples):8.0f} us"
-    )
-    print(
-        f"  copy.deepcopy of the world     {per_call(deepcopy_world, samples):8.0f} us"
-    )
-    print(
-        f"  pickle snapshot load (engine)  {per_call(snapshot.load, samples):8.0f} us"
-    )
-    print(f"  os.fork + exit + wait          {per_call(fork_world, 20):8.0f} us")
+    print(f"  re-run program() + set-up      {costs['rerun_setup_us']:8.0f} us")
+    print(f"  copy.deepcopy of the world     {costs['deepcopy_us']:8.0f} us")
+    print(f"  pickle snapshot load (engine)  {costs['pickle_load_us']:8.0f} us")
+    print(f"  os.fork + exit + wait          {costs['fork_us']:8.0f} us")
     print("  undo log                        not measured: needs every model store")
     print("                                  to go through tracked objects")
+    record("snapshot", {k: round(v) for k, v in costs.items()})
 
 
 def profile() -> None:
