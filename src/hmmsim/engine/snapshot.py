@@ -24,9 +24,10 @@ winner is a purpose-built pickle: the world is pickled once, and restoring it
 is one C-level ``pickle`` load (~130 us), about 5x cheaper than the set-up.
 The pickler copies only what the execution built: modules, classes, code,
 enum members, module-level functions and every object bound to a module-level
-name (one level into module-level containers and class dictionaries) are
-kept *by reference* (pickle persistent ids), so identity tests against
-module-level singletons still hold; closures and their cells are copied with
+name (one level into module-level containers and class dictionaries),
+strings and numbers included, are kept *by reference* (pickle persistent
+ids), so identity tests against module-level singletons still hold (the mm
+model tests ``page.mapping is PAGE_MAPPING_ANON``, a string sentinel); closures and their cells are copied with
 the world they capture.  Module-level names are looked up in the packages of
 the classes and closures met in the world (and ``__main__``), each scanned
 once per snapshot (~1 ms for hmmsim); a singleton bound at module level in a
@@ -229,7 +230,11 @@ class _WorldPickler(pickle.Pickler):
 
     def persistent_id(self, obj: object) -> int | None:
         if isinstance(obj, _ATOMS):
-            return None
+            # By value, unless it is a module-level constant the model may
+            # test by identity (a string sentinel compared with ``is``).
+            if obj is None or id(obj) not in self._module_level:
+                return None
+            return self._share(obj)
         if id(obj) in self._forbidden:
             raise TypeError(f"the world refers to the engine's {type(obj).__name__}")
         # Module-level objects are looked for in the package of their class
@@ -243,13 +248,16 @@ class _WorldPickler(pickle.Pickler):
                 and "<locals>" not in obj.__qualname__
             )
         ):
-            key = id(obj)
-            index = self._index.get(key)
-            if index is None:
-                index = self._index[key] = len(self.shared)
-                self.shared.append(obj)
-            return index
+            return self._share(obj)
         return None
+
+    def _share(self, obj: object) -> int:
+        key = id(obj)
+        index = self._index.get(key)
+        if index is None:
+            index = self._index[key] = len(self.shared)
+            self.shared.append(obj)
+        return index
 
     def reducer_override(self, obj: object) -> Any:
         if isinstance(obj, types.FunctionType):

@@ -114,7 +114,8 @@ class CauseLog:
         counter = _COUNTER_EVENTS.get(name)
         if counter is not None:
             self._count(f"{f.get(counter[0])}->{counter[2]}", f.get(counter[1]))
-        task = _here("").task
+        running = current_execution().current  # no Cause built for every event
+        task = running.name if running else ""
         if name == _ANNOUNCE:
             self.errors.pop(task, None)
             return

@@ -42,6 +42,9 @@ class Marker:
 
 MARKER = Marker()
 
+#: A module-level string sentinel, tested with ``is`` (as the mm model does).
+SENTINEL: object = "SENTINEL"
+
 
 @dataclass(slots=True, kw_only=True, eq=False)
 class _World:
@@ -50,6 +53,7 @@ class _World:
     other: Mutex
     log: list[str] = field(default_factory=list)
     marker: Marker = MARKER
+    mapping: object = None
 
 
 @dataclass(slots=True, kw_only=True, eq=False)
@@ -98,6 +102,7 @@ def phased(*, nested_setup: bool = False, locked: bool = False) -> _Phased:
             await mutex_unlock(world.other)
             await mutex_unlock(world.lock)
         world.log.append("setup")
+        world.mapping = SENTINEL
 
     def actor(name: str) -> Callable[[], Body]:
         async def body() -> None:
@@ -196,6 +201,7 @@ class TestRestoredWorld:
         instance, _, _ = snapshot.load()
 
         assert instance.world.marker is MARKER
+        assert instance.world.mapping is SENTINEL
         assert instance.world is not instances[0].world
         assert ["setup"] == instance.world.log
 
