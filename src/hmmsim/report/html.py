@@ -73,6 +73,7 @@ table.lanes thead th, table.matrix thead th { position: sticky; top: var(--head,
   z-index: 2; box-shadow: 0 1px 0 #ccc; }
 code, .lane, .state, pre { font-family: ui-monospace, monospace; font-size: 13px; }
 .verified { background: #e1f5e1; } .incomplete { background: #fff6d6; }
+.error { background: #e6e0f5; } .reason { color: #5a3e99; }
 .error { background: #eee; } .none { color: #999; }
 .violation { background: #fde2e1; }
 .violation.expected { background: #fbeceb; color: #444; }
@@ -160,7 +161,7 @@ _INDEX: Final = (
 <span class="badge">{{ cell.status|upper }}</span>
 {% if cell.unexpected %}<span class="tag unexpected">UNEXPECTED</span>{% elif cell.expected %}<span class="tag expected">expected</span>{% endif %}
 {% for kind, href in cell.links %}<br><a href="{{ href }}">{{ kind }}</a>{% endfor %}
-<br><small>{{ cell.executions }} executions, {{ cell.exit }}</small></td>
+<br><small>{{ cell.executions }} executions, {{ cell.exit }}</small>{% if cell.error %}<br><small class="reason">{{ cell.error }}</small>{% endif %}</td>
 {% endif %}{% endfor %}</tr>
 {% endfor %}</table>
 {% endblock %}
@@ -244,6 +245,7 @@ class _Cell:
     exit: str
     unexpected: bool
     expected: bool
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -285,6 +287,7 @@ def _cell(run: ScenarioRun) -> _Cell:
         exit=exit_text,
         unexpected=run.as_expected is False,
         expected=run.as_expected is True,
+        error=run.error,
     )
 
 

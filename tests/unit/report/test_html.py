@@ -225,3 +225,18 @@ class TestPageContents:
         assert "&lt;&lt;&lt; cause of lost-update" in html
         assert '<div class="held">holds big_lock</div>' in html
         assert '<input type="checkbox" id="hide-noise">' in html
+
+
+def test_an_error_row_shows_its_reason(tmp_path: Path, fixed: ScenarioRun) -> None:
+    """A unit that ended in an error is a cell with ERROR and the reason (D1)."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    from hmmsim.report.html import write_report  # noqa: PLC0415
+
+    failed = replace(fixed, error="worker process died: killed by SIGKILL")
+
+    index = write_report(tmp_path, [failed], version="0")
+
+    page = Path(index).read_text(encoding="utf-8")
+    assert ">ERROR<" in page
+    assert "worker process died: killed by SIGKILL" in page
