@@ -229,11 +229,7 @@ class TestPageContents:
 
 def test_an_error_row_shows_its_reason(tmp_path: Path, fixed: ScenarioRun) -> None:
     """A unit that ended in an error is a cell with ERROR and the reason (D1)."""
-    from dataclasses import replace  # noqa: PLC0415
-
-    from hmmsim.report.html import write_report  # noqa: PLC0415
-
-    failed = replace(fixed, error="worker process died: killed by SIGKILL")
+    failed = dataclasses.replace(fixed, error="worker process died: killed by SIGKILL")
 
     index = write_report(tmp_path, [failed], version="0")
 
