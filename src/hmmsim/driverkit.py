@@ -1,41 +1,46 @@
-"""Write an hmm_mirror driver of your own and check it against the HMM models.
+"""Write a driver of your own and check it against the kernel models.
 
 Everything here is re-exported by :mod:`hmmsim.api`; ``docs/api.md`` and
-``docs/tutorial.md`` show a whole driver.  A driver is any object with the
+``docs/tutorial.md`` show whole drivers.  A driver is any object with the
 :class:`MirrorDriver` shape (``name``, ``device``, ``update`` and the
 coroutines ``bind``, ``unbind`` and ``fault``), built by a
-:data:`DriverFactory` from the HMM module of a variant, a name and the
+:data:`DriverFactory` from the *kernel API* of a variant, a name and the
 :class:`Device` whose page table it programs::
 
-    def make_driver(hmm: ModuleType, name: str, device: Device) -> MyDriver:
-        return MyDriver(hmm=hmm, name=name, device=device)
+    def make_driver(kernel, name: str, device: Device) -> MyDriver:
+        return MyDriver(kernel=kernel, name=name, device=device)
 
 
-    SCENARIOS = mirror_scenarios(make_driver)
+    SCENARIOS = mirror_scenarios(make_driver, variants=INTERVAL_VARIANTS)
 
-``hmm`` is :func:`hmm_api` of the variant: the module holding the kernel's
-``hmm_mirror`` API of that version under its C names (``HmmMirror``,
-``HmmRange``, ``hmm_mirror_register``, ``hmm_range_register``,
-``hmm_range_wait_until_valid``, ``hmm_range_fault``, ``hmm_range_valid``,
-``hmm_range_unregister``, ``hmm_device_entry_to_page`` ...).  The variants
-with that API are :data:`MIRROR_VARIANTS`: ``prepatch`` (just before the
-seed patch) and ``v5.3`` (at it).
+``kernel`` is :func:`kernel_api` of the variant.  On the
+:data:`INTERVAL_VARIANTS` (``v5.5``) it is an :class:`IntervalApi`: the
+``mmu_interval_notifier`` API of that version under its C names
+(``kernel.MmuIntervalNotifier``, ``kernel.HmmRange``,
+``kernel.hmm_range_fault`` ...), the API of every HMM driver since v5.5.
+The functions are also importable from :mod:`hmmsim.api` under the same
+names (:func:`mmu_interval_notifier_insert`, :func:`mmu_interval_read_begin`
+...): they call the version of the subscription they are given.  On the
+:data:`MIRROR_VARIANTS` (``prepatch``, ``v5.3``) ``kernel`` is the HMM
+module with the ``hmm_mirror`` API that v5.5 removed (``HmmMirror``,
+``hmm_mirror_register``, ``hmm_range_register`` ...).
 
-:func:`mirror_scenarios` returns a battery of scenarios that put the driver
-through the races the built-in scenarios use on the reference driver: the
-OOM reaper against a busy driver lock, a device fault against the reaper,
-and a device fault against page reclaim.  To write a scenario of your own,
-build a world with :func:`mirror_world`, give it a set-up and actors, and
-wrap it in a :class:`WorldInstance` (see ``docs/api.md``).
+:func:`mirror_scenarios` returns the race battery
+(:func:`hmmsim.scenarios.races.battery`): the races of the built-in
+scenarios, with the user's driver in place of the reference driver.  To
+write a scenario of your own, build a world with :func:`mirror_world`, give
+it a set-up and actors, and wrap it in a :class:`WorldInstance` (see
+``docs/api.md``), optionally with an end-of-run ``check`` that reads
+:class:`WorldState`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from types import ModuleType
-from typing import Final
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from hmmsim.engine import Instance
+from hmmsim.errors import ConfigError
 from hmmsim.kernel.drivers.device import (
     Device,
     device_access,
@@ -44,7 +49,11 @@ from hmmsim.kernel.drivers.device import (
 )
 from hmmsim.kernel.fork import mmget_not_zero, mmput
 from hmmsim.kernel.mm_types import MmStruct
-from hmmsim.kernel.mmap import find_vma
+from hmmsim.kernel.mmu_notifier import MmuNotifierRange, mmu_notifier_range_blockable
+from hmmsim.kernel.mmu_notifier_v55 import (
+    MmuIntervalNotifierOps,
+    StaticMmuIntervalNotifierOps,
+)
 from hmmsim.kernel.oom_kill import oom_reap_task
 from hmmsim.kernel.rmap import try_to_unmap_one
 from hmmsim.kernel.trace import trace
@@ -57,178 +66,231 @@ from hmmsim.kernel.types import (
 from hmmsim.scenarios import Scenario
 from hmmsim.scenarios._world import (
     BASE,
-    HMM_VARIANTS,
+    INTERVAL_APIS,
+    INTERVAL_VARIANTS,
+    MIRROR_VARIANTS,
+    NOTIFIER_CORES,
+    VARIANTS,
+    DeviceEntryView,
+    DriverFactory,
+    DriverLock,
+    IntervalApi,
     MirrorDriver,
+    NotifierView,
+    PageView,
+    RangeView,
     World,
+    WorldCheck,
     WorldInstance,
+    WorldState,
     hmm_api,
+    kernel_api,
+    world_state,
 )
-from hmmsim.sync import msleep, mutex_lock, mutex_unlock
+from hmmsim.scenarios.races import battery, race_scenario
 
 __all__ = [
     "BASE",
     "HMM_PFN_VALID",
     "HMM_PFN_WRITE",
+    "INTERVAL_VARIANTS",
     "MIRROR_VARIANTS",
     "PAGE_SHIFT",
     "PAGE_SIZE",
+    "VARIANTS",
     "Device",
+    "DeviceEntryView",
     "DriverFactory",
+    "DriverLock",
+    "IntervalApi",
     "MirrorDriver",
     "MmStruct",
+    "MmuIntervalNotifierOps",
+    "MmuNotifierRange",
+    "NotifierView",
+    "PageView",
+    "RangeView",
+    "StaticMmuIntervalNotifierOps",
     "World",
+    "WorldCheck",
     "WorldInstance",
+    "WorldState",
     "device_access",
     "device_pte_clear",
     "device_pte_set",
     "hmm_api",
+    "hmm_range_fault",
+    "interval_api",
+    "kernel_api",
     "mirror_scenarios",
     "mirror_world",
     "mmget_not_zero",
     "mmput",
+    "mmu_interval_check_retry",
+    "mmu_interval_notifier_insert",
+    "mmu_interval_notifier_remove",
+    "mmu_interval_read_begin",
+    "mmu_interval_read_retry",
+    "mmu_interval_set_seq",
+    "mmu_notifier_range_blockable",
     "oom_reap_task",
     "trace",
     "try_to_unmap_one",
+    "world_state",
 ]
 
-#: The variants whose HMM has the v5.3 ``hmm_mirror`` API.
-MIRROR_VARIANTS: Final = tuple(HMM_VARIANTS)
 
-#: Builds a driver from the variant's HMM module, a name and its device.
-DriverFactory = Callable[[ModuleType, str, Device], MirrorDriver]
+def interval_api(variant: str) -> IntervalApi:
+    """Return the ``mmu_interval_notifier`` API of ``variant``.
+
+    Raises:
+        ConfigError: ``variant`` has no interval-notifier API.
+    """
+    try:
+        return INTERVAL_APIS[variant]
+    except KeyError:
+        raise ConfigError(
+            f"variant {variant!r} has no mmu_interval_notifier API "
+            f"(variants with it: {', '.join(INTERVAL_VARIANTS)})"
+        ) from None
+
+
+def _api_of_mm(mm: MmStruct) -> IntervalApi:
+    for variant, core in NOTIFIER_CORES.items():
+        if mm.notifier_core is core and variant in INTERVAL_APIS:
+            return INTERVAL_APIS[variant]
+    raise ConfigError(
+        f"{mm.name} runs a kernel without mmu_interval_notifier "
+        f"(variants with it: {', '.join(INTERVAL_VARIANTS)})"
+    )
+
+
+def _api_of_sub(interval_sub: Any) -> IntervalApi:
+    mm = getattr(interval_sub, "mm", None)
+    if isinstance(mm, MmStruct):
+        return _api_of_mm(mm)
+    for api in INTERVAL_APIS.values():
+        if type(interval_sub) is api.MmuIntervalNotifier:
+            return api
+    raise ConfigError(f"{interval_sub!r} is not a struct mmu_interval_notifier")
+
+
+async def mmu_interval_notifier_insert(
+    interval_sub: Any, mm: MmStruct, start: int, length: int, ops: Any
+) -> int:
+    """Subscribe ``interval_sub`` to [start, start + length) of ``mm``.
+
+    Kernel: mm/mmu_notifier.c mmu_interval_notifier_insert(), of the
+    version ``mm`` runs.  Takes ``mmap_sem`` (``mmap_lock``) itself.
+
+    Returns:
+        0, or a negative errno.
+    """
+    return await _api_of_mm(mm).mmu_interval_notifier_insert(
+        interval_sub, mm, start, length, ops
+    )
+
+
+async def mmu_interval_notifier_remove(interval_sub: Any) -> None:
+    """Unsubscribe; waits until no invalidation of the subscription runs.
+
+    Kernel: mm/mmu_notifier.c mmu_interval_notifier_remove().
+    """
+    await _api_of_sub(interval_sub).mmu_interval_notifier_remove(interval_sub)
+
+
+async def mmu_interval_read_begin(interval_sub: Any) -> int:
+    """Begin a read-side section; returns the sequence for read_retry.
+
+    Kernel: mm/mmu_notifier.c mmu_interval_read_begin().
+    """
+    return await _api_of_sub(interval_sub).mmu_interval_read_begin(interval_sub)
+
+
+def mmu_interval_read_retry(interval_sub: Any, seq: int) -> bool:
+    """Whether an invalidation reached the subscription since ``seq`` (driver lock held).
+
+    Kernel: include/linux/mmu_notifier.h mmu_interval_read_retry().
+    """
+    return _api_of_sub(interval_sub).mmu_interval_read_retry(interval_sub, seq)
+
+
+async def mmu_interval_check_retry(interval_sub: Any, seq: int) -> bool:
+    """Lockless hint that read_retry would be true (a false answer proves nothing).
+
+    Kernel: include/linux/mmu_notifier.h mmu_interval_check_retry().
+    """
+    return await _api_of_sub(interval_sub).mmu_interval_check_retry(interval_sub, seq)
+
+
+async def mmu_interval_set_seq(interval_sub: Any, cur_seq: int) -> None:
+    """In ``invalidate``, under the driver lock: record ``cur_seq``.
+
+    Kernel: include/linux/mmu_notifier.h mmu_interval_set_seq().
+    """
+    await _api_of_sub(interval_sub).mmu_interval_set_seq(interval_sub, cur_seq)
+
+
+async def hmm_range_fault(range: Any, *args: int) -> int:
+    """The version's ``hmm_range_fault`` (v5.5: ``(range, flags)``).
+
+    Kernel: mm/hmm.c hmm_range_fault(), of the version the range's notifier
+    runs on.  Call it with ``mmap_sem`` held for read.
+    """
+    return await _api_of_sub(range.notifier).hmm_range_fault(range, *args)
+
+
+def _check_variants(variants: Sequence[str]) -> tuple[str, ...]:
+    chosen = tuple(variants)
+    if not chosen:
+        raise ConfigError("no variant given")
+    for variant in chosen:
+        if variant not in VARIANTS:
+            raise ConfigError(
+                f"unknown variant {variant!r} (variants: {', '.join(VARIANTS)})"
+            )
+    apis = {variant in INTERVAL_VARIANTS for variant in chosen}
+    if len(apis) > 1:
+        raise ConfigError(
+            "a driver has one API: give the hmm_mirror variants "
+            f"({', '.join(MIRROR_VARIANTS)}) or the interval-notifier variants "
+            f"({', '.join(INTERVAL_VARIANTS)}), not both"
+        )
+    return chosen
+
+
+def _expectations(
+    variants: Sequence[str],
+    declared: Mapping[str, Sequence[str]],
+    default: Sequence[str] | None,
+) -> dict[str, tuple[str, ...]]:
+    expect = {} if default is None else dict.fromkeys(variants, tuple(default))
+    expect.update({v: tuple(k) for v, k in declared.items()})
+    return expect
 
 
 def mirror_world(variant: str, driver: DriverFactory, *, mirrors: int = 1) -> World:
-    """Build a world whose ``mirrors`` mirror drivers are made by ``driver``.
+    """Build a world whose ``mirrors`` drivers are made by ``driver``.
 
     The world is the built-in scenarios' (one process, its ``mm``, memory at
     :data:`BASE` once set up); its devices are named ``gpu0``, ``gpu1`` ...
-    and the drivers ``dmirror0`` ... so reports read the same.
+    and the drivers ``dmirror0`` ... so reports read the same.  ``driver``
+    gets :func:`kernel_api` of the variant.
 
     Raises:
-        ConfigError: ``variant`` has no hmm_mirror API.
+        ConfigError: unknown variant.
     """
-    api = hmm_api(variant)
-    world = World.create(variant, mirrors=0)
-    for i in range(mirrors):
-        device = Device(name=f"gpu{i}", mm=world.mm)
-        world.mirrors.append(driver(api, f"dmirror{i}", device))
-        world.view.devices.append(device)
-    return world
+    return World.create(variant, mirrors=mirrors, driver=driver)
 
 
-def _lock_vs_oom(driver: DriverFactory) -> Callable[[str], Instance]:
-    def build(variant: str) -> Instance:
-        world = mirror_world(variant, driver)
-        mirror = world.mirrors[0]
+@dataclass(frozen=True, slots=True)
+class _UserWorld:
+    """The world factory of a user's driver (a WorldFactory)."""
 
-        async def setup() -> None:
-            await world.setup(device_maps=[0], oom_victim=True)
+    driver: DriverFactory
 
-        async def busy() -> None:
-            await mutex_lock(mirror.update)
-            await msleep(1)
-            await mutex_unlock(mirror.update)
-
-        async def reaper() -> None:
-            await oom_reap_task(world.task, 2)
-
-        async def device() -> tuple[int | None, int | None]:
-            first = await device_access(mirror.device, BASE, False)
-            second = await device_access(mirror.device, BASE, False)
-            return first, second
-
-        return WorldInstance(
-            world=world,
-            setup=setup,
-            actors=[("driver", busy), ("oom_reaper", reaper), ("device", device)],
-        )
-
-    return build
-
-
-def _fault_vs_oom(driver: DriverFactory) -> Callable[[str], Instance]:
-    def build(variant: str) -> Instance:
-        world = mirror_world(variant, driver)
-        mirror = world.mirrors[0]
-
-        async def setup() -> None:
-            await world.setup(oom_victim=True)
-
-        async def reaper() -> None:
-            await oom_reap_task(world.task, 1)
-
-        async def device() -> tuple[int, int | None]:
-            ret = await mirror.fault(BASE, max_retries=1)
-            return ret, await device_access(mirror.device, BASE, False)
-
-        return WorldInstance(
-            world=world,
-            setup=setup,
-            actors=[("oom_reaper", reaper), ("device", device)],
-        )
-
-    return build
-
-
-def _fault_vs_reclaim(driver: DriverFactory) -> Callable[[str], Instance]:
-    def build(variant: str) -> Instance:
-        world = mirror_world(variant, driver)
-        mirror = world.mirrors[0]
-
-        async def setup() -> None:
-            await world.setup()
-
-        async def reclaim() -> bool:
-            # The page set-up faulted in, found the way kswapd's rmap walk does.
-            pte = world.mm.ptes[BASE].value
-            vma = find_vma(world.mm, BASE)
-            assert pte is not None
-            assert vma is not None
-            return await try_to_unmap_one(pte.page, vma, BASE)
-
-        async def device() -> tuple[int, int | None]:
-            ret = await mirror.fault(BASE, max_retries=1)
-            return ret, await device_access(mirror.device, BASE, False)
-
-        return WorldInstance(
-            world=world, setup=setup, actors=[("reclaim", reclaim), ("device", device)]
-        )
-
-    return build
-
-
-_BATTERY: Final = (
-    (
-        "driver-lock-vs-oom",
-        "The OOM reaper invalidates while the driver holds its lock",
-        "Set-up: one page at BASE mapped by the CPU and by the device (gpu0) "
-        "after a completed fault; the process is an OOM victim.  Actors: "
-        "'driver' holds the driver lock for unrelated work; 'oom_reaper' "
-        "reaps (2 attempts, non-blocking invalidation); 'device' reads BASE "
-        "twice.  Checks sync_cpu_device_pagetables when it may not sleep.",
-        _lock_vs_oom,
-    ),
-    (
-        "fault-vs-oom",
-        "A device fault races the OOM reaper",
-        "Set-up: one page at BASE mapped by the CPU; the process is an OOM "
-        "victim.  Actors: 'device' faults BASE through the driver (one "
-        "retry) and reads it; 'oom_reaper' reaps once.  Checks the fault "
-        "path against an invalidation that runs under mmap_sem read.",
-        _fault_vs_oom,
-    ),
-    (
-        "fault-vs-reclaim",
-        "A device fault races page reclaim",
-        "Set-up: one page at BASE mapped by the CPU.  Actors: 'device' "
-        "faults BASE through the driver (one retry) and reads it; 'reclaim' "
-        "unmaps the page (try_to_unmap_one, blocking invalidation, no "
-        "mmap_sem).  Checks the fault path against an invalidation that "
-        "does not take mmap_sem at all.",
-        _fault_vs_reclaim,
-    ),
-)
+    def __call__(self, variant: str, *, mirrors: int = 1, kvms: int = 0) -> World:
+        return World.create(variant, mirrors=mirrors, kvms=kvms, driver=self.driver)
 
 
 def mirror_scenarios(
@@ -237,31 +299,50 @@ def mirror_scenarios(
     variants: Sequence[str] = MIRROR_VARIANTS,
     expect: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
     config: Mapping[str, object] | None = None,
+    races: Sequence[str] | None = None,
+    default_expect: Sequence[str] | None = None,
 ) -> list[Scenario]:
     """Return the standard scenarios, each running ``driver`` on ``variants``.
 
+    They are the built-in races (``hmmsim.scenarios.races.battery``) with
+    ``driver`` in place of the reference driver: the same set-up, actors and
+    bounds.
+
     Args:
-        driver: builds one driver per mirror of a world.
-        variants: the HMM variants to check against (default: all with the
-            hmm_mirror API).
+        driver: builds one driver per device of a world.
+        variants: the kernel variants to check against, all of one API:
+            :data:`MIRROR_VARIANTS` (the default, hmm_mirror) or
+            :data:`INTERVAL_VARIANTS` (mmu_interval_notifier).
         expect: per scenario name, per variant, the violation kinds expected
             (an empty list: none); reports then say ``as expected`` or
             ``UNEXPECTED``.
         config: exploration defaults for every scenario (``ExploreConfig``
             fields, e.g. ``{"max_steps": 4000}``).
+        races: the names of the races to run (default: the whole battery).
+        default_expect: the kinds expected of every race and variant that
+            ``expect`` does not name (``()``: no violation); None leaves
+            them without expectation.
+
+    Raises:
+        ConfigError: an unknown variant or race name, or variants of both APIs.
     """
+    chosen = _check_variants(variants)
     expect = expect or {}
+    known = {r.name: r for r in battery()}
+    names = list(known) if races is None else list(races)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"unknown race {unknown[0]!r} (races: {', '.join(known)})")
+    make_world = _UserWorld(driver)
     return [
-        Scenario(
-            name=name,
-            title=title,
-            description=description,
-            variants=tuple(variants),
-            build=factory(driver),
-            config={"max_steps": 4000, **(config or {})},
-            kernel_version="v5.3",
-            default_variant=variants[-1],
-            expect={v: tuple(k) for v, k in expect.get(name, {}).items()},
+        race_scenario(
+            known[name],
+            make_world=make_world,
+            variants=chosen,
+            expect=_expectations(chosen, expect.get(name, {}), default_expect),
+            config=config,
+            kernel_version=", ".join(chosen),
+            default_variant=chosen[-1],
         )
-        for name, title, description, factory in _BATTERY
+        for name in names
     ]

@@ -4,12 +4,12 @@ Installed with hmmsim (the ``pytest11`` entry point ``hmmsim``), it gives
 every test the fixture :func:`hmmsim_check`::
 
     def test_my_driver_is_safe_on_v53(hmmsim_check):
-        hmmsim_check("drivers/my_mirror.py:fault-vs-oom", variant="v5.3")
+        hmmsim_check("drivers/my_mirror.py:fault-vs-oom-reap", variant="v5.3")
 
 
     def test_the_buggy_driver_is_caught(hmmsim_check):
         hmmsim_check(
-            "examples/mirror_sleeps.py:driver-lock-vs-oom",
+            "examples/mirror_sleeps.py:oom-vs-driver-lock",
             variant="v5.3",
             expect=["sleep-in-nonblockable"],
         )

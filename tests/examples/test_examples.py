@@ -27,65 +27,185 @@ HMM_BUGS: Final = {
 }
 LIES: Final = {"notifier-contract", "device-use-after-free", "device-stale-mapping"}
 STALE: Final = {"device-use-after-free", "device-stale-mapping", "notifier-contract"}
+SEEN: Final = {"device-stale-mapping", "notifier-contract"}
 UAF: Final = {"device-use-after-free"}
-#: fault-vs-oom since pages are freed in tlb_finish_mmu: the same race also
-#: shows while the unmapped page waits in the gather (docs/scenarios.md).
-UAF_OR_STALE: Final = {"device-use-after-free", "device-stale-mapping"}
 SLEEP: Final = {"sleep-in-nonblockable"}
-NONE: Final[set[str]] = set()
+REFUSED: Final = {"warn", "notifier-contract", "device-stale-mapping"}
+NONE: Final[frozenset[str]] = frozenset()
 
-#: file -> scenario -> (kinds on prepatch, kinds on v5.3)
-EXPECTED: Final[dict[str, dict[str, tuple[set[str], set[str]]]]] = {
-    "mirror_correct.py": {
-        "driver-lock-vs-oom": (HMM_BUGS, NONE),
-        "fault-vs-oom": (HMM_BUGS, NONE),
-        "fault-vs-reclaim": (NONE, NONE),
+MIRROR: Final = ("prepatch", "v5.3")
+INTERVAL: Final = ("v5.5",)
+
+#: What the hmm_mirror kernels show whatever the driver: scenario -> variant -> kinds.
+MIRROR_KERNEL: Final[dict[str, dict[str, set[str]]]] = {
+    "oom-vs-driver-lock": {"prepatch": HMM_BUGS},
+    "oom-vs-mirror-unregister": {
+        "prepatch": {"sleep-in-nonblockable", "range-stuck-invalid", "notifier-leak"}
     },
-    "mirror_sleeps.py": {
-        "driver-lock-vs-oom": (SLEEP, SLEEP),
-        "fault-vs-oom": (SLEEP, SLEEP),
-        "fault-vs-reclaim": (NONE, NONE),
-    },
-    "mirror_trylock_lies.py": {
-        "driver-lock-vs-oom": (HMM_BUGS, LIES),
-        "fault-vs-oom": (HMM_BUGS, LIES),
-        "fault-vs-reclaim": (NONE, NONE),
-    },
-    "mirror_check_before_lock.py": {
-        "driver-lock-vs-oom": (HMM_BUGS, NONE),
-        "fault-vs-oom": (HMM_BUGS, STALE),
-        "fault-vs-reclaim": (STALE, STALE),
-    },
-    "mirror_trusts_valid.py": {
-        "driver-lock-vs-oom": (HMM_BUGS, NONE),
-        "fault-vs-oom": (HMM_BUGS, UAF_OR_STALE),
-        "fault-vs-reclaim": (UAF, UAF),
-    },
+    "oom-two-mirrors": {"prepatch": HMM_BUGS},
+    "fault-vs-munmap": {"prepatch": {"bug"}, "v5.3": {"bug"}},
+    "fault-vs-oom-reap": {"prepatch": HMM_BUGS},
 }
 
-#: The tutorial's bug and its fix, through the API (the CLI test covers all).
+
+def _on(variants: tuple[str, ...], **found: set[str]) -> dict[str, dict[str, set[str]]]:
+    """``found`` (race with ``_`` for ``-``) on every one of ``variants``."""
+    return {
+        race.replace("_", "-"): dict.fromkeys(variants, kinds)
+        for race, kinds in found.items()
+    }
+
+
+def _mirror(found: dict[str, dict[str, set[str]]]) -> dict[str, dict[str, set[str]]]:
+    """MIRROR_KERNEL plus what a driver adds."""
+    merged = {race: dict(kinds) for race, kinds in MIRROR_KERNEL.items()}
+    for race, kinds in found.items():
+        merged.setdefault(race, {}).update(kinds)
+    return merged
+
+
+#: file -> (its variants, scenario -> variant -> kinds); unnamed pairs find nothing.
+EXPECTED: Final[dict[str, tuple[tuple[str, ...], dict[str, dict[str, set[str]]]]]] = {
+    "mirror_correct.py": (MIRROR, _mirror({})),
+    "mirror_sleeps.py": (
+        MIRROR,
+        _mirror(
+            {
+                **_on(MIRROR, oom_vs_driver_lock=SLEEP, oom_two_mirrors=SLEEP),
+                **_on(MIRROR, fault_vs_oom_reap=SLEEP),
+                "oom-vs-mirror-unregister": {"v5.3": SLEEP},
+            }
+        ),
+    ),
+    "mirror_trylock_lies.py": (
+        MIRROR,
+        _mirror(
+            {
+                "oom-vs-driver-lock": {"v5.3": LIES},
+                "oom-two-mirrors": {"v5.3": LIES},
+                "fault-vs-oom-reap": {"v5.3": LIES},
+            }
+        ),
+    ),
+    "mirror_check_before_lock.py": (
+        MIRROR,
+        _mirror(
+            {
+                "fault-vs-oom-reap": {"v5.3": STALE},
+                **_on(MIRROR, fault_vs_reclaim=STALE),
+            }
+        ),
+    ),
+    "mirror_trusts_valid.py": (
+        MIRROR,
+        _mirror(
+            {"fault-vs-oom-reap": {"v5.3": UAF}, **_on(MIRROR, fault_vs_reclaim=UAF)}
+        ),
+    ),
+    "interval_correct.py": (INTERVAL, {}),
+    "interval_no_set_seq.py": (
+        INTERVAL,
+        _on(
+            INTERVAL,
+            fault_vs_munmap=STALE,
+            fault_vs_oom_reap=STALE,
+            fault_vs_reclaim=STALE,
+            fault_vs_mprotect=SEEN,
+            fault_vs_fork=SEEN,
+            two_pages_both_invalidated=STALE,
+        ),
+    ),
+    "interval_retry_outside_lock.py": (
+        INTERVAL,
+        _on(
+            INTERVAL,
+            fault_vs_munmap=STALE,
+            fault_vs_oom_reap=STALE,
+            fault_vs_reclaim=STALE,
+            fault_vs_mprotect=SEEN,
+            fault_vs_fork=SEEN,
+            two_pages_both_invalidated=STALE,
+        ),
+    ),
+    "interval_program_after_unlock.py": (
+        INTERVAL,
+        _on(
+            INTERVAL,
+            fault_vs_munmap=STALE - {"notifier-contract"},
+            fault_vs_oom_reap=STALE - {"notifier-contract"},
+            fault_vs_reclaim=STALE - {"notifier-contract"},
+            fault_vs_mprotect=SEEN,
+            fault_vs_fork={"device-stale-mapping"},
+            two_pages_both_invalidated=STALE,
+        ),
+    ),
+    "interval_refuses_blockable.py": (
+        INTERVAL,
+        _on(
+            INTERVAL,
+            fault_vs_munmap=REFUSED | UAF,
+            fault_vs_reclaim=REFUSED | UAF,
+            fault_vs_mprotect=REFUSED,
+            fault_vs_fork=REFUSED,
+            two_pages_one_invalidated=REFUSED | UAF,
+            two_pages_both_invalidated=REFUSED | UAF,
+        ),
+    ),
+    "interval_sleeps.py": (
+        INTERVAL,
+        _on(
+            INTERVAL,
+            oom_vs_driver_lock=SLEEP,
+            oom_vs_mirror_unregister=SLEEP,
+            oom_two_mirrors=SLEEP,
+            fault_vs_oom_reap=SLEEP,
+        ),
+    ),
+}
+
+#: The tutorial's bugs and their fixes, through the API (the CLI test covers all).
 PYTEST_CASES: Final = [
-    ("mirror_trusts_valid.py", "fault-vs-oom", "v5.3", UAF_OR_STALE),
-    ("mirror_correct.py", "fault-vs-oom", "v5.3", NONE),
+    ("mirror_trusts_valid.py", "fault-vs-oom-reap", "v5.3", UAF),
+    ("mirror_correct.py", "fault-vs-oom-reap", "v5.3", NONE),
     ("mirror_check_before_lock.py", "fault-vs-reclaim", "v5.3", STALE),
+    ("interval_retry_outside_lock.py", "fault-vs-reclaim", "v5.5", STALE),
+    ("interval_correct.py", "fault-vs-reclaim", "v5.5", NONE),
 ]
 
 
-def test_there_are_at_least_three_buggy_drivers_and_the_correct_one() -> None:
-    """examples/ holds the correct driver and at least three buggy ones, all listed."""
-    files = sorted(p.name for p in EXAMPLES.glob("mirror_*.py"))
+def _kinds(file: str, scenario: str, variant: str) -> set[str]:
+    """The kinds ``file`` is expected to find in ``scenario`` on ``variant``."""
+    return set(EXPECTED[file][1].get(scenario, {}).get(variant, NONE))
+
+
+def test_examples_hold_a_correct_driver_and_buggy_ones_of_each_api() -> None:
+    """examples/ holds, per API, the correct driver and enough buggy ones, all listed."""
+    files = sorted(p.name for p in EXAMPLES.glob("*.py"))
 
     assert sorted(EXPECTED) == files
-    assert len(files) - 1 >= 3
+    assert len([f for f in files if f.startswith("mirror_")]) - 1 >= 3
+    assert len([f for f in files if f.startswith("interval_")]) - 1 >= 5
 
 
 @pytest.mark.parametrize("file", sorted(EXPECTED))
 def test_each_example_documents_what_it_finds(file: str) -> None:
-    """Each example's docstring names every kind it is expected to find on v5.3."""
+    """Each example's docstring names every kind a driver bug of it shows."""
     doc = (EXAMPLES / file).read_text(encoding="utf-8").split('"""')[1]
-    found_on_v53 = set().union(*(v53 for _, v53 in EXPECTED[file].values()))
+    variants, table = EXPECTED[file]
+    own = variants[-1]
+    found = set().union(*(kinds.get(own, NONE) for kinds in table.values()))
+    kernel = set().union(*(k.get(own, NONE) for k in MIRROR_KERNEL.values()))
 
-    assert all(kind in doc for kind in found_on_v53), doc
+    assert all(kind in doc for kind in found - kernel), doc
+
+
+def test_every_example_runs_the_whole_battery_on_the_variants_of_its_api() -> None:
+    """Each example gets every race of the battery, on its API's variants only."""
+    for file, (variants, _) in EXPECTED.items():
+        scenarios = api.load_file(EXAMPLES / file)
+
+        assert all(s.variants == variants for s in scenarios), file
+        assert len(scenarios) >= 13
 
 
 @pytest.mark.slow
@@ -107,13 +227,13 @@ def test_the_fixture_passes_the_correct_driver_and_catches_a_buggy_one() -> None
     check = HmmsimCheck()
     correct = EXAMPLES / "mirror_correct.py"
 
-    check(f"{correct}:driver-lock-vs-oom", "v5.3")
+    check(f"{correct}:oom-vs-driver-lock", "v5.3")
     with pytest.raises(pytest.fail.Exception) as failed:
-        check(f"{EXAMPLES / 'mirror_sleeps.py'}:driver-lock-vs-oom", "v5.3")
+        check(f"{EXAMPLES / 'mirror_sleeps.py'}:oom-vs-driver-lock", "v5.3")
 
     message = str(failed.value)
     assert "expected no violation, found sleep-in-nonblockable" in message
-    assert "hmmsim replay hs1.driver-lock-vs-oom/v5.3:sleep-in-nonblockable" in message
+    assert "hmmsim replay hs1.oom-vs-driver-lock/v5.3:sleep-in-nonblockable" in message
     assert "--file" in message
 
 
@@ -122,7 +242,7 @@ def test_assert_no_violation_fails_with_the_counterexample() -> None:
     (scenario,) = [
         s
         for s in api.load_file(EXAMPLES / "mirror_trylock_lies.py")
-        if s.name == "driver-lock-vs-oom"
+        if s.name == "oom-vs-driver-lock"
     ]
 
     with pytest.raises(AssertionError, match="notifier-contract") as failed:
@@ -164,9 +284,6 @@ def test_cli_checks_each_example_exactly(
         (r["scenario"], r["variant"]): {v["kind"] for v in r["violations"]}
         for r in json.loads(report.read_text(encoding="utf-8"))["results"]
     }
-    expected = {
-        (scenario, variant): kinds[i]
-        for scenario, kinds in EXPECTED[file].items()
-        for i, variant in enumerate(("prepatch", "v5.3"))
-    }
+    expected = {key: _kinds(file, *key) for key in found}
     assert expected == found
+    assert len(found) == 13 * len(EXPECTED[file][0])

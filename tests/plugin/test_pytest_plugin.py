@@ -13,19 +13,19 @@ EXAMPLES: Final = Path(__file__).resolve().parents[2] / "examples"
 
 USER_TESTS: Final = f'''
 def test_correct_driver(hmmsim_check):
-    hmmsim_check(r"{EXAMPLES / "mirror_correct.py"}:driver-lock-vs-oom", "v5.3")
+    hmmsim_check(r"{EXAMPLES / "mirror_correct.py"}:oom-vs-driver-lock", "v5.3")
 
 
 def test_buggy_driver_is_caught(hmmsim_check):
     hmmsim_check(
-        r"{EXAMPLES / "mirror_sleeps.py"}:driver-lock-vs-oom",
+        r"{EXAMPLES / "mirror_sleeps.py"}:oom-vs-driver-lock",
         "v5.3",
         expect=["sleep-in-nonblockable"],
     )
 
 
 def test_buggy_driver_fails(hmmsim_check):
-    hmmsim_check(r"{EXAMPLES / "mirror_sleeps.py"}:driver-lock-vs-oom", "v5.3")
+    hmmsim_check(r"{EXAMPLES / "mirror_sleeps.py"}:oom-vs-driver-lock", "v5.3")
 
 
 def test_several_scenarios_need_a_name(hmmsim_check):
@@ -42,11 +42,11 @@ def test_fixture_from_a_users_test_suite(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines(
         [
-            "*driver-lock-vs-oom/v5.3: expected no violation, found "
+            "*oom-vs-driver-lock/v5.3: expected no violation, found "
             "sleep-in-nonblockable*",
-            "*hmmsim replay hs1.driver-lock-vs-oom/v5.3:sleep-in-nonblockable*",
-            "*defines several scenarios (driver-lock-vs-oom, fault-vs-oom, "
-            "fault-vs-reclaim); name one as*",
+            "*hmmsim replay hs1.oom-vs-driver-lock/v5.3:sleep-in-nonblockable*",
+            "*defines several scenarios (oom-vs-driver-lock, "
+            "oom-vs-mirror-unregister, *); name one as*",
         ]
     )
 
@@ -64,7 +64,7 @@ def test_fixture_checks_a_registered_scenario_and_a_scenario_object(
     (scenario,) = [
         s
         for s in api.load_file(EXAMPLES / "mirror_sleeps.py")
-        if s.name == "driver-lock-vs-oom"
+        if s.name == "oom-vs-driver-lock"
     ]
     hmmsim_check(scenario, "prepatch", expect=["sleep-in-nonblockable"])
 

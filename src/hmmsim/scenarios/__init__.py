@@ -51,6 +51,12 @@ BUILTIN_MODULES: Final[tuple[str, ...]] = (
     "hmmsim.scenarios.oom_hmm_and_kvm",
     "hmmsim.scenarios.fault_on_readonly_vma",
     "hmmsim.scenarios.oom_vs_nouveau_fault",
+    "hmmsim.scenarios.fault_vs_reclaim",
+    "hmmsim.scenarios.fault_vs_mprotect",
+    "hmmsim.scenarios.fault_vs_fork",
+    "hmmsim.scenarios.exit_vs_device_access",
+    "hmmsim.scenarios.unbind_vs_fault",
+    "hmmsim.scenarios.two_pages",
 )
 
 

@@ -11,18 +11,18 @@ from hmmsim.kernel.mmap import find_vma
 from hmmsim.kernel.oom_kill import oom_reap_task
 from hmmsim.kernel.rmap import try_to_unmap_one
 from hmmsim.kernel.types import PAGE_SHIFT, PAGE_SIZE
-from hmmsim.scenarios import Scenario, register
+from hmmsim.scenarios import register
 from hmmsim.scenarios._world import (
     BASE,
-    DRIVERS,
-    KERNEL_VERSIONS,
     DmirrorDriver,
     HmmMirrorDriver,
     World,
+    WorldFactory,
     WorldInstance,
 )
+from hmmsim.scenarios.races import race, race_scenario
 
-__all__ = ["SCENARIO"]
+__all__ = ["RACE", "SCENARIO"]
 
 REAP_ATTEMPTS = 1
 
@@ -33,11 +33,11 @@ READ_BEGIN = {
 }
 
 
-def build(variant: str) -> Instance:
+def build(make_world: WorldFactory, variant: str) -> Instance:
     """Build one execution's world and actors."""
     if variant in READ_BEGIN:
-        return _build_interval(variant)
-    world = World.create(variant, mirrors=1)
+        return _build_interval(make_world, variant)
+    world = make_world(variant, mirrors=1)
     dmirror = world.mirrors[0]
 
     api = world.api
@@ -72,10 +72,10 @@ def build(variant: str) -> Instance:
     )
 
 
-def _build_interval(variant: str) -> Instance:
+def _build_interval(make_world: WorldFactory, variant: str) -> Instance:
     """The v5.5/current world: the interval notifier exists from open()."""
     mmu_interval_read_begin = READ_BEGIN[variant]
-    world = World.create(variant, mirrors=1)
+    world = make_world(variant, mirrors=1)
     dmirror = world.mirrors[0]
     assert isinstance(dmirror, DmirrorDriver)
 
@@ -119,36 +119,34 @@ def _reaper(world: World) -> Callable[[], Awaitable[None]]:
     return reaper
 
 
+RACE = race(
+    name="concurrent-invalidations",
+    title="Page reclaim and the OOM reaper invalidate while a fault waits for its range",
+    description="Set-up: one anonymous page at BASE written by the CPU, one mirror "
+    "(gpu0) with a range registered over BASE; the process is an OOM victim.  Actors: 'reclaim' unmaps "
+    "the page through the reverse map (try_to_unmap_one: blockable "
+    "invalidation, no mmap_sem); 'oom_reaper' reaps the VMA with a "
+    f"non-blocking invalidation ({REAP_ATTEMPTS} attempt); 'waiter' "
+    "waits for the range to become valid (hmm_range_wait_until_valid, "
+    "whose timeout is explored), as the documented fault loop does; "
+    "the range stays registered, so the end check sees whether it "
+    "became valid again.  Exercises overlapping "
+    "start/end pairs, hmm->notifiers counting and revalidation, and "
+    "the wake-up of waiters on hmm->wq.  Variants v5.5 and current: the interval "
+    "notifier is inserted at open() and 'waiter' is "
+    "mmu_interval_read_begin, which sleeps while the subscription is "
+    "being invalidated (odd mm sequence) until the last end.",
+    battery=False,
+)(build)
+
 SCENARIO = register(
-    Scenario(
-        name="concurrent-invalidations",
-        title="Page reclaim and the OOM reaper invalidate while a fault waits for its range",
-        description=(
-            "Set-up: one anonymous page at BASE written by the CPU, one mirror "
-            "(gpu0) with a range registered over BASE; the process is an OOM victim.  Actors: 'reclaim' unmaps "
-            "the page through the reverse map (try_to_unmap_one: blockable "
-            "invalidation, no mmap_sem); 'oom_reaper' reaps the VMA with a "
-            f"non-blocking invalidation ({REAP_ATTEMPTS} attempt); 'waiter' "
-            "waits for the range to become valid (hmm_range_wait_until_valid, "
-            "whose timeout is explored), as the documented fault loop does; "
-            "the range stays registered, so the end check sees whether it "
-            "became valid again.  Exercises overlapping "
-            "start/end pairs, hmm->notifiers counting and revalidation, and "
-            "the wake-up of waiters on hmm->wq.  Variants v5.5 and current: the interval "
-            "notifier is inserted at open() and 'waiter' is "
-            "mmu_interval_read_begin, which sleeps while the subscription is "
-            "being invalidated (odd mm sequence) until the last end."
-        ),
-        variants=tuple(DRIVERS),
+    race_scenario(
+        RACE,
         expect={
             "prepatch": ("sleep-in-nonblockable",),
             "v5.3": (),
             "v5.5": (),
             "current": (),
         },
-        build=build,
-        config={"max_steps": 4000},
-        kernel_version=KERNEL_VERSIONS,
-        default_variant="v5.3",
     )
 )

@@ -17,21 +17,20 @@ from hmmsim.kernel.drivers.device import device_access
 from hmmsim.kernel.mprotect import do_mprotect_pkey
 from hmmsim.kernel.types import PAGE_SIZE, VM_READ
 from hmmsim.kernel.uaccess import cpu_load
-from hmmsim.scenarios import Scenario, register
+from hmmsim.scenarios import register
 from hmmsim.scenarios._world import (
     BASE,
-    DRIVERS,
-    KERNEL_VERSIONS,
-    World,
+    WorldFactory,
     WorldInstance,
 )
+from hmmsim.scenarios.races import race, race_scenario
 
-__all__ = ["SCENARIO"]
+__all__ = ["RACE", "SCENARIO"]
 
 
-def build(variant: str) -> Instance:
+def build(make_world: WorldFactory, variant: str) -> Instance:
     """Build one execution's world and actors."""
-    world = World.create(variant, mirrors=1)
+    world = make_world(variant, mirrors=1)
     dmirror = world.mirrors[0]
 
     async def setup() -> None:
@@ -55,28 +54,26 @@ def build(variant: str) -> Instance:
     )
 
 
+RACE = race(
+    name="fault-on-readonly-vma",
+    title="A device write fault on a read-only VMA (v5.3's hmm_range_fault loop)",
+    description="Set-up: one anonymous page at BASE written by the CPU, then made "
+    "read-only with mprotect(PROT_READ); one mirror (gpu0).  Actors: "
+    "'device' faults BASE for write through the reference driver (one "
+    "retry), then reads it through its page table; 'cpu' reads BASE.  "
+    "Exercises the permission checks around handle_mm_fault: v5.3 "
+    "loops for ever (hang), v5.4+ refuses with -EPERM.",
+    battery=False,
+)(build)
+
 SCENARIO = register(
-    Scenario(
-        name="fault-on-readonly-vma",
-        title="A device write fault on a read-only VMA (v5.3's hmm_range_fault loop)",
-        description=(
-            "Set-up: one anonymous page at BASE written by the CPU, then made "
-            "read-only with mprotect(PROT_READ); one mirror (gpu0).  Actors: "
-            "'device' faults BASE for write through the reference driver (one "
-            "retry), then reads it through its page table; 'cpu' reads BASE.  "
-            "Exercises the permission checks around handle_mm_fault: v5.3 "
-            "loops for ever (hang), v5.4+ refuses with -EPERM."
-        ),
-        variants=tuple(DRIVERS),
+    race_scenario(
+        RACE,
         expect={
             "prepatch": ("hang",),
             "v5.3": ("hang",),
             "v5.5": (),
             "current": (),
         },
-        build=build,
-        config={"max_steps": 4000},
-        kernel_version=KERNEL_VERSIONS,
-        default_variant="v5.3",
     )
 )

@@ -6,25 +6,24 @@ from hmmsim.engine import Instance
 from hmmsim.kernel.mmap import sys_munmap, vm_mmap
 from hmmsim.kernel.types import PAGE_SIZE, VM_READ, VM_WRITE
 from hmmsim.kernel.uaccess import cpu_store
-from hmmsim.scenarios import Scenario, register
+from hmmsim.scenarios import register
 from hmmsim.scenarios._world import (
     BASE,
-    DRIVERS,
-    KERNEL_VERSIONS,
-    World,
+    WorldFactory,
     WorldInstance,
     fault_and_read,
 )
+from hmmsim.scenarios.races import race, race_scenario
 
-__all__ = ["SCENARIO"]
+__all__ = ["RACE", "SCENARIO"]
 
 #: The process's second buffer, allocated while the first is unmapped.
 OTHER = BASE + 16 * PAGE_SIZE
 
 
-def build(variant: str) -> Instance:
+def build(make_world: WorldFactory, variant: str) -> Instance:
     """Build one execution's world and actors."""
-    world = World.create(variant, mirrors=1)
+    world = make_world(variant, mirrors=1)
     dmirror = world.mirrors[0]
 
     async def setup() -> None:
@@ -49,29 +48,28 @@ def build(variant: str) -> Instance:
     )
 
 
+RACE = race(
+    name="fault-vs-munmap",
+    title="A device fault races munmap of the same address while memory is reused",
+    description=(
+        "Set-up: one anonymous page at BASE written by the CPU, a second "
+        "mapping at OTHER not touched yet, one mirror (gpu0).  Actors: "
+        "'device' faults BASE through the driver (one retry) and "
+        "reads it through its page table; 'munmap' unmaps BASE; 'cpu' "
+        "writes OTHER, which allocates a page and reuses the frame munmap "
+        "freed.  Exercises the blockable invalidation and the range "
+        "validity check under mmap_sem."
+    ),
+)(build)
+
 SCENARIO = register(
-    Scenario(
-        name="fault-vs-munmap",
-        title="A device fault races munmap of the same address while memory is reused",
-        description=(
-            "Set-up: one anonymous page at BASE written by the CPU, a second "
-            "mapping at OTHER not touched yet, one mirror (gpu0).  Actors: "
-            "'device' faults BASE through the reference driver (one retry) and "
-            "reads it through its page table; 'munmap' unmaps BASE; 'cpu' "
-            "writes OTHER, which allocates a page and reuses the frame munmap "
-            "freed.  Exercises the blockable invalidation and the range "
-            "validity check under mmap_sem."
-        ),
-        variants=tuple(DRIVERS),
+    race_scenario(
+        RACE,
         expect={
             "prepatch": ("bug",),
             "v5.3": ("bug",),
             "v5.5": (),
             "current": (),
         },
-        build=build,
-        config={"max_steps": 4000},
-        kernel_version=KERNEL_VERSIONS,
-        default_variant="v5.3",
     )
 )

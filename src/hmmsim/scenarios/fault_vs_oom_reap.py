@@ -13,23 +13,22 @@ from __future__ import annotations
 
 from hmmsim.engine import Instance
 from hmmsim.kernel.oom_kill import oom_reap_task
-from hmmsim.scenarios import Scenario, register
+from hmmsim.scenarios import register
 from hmmsim.scenarios._world import (
-    DRIVERS,
-    KERNEL_VERSIONS,
-    World,
+    WorldFactory,
     WorldInstance,
     fault_and_read,
 )
+from hmmsim.scenarios.races import race, race_scenario
 
-__all__ = ["SCENARIO"]
+__all__ = ["RACE", "SCENARIO"]
 
 REAP_ATTEMPTS = 1
 
 
-def build(variant: str) -> Instance:
+def build(make_world: WorldFactory, variant: str) -> Instance:
     """Build one execution's world and actors."""
-    world = World.create(variant, mirrors=1)
+    world = make_world(variant, mirrors=1)
     dmirror = world.mirrors[0]
 
     async def setup() -> None:
@@ -46,19 +45,22 @@ def build(variant: str) -> Instance:
     )
 
 
+RACE = race(
+    name="fault-vs-oom-reap",
+    title="The OOM reaper runs a whole invalidation between a driver's walk and its check",
+    description=(
+        "Set-up: one anonymous page at BASE written by the CPU, one mirror "
+        "(gpu0); the process is an OOM victim.  Actors: 'device' faults "
+        "BASE through the driver (one retry) and reads it; "
+        f"'oom_reaper' reaps with {REAP_ATTEMPTS} attempt.  Exercises the "
+        "valid-flag protocol of v5.3 against an invalidation that both "
+        "starts and ends while the driver holds mmap_sem for read."
+    ),
+)(build)
+
 SCENARIO = register(
-    Scenario(
-        name="fault-vs-oom-reap",
-        title="The OOM reaper runs a whole invalidation between a driver's walk and its check",
-        description=(
-            "Set-up: one anonymous page at BASE written by the CPU, one mirror "
-            "(gpu0); the process is an OOM victim.  Actors: 'device' faults "
-            "BASE through the reference driver (one retry) and reads it; "
-            f"'oom_reaper' reaps with {REAP_ATTEMPTS} attempt.  Exercises the "
-            "valid-flag protocol of v5.3 against an invalidation that both "
-            "starts and ends while the driver holds mmap_sem for read."
-        ),
-        variants=tuple(DRIVERS),
+    race_scenario(
+        RACE,
         expect={
             "prepatch": (
                 "sleep-in-nonblockable",
@@ -70,9 +72,5 @@ SCENARIO = register(
             "v5.5": (),
             "current": (),
         },
-        build=build,
-        config={"max_steps": 4000},
-        kernel_version=KERNEL_VERSIONS,
-        default_variant="v5.3",
     )
 )

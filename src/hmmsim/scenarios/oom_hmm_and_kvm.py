@@ -12,24 +12,23 @@ from __future__ import annotations
 from hmmsim.engine import Instance
 from hmmsim.kernel.drivers.device import device_access
 from hmmsim.kernel.oom_kill import oom_reap_task
-from hmmsim.scenarios import Scenario, register
+from hmmsim.scenarios import register
 from hmmsim.scenarios._world import (
     BASE,
-    DRIVERS,
-    KERNEL_VERSIONS,
-    World,
+    WorldFactory,
     WorldInstance,
     busy_with,
 )
+from hmmsim.scenarios.races import race, race_scenario
 
-__all__ = ["SCENARIO"]
+__all__ = ["RACE", "SCENARIO"]
 
 REAP_ATTEMPTS = 1
 
 
-def build(variant: str) -> Instance:
+def build(make_world: WorldFactory, variant: str) -> Instance:
     """Build one execution's world and actors."""
-    world = World.create(variant, mirrors=1, kvms=1)
+    world = make_world(variant, mirrors=1, kvms=1)
     dmirror = world.mirrors[0]
     kvm = world.kvms[0]
 
@@ -54,29 +53,29 @@ def build(variant: str) -> Instance:
     )
 
 
+RACE = race(
+    name="oom-hmm-and-kvm",
+    title="An HMM mirror and a KVM-style MMU on one mm; KVM refuses a reap",
+    description=(
+        "Set-up: one anonymous page at BASE written by the CPU; an HMM "
+        "mirror whose device (gpu0) maps it and a KVM-style secondary MMU "
+        "whose shadow page table maps it; the process is an OOM victim.  "
+        "Actors: 'vcpu' holds KVM's flush_lock for unrelated work; "
+        f"'oom_reaper' reaps with {REAP_ATTEMPTS} attempt; 'gpu0' reads "
+        "BASE through its page table.  Exercises the core's handling of a "
+        "failed start with several subscribers."
+    ),
+    battery=False,
+)(build)
+
 SCENARIO = register(
-    Scenario(
-        name="oom-hmm-and-kvm",
-        title="An HMM mirror and a KVM-style MMU on one mm; KVM refuses a reap",
-        description=(
-            "Set-up: one anonymous page at BASE written by the CPU; an HMM "
-            "mirror whose device (gpu0) maps it and a KVM-style secondary MMU "
-            "whose shadow page table maps it; the process is an OOM victim.  "
-            "Actors: 'vcpu' holds KVM's flush_lock for unrelated work; "
-            f"'oom_reaper' reaps with {REAP_ATTEMPTS} attempt; 'gpu0' reads "
-            "BASE through its page table.  Exercises the core's handling of a "
-            "failed start with several subscribers."
-        ),
-        variants=tuple(DRIVERS),
+    race_scenario(
+        RACE,
         expect={
             "prepatch": ("sleep-in-nonblockable", "notifier-leak"),
             "v5.3": ("notifier-leak",),
             "v5.5": ("notifier-leak",),
             "current": ("warn", "bug"),
         },
-        build=build,
-        config={"max_steps": 4000},
-        kernel_version=KERNEL_VERSIONS,
-        default_variant="v5.3",
     )
 )

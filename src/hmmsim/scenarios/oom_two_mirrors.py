@@ -10,24 +10,23 @@ from __future__ import annotations
 from hmmsim.engine import Instance
 from hmmsim.kernel.drivers.device import device_access
 from hmmsim.kernel.oom_kill import oom_reap_task
-from hmmsim.scenarios import Scenario, register
+from hmmsim.scenarios import register
 from hmmsim.scenarios._world import (
     BASE,
-    DRIVERS,
-    KERNEL_VERSIONS,
-    World,
+    WorldFactory,
     WorldInstance,
     busy_with,
 )
+from hmmsim.scenarios.races import race, race_scenario
 
-__all__ = ["SCENARIO"]
+__all__ = ["RACE", "SCENARIO"]
 
 REAP_ATTEMPTS = 2
 
 
-def build(variant: str) -> Instance:
+def build(make_world: WorldFactory, variant: str) -> Instance:
     """Build one execution's world and actors."""
-    world = World.create(variant, mirrors=2)
+    world = make_world(variant, mirrors=2)
     first, second = world.mirrors
 
     async def setup() -> None:
@@ -59,21 +58,24 @@ def build(variant: str) -> Instance:
     )
 
 
+RACE = race(
+    name="oom-two-mirrors",
+    title="Two mirrors on one mm; the first cannot finish a non-blocking invalidation",
+    description=(
+        "Set-up: one anonymous page at BASE written by the CPU; two mirrors "
+        "whose devices (gpu0, gpu1) both map it; gpu0's mirror is first in "
+        "hmm->mirrors; the process is an OOM victim.  Actors: 'driver0' "
+        "holds gpu0's update lock for unrelated work; 'oom_reaper' runs "
+        f"oom_reap_task with {REAP_ATTEMPTS} attempts; 'gpu0' and 'gpu1' "
+        "each read BASE once through their page tables.  Exercises the "
+        "mirror loop: one -EAGAIN must fail the whole start, whatever the "
+        "other mirrors did."
+    ),
+)(build)
+
 SCENARIO = register(
-    Scenario(
-        name="oom-two-mirrors",
-        title="Two mirrors on one mm; the first cannot finish a non-blocking invalidation",
-        description=(
-            "Set-up: one anonymous page at BASE written by the CPU; two mirrors "
-            "whose devices (gpu0, gpu1) both map it; gpu0's mirror is first in "
-            "hmm->mirrors; the process is an OOM victim.  Actors: 'driver0' "
-            "holds gpu0's update lock for unrelated work; 'oom_reaper' runs "
-            f"oom_reap_task with {REAP_ATTEMPTS} attempts; 'gpu0' and 'gpu1' "
-            "each read BASE once through their page tables.  Exercises the "
-            "mirror loop: one -EAGAIN must fail the whole start, whatever the "
-            "other mirrors did."
-        ),
-        variants=tuple(DRIVERS),
+    race_scenario(
+        RACE,
         expect={
             "prepatch": (
                 "sleep-in-nonblockable",
@@ -85,9 +87,5 @@ SCENARIO = register(
             "v5.5": (),
             "current": (),
         },
-        build=build,
-        config={"max_steps": 4000},
-        kernel_version=KERNEL_VERSIONS,
-        default_variant="v5.3",
     )
 )

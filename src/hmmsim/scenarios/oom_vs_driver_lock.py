@@ -10,25 +10,24 @@ from __future__ import annotations
 from hmmsim.engine import Instance
 from hmmsim.kernel.drivers.device import device_access
 from hmmsim.kernel.oom_kill import oom_reap_task
-from hmmsim.scenarios import Scenario, register
+from hmmsim.scenarios import register
 from hmmsim.scenarios._world import (
     BASE,
-    DRIVERS,
-    KERNEL_VERSIONS,
-    World,
+    WorldFactory,
     WorldInstance,
     busy_with,
 )
+from hmmsim.scenarios.races import race, race_scenario
 
-__all__ = ["SCENARIO"]
+__all__ = ["RACE", "SCENARIO"]
 
 #: Reaper attempts (MAX_OOM_REAP_RETRIES is 10; two already show the retry).
 REAP_ATTEMPTS = 2
 
 
-def build(variant: str) -> Instance:
+def build(make_world: WorldFactory, variant: str) -> Instance:
     """Build one execution's world and actors."""
-    world = World.create(variant, mirrors=1)
+    world = make_world(variant, mirrors=1)
     dmirror = world.mirrors[0]
 
     async def setup() -> None:
@@ -53,21 +52,25 @@ def build(variant: str) -> Instance:
     )
 
 
+RACE = race(
+    name="oom-vs-driver-lock",
+    title="The OOM reaper invalidates while the driver holds its update lock",
+    description=(
+        "Set-up: one anonymous page at BASE, written by the CPU; one mirror "
+        "(gpu0) whose device maps the page after a completed fault; the "
+        "process is an OOM victim.  Actors: 'driver' holds its update lock "
+        "for unrelated device work; 'oom_reaper' runs oom_reap_task with "
+        f"{REAP_ATTEMPTS} attempts; 'device' reads BASE twice through its "
+        "page table.  Exercises the non-blocking invalidation path: "
+        "sync_cpu_device_pagetables must return -EAGAIN when the lock is "
+        "taken, and HMM must pass it on so the reaper skips the VMA."
+    ),
+    config={"max_steps": 3000},
+)(build)
+
 SCENARIO = register(
-    Scenario(
-        name="oom-vs-driver-lock",
-        title="The OOM reaper invalidates while the driver holds its update lock",
-        description=(
-            "Set-up: one anonymous page at BASE, written by the CPU; one mirror "
-            "(gpu0) whose device maps the page after a completed fault; the "
-            "process is an OOM victim.  Actors: 'driver' holds its update lock "
-            "for unrelated device work; 'oom_reaper' runs oom_reap_task with "
-            f"{REAP_ATTEMPTS} attempts; 'device' reads BASE twice through its "
-            "page table.  Exercises the non-blocking invalidation path: "
-            "sync_cpu_device_pagetables must return -EAGAIN when the lock is "
-            "taken, and HMM must pass it on so the reaper skips the VMA."
-        ),
-        variants=tuple(DRIVERS),
+    race_scenario(
+        RACE,
         expect={
             "prepatch": (
                 "sleep-in-nonblockable",
@@ -79,9 +82,5 @@ SCENARIO = register(
             "v5.5": (),
             "current": (),
         },
-        build=build,
-        config={"max_steps": 3000},
-        kernel_version=KERNEL_VERSIONS,
-        default_variant="v5.3",
     )
 )

@@ -9,27 +9,26 @@ from __future__ import annotations
 
 from hmmsim.engine import Instance
 from hmmsim.kernel.oom_kill import oom_reap_task
-from hmmsim.scenarios import Scenario, register
+from hmmsim.scenarios import register
 from hmmsim.scenarios._world import (
-    DRIVERS,
-    KERNEL_VERSIONS,
-    World,
+    WorldFactory,
     WorldInstance,
     complete,
     fault_and_read,
     new_completion,
     wait_for_completion,
 )
+from hmmsim.scenarios.races import race, race_scenario
 
-__all__ = ["SCENARIO"]
+__all__ = ["RACE", "SCENARIO"]
 
 REAP_ATTEMPTS = 2
 FAULT_RETRIES = 1
 
 
-def build(variant: str) -> Instance:
+def build(make_world: WorldFactory, variant: str) -> Instance:
     """Build one execution's world and actors."""
-    world = World.create(variant, mirrors=2)
+    world = make_world(variant, mirrors=2)
     first, second = world.mirrors
     reaped = new_completion("reaped")
 
@@ -54,22 +53,25 @@ def build(variant: str) -> Instance:
     )
 
 
+RACE = race(
+    name="oom-vs-mirror-unregister",
+    title="The OOM reaper runs while another mirror is being unregistered",
+    description=(
+        "Set-up: one anonymous page at BASE written by the CPU; two mirrors "
+        "(gpu0, gpu1) registered on the mm; the process is an OOM victim.  "
+        "Actors: 'unbind' unregisters gpu1's mirror (mirrors_sem held for "
+        f"write); 'oom_reaper' runs oom_reap_task with {REAP_ATTEMPTS} "
+        "attempts, then signals; 'driver' waits for that signal, then "
+        f"faults BASE for gpu0 (at most {FAULT_RETRIES} retry of the "
+        "documented loop) and reads it through the device.  Exercises the "
+        "error unwind of a failed non-blocking start: hmm->notifiers must "
+        "come back to zero so the range can become valid again."
+    ),
+)(build)
+
 SCENARIO = register(
-    Scenario(
-        name="oom-vs-mirror-unregister",
-        title="The OOM reaper runs while another mirror is being unregistered",
-        description=(
-            "Set-up: one anonymous page at BASE written by the CPU; two mirrors "
-            "(gpu0, gpu1) registered on the mm; the process is an OOM victim.  "
-            "Actors: 'unbind' unregisters gpu1's mirror (mirrors_sem held for "
-            f"write); 'oom_reaper' runs oom_reap_task with {REAP_ATTEMPTS} "
-            "attempts, then signals; 'driver' waits for that signal, then "
-            f"faults BASE for gpu0 (at most {FAULT_RETRIES} retry of the "
-            "documented loop) and reads it through the device.  Exercises the "
-            "error unwind of a failed non-blocking start: hmm->notifiers must "
-            "come back to zero so the range can become valid again."
-        ),
-        variants=tuple(DRIVERS),
+    race_scenario(
+        RACE,
         expect={
             "prepatch": (
                 "sleep-in-nonblockable",
@@ -80,9 +82,5 @@ SCENARIO = register(
             "v5.5": ("use-after-free",),
             "current": (),
         },
-        build=build,
-        config={"max_steps": 4000},
-        kernel_version=KERNEL_VERSIONS,
-        default_variant="v5.3",
     )
 )

@@ -21,10 +21,11 @@ from hmmsim.kernel.drivers import nouveau_svm, nouveau_svm_current
 from hmmsim.kernel.drivers.device import Device, device_access
 from hmmsim.kernel.drivers.nouveau_svm import NouveauSvmm
 from hmmsim.kernel.oom_kill import oom_reap_task
-from hmmsim.scenarios import Scenario, register
-from hmmsim.scenarios._world import BASE, KERNEL_VERSIONS, World, WorldInstance
+from hmmsim.scenarios import register
+from hmmsim.scenarios._world import BASE, WorldFactory, WorldInstance
+from hmmsim.scenarios.races import race, race_scenario
 
-__all__ = ["SCENARIO"]
+__all__ = ["RACE", "SCENARIO"]
 
 REAP_ATTEMPTS = 1
 
@@ -35,10 +36,10 @@ NOUVEAU: Final[dict[str, ModuleType]] = {
 }
 
 
-def build(variant: str) -> Instance:
+def build(make_world: WorldFactory, variant: str) -> Instance:
     """Build one execution's world and actors."""
     nouveau = NOUVEAU[variant]
-    world = World.create(variant, mirrors=0)
+    world = make_world(variant, mirrors=0)
     gpu = Device(name="gpu0", mm=world.mm)
     world.view.devices.append(gpu)
     svmm = NouveauSvmm(name="svmm", vmm=gpu)
@@ -67,32 +68,34 @@ def build(variant: str) -> Instance:
     )
 
 
+RACE = race(
+    name="oom-vs-nouveau-fault",
+    title=(
+        "nouveau's refusing hlist notifier and its per-fault interval notifier "
+        "on one mm, against the OOM reaper"
+    ),
+    description=(
+        "Set-up: one anonymous page at BASE written by the CPU; nouveau SVM "
+        "enabled (its hlist mmu_notifier registered); one completed GPU fault "
+        "(an interval notifier inserted and removed, so the mm uses the "
+        "interval tree); the process is an OOM victim.  Actors: 'oom_reaper' "
+        "runs oom_reap_task (1 attempt); 'gpu' handles another GPU fault at "
+        "BASE (interval notifier, read_begin / hmm_range_fault / read_retry "
+        "under svmm->mutex, remove), then reads BASE.  Exercises the "
+        "v5.5 and current cores with an interval part that succeeds and an hlist part that "
+        "refuses the same non-blocking start."
+    ),
+    battery=False,
+)(build)
+
 SCENARIO = register(
-    Scenario(
-        name="oom-vs-nouveau-fault",
-        title=(
-            "nouveau's refusing hlist notifier and its per-fault interval notifier "
-            "on one mm, against the OOM reaper"
-        ),
-        description=(
-            "Set-up: one anonymous page at BASE written by the CPU; nouveau SVM "
-            "enabled (its hlist mmu_notifier registered); one completed GPU fault "
-            "(an interval notifier inserted and removed, so the mm uses the "
-            "interval tree); the process is an OOM victim.  Actors: 'oom_reaper' "
-            "runs oom_reap_task (1 attempt); 'gpu' handles another GPU fault at "
-            "BASE (interval notifier, read_begin / hmm_range_fault / read_retry "
-            "under svmm->mutex, remove), then reads BASE.  Exercises the "
-            "v5.5 and current cores with an interval part that succeeds and an hlist part that "
-            "refuses the same non-blocking start."
-        ),
+    race_scenario(
+        RACE,
         variants=tuple(NOUVEAU),
         expect={
             "v5.5": ("deadlock", "notifier-leak"),
             "current": ("deadlock", "notifier-leak"),
         },
-        build=build,
-        config={"max_steps": 4000},
-        kernel_version=KERNEL_VERSIONS,
         default_variant="v5.5",
     )
 )

@@ -31,6 +31,9 @@ Deviations:
     * MODEL: migration, device-private memory and the devmem chunks are not
       modelled; dmirror_mkentry's device-private codes never occur (no
       ZONE_DEVICE pages).
+    * MODEL: release empties the device page table before
+      mmu_interval_notifier_remove (xa_destroy, moved: a released file has
+      no ioctl that could read it).
     * MODEL: kfree of the dmirror marks it and its embedded notifier freed
       (ghost flags, an Op on the notifier so the explorer orders it).
 """
@@ -273,10 +276,15 @@ async def dmirror_fops_open(dmirror: Dmirror, mm: MmStruct) -> int:
 async def dmirror_fops_release(dmirror: Dmirror) -> None:
     """close(): stop mirroring and free the dmirror.
 
-    Kernel: lib/test_hmm.c dmirror_fops_release().
+    Kernel: lib/test_hmm.c dmirror_fops_release().  MODEL: the device page
+    table's entries are dropped first (xa_destroy comes after the remove in
+    C, but no ioctl can read the table of a released file, so the device
+    maps nothing from here on).
     """
+    for addr, _ in dmirror.pt.mapped():
+        await device_pte_clear(dmirror.pt, addr)
     await mmu_interval_notifier_remove(dmirror.notifier)
-    # xa_destroy: MODEL: the entries are dropped with the struct.
+    # xa_destroy: MODEL: done above.
     # MODEL: kfree touches the embedded notifier (an Op) and marks it freed.
     await shared_access(dmirror.notifier, write=True, func="kfree")
     kfree(dmirror.notifier)

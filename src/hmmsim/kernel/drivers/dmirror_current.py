@@ -23,7 +23,8 @@ Deviations:
     * MODEL: everything listed in :mod:`hmmsim.kernel.drivers.dmirror`
       (timeout as a retry bound, one word per page, one chunk instead of the
       fixed-size pfn array chunks, device access under the mutex, ghost
-      kfree) applies here too.
+      kfree, the device table emptied before the remove at release)
+      applies here too.
     * MODEL: migration, device-private and device-coherent memory are not
       modelled (no ``dmirror->mdevice``): ``range->dev_private_owner`` stays
       None, the ``MMU_NOTIFY_MIGRATE`` early return of
@@ -178,10 +179,15 @@ async def dmirror_fops_open(dmirror: Dmirror, mm: MmStruct) -> int:
 async def dmirror_fops_release(dmirror: Dmirror) -> None:
     """close(): stop mirroring and free the dmirror.
 
-    Kernel: lib/test_hmm.c dmirror_fops_release() (v6.16).
+    Kernel: lib/test_hmm.c dmirror_fops_release() (v6.16).  MODEL: the
+    device page table's entries are dropped first (xa_destroy comes after the
+    remove in C, but no ioctl can read the table of a released file, so the
+    device maps nothing from here on).
     """
+    for addr, _ in dmirror.pt.mapped():
+        await device_pte_clear(dmirror.pt, addr)
     await mmu_interval_notifier_remove(dmirror.notifier)
-    # xa_destroy: MODEL: the entries are dropped with the struct.
+    # xa_destroy: MODEL: done above.
     # MODEL: kfree touches the embedded notifier (an Op) and marks it freed.
     await shared_access(dmirror.notifier, write=True, func="kfree")
     kfree(dmirror.notifier)

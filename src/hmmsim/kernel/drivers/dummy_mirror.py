@@ -25,6 +25,8 @@ Deviations:
       the snapshot, so the device can be given pages that are not present
       yet; ``populate(..., snapshot=True)`` uses the snapshot instead.
     * MODEL: the device page table is :class:`~hmmsim.kernel.drivers.device.Device`.
+    * MODEL: unbind drops the device page table before unregistering the
+      mirror (the device is stopped first, as nouveau's teardown does).
 """
 
 from __future__ import annotations
@@ -175,8 +177,13 @@ async def dummy_mirror_bind(dmirror: DummyMirror, mm: MmStruct) -> int:
 async def dummy_mirror_unbind(dmirror: DummyMirror) -> None:
     """Unregister the mirror (never from inside release, never twice).
 
-    Kernel: nouveau_svmm_fini -> hmm_mirror_unregister.
+    Kernel: nouveau_svmm_fini -> hmm_mirror_unregister.  MODEL: the device
+    page table is torn down first (nouveau kills the client's channels, so
+    the GPU no longer uses its VMM, before nouveau_vmm_fini unregisters the
+    mirror); once unregistered no invalidation reaches the device.
     """
+    for addr, _ in dmirror.device.mapped():
+        await device_pte_clear(dmirror.device, addr)
     await dmirror.hmm_api.hmm_mirror_unregister(dmirror.mirror)
 
 
