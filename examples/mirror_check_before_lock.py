@@ -27,7 +27,7 @@ from typing import Any
 if str(Path(__file__).resolve().parent) not in sys.path:  # examples/ itself
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mirror_correct import TIMEOUT_MS, MyMirror, expect
+from mirror_correct import RACES, TIMEOUT_MS, MyMirror, expect
 
 from hmmsim.api import (
     MIRROR_VARIANTS,
@@ -99,4 +99,4 @@ EXPECT = expect(
     }
 )
 
-SCENARIOS = mirror_scenarios(make_driver, expect=EXPECT, default_expect=())
+SCENARIOS = mirror_scenarios(make_driver, expect=EXPECT, default_expect=(), races=RACES)

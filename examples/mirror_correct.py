@@ -59,6 +59,7 @@ from hmmsim.api import (
     mutex_lock,
     mutex_trylock,
     mutex_unlock,
+    race_names,
     up_read,
     up_write,
 )
@@ -236,8 +237,9 @@ def make_driver(hmm: ModuleType, name: str, device: Device) -> MyMirror:
 
 
 #: What the kernel models get wrong whatever the driver, per race and variant:
-#: prepatch's HMM core (the seed patch's fixes) and v5.3's NULL dereference
-#: in fault-vs-munmap (fixed in v5.4; see docs/scenarios.md).
+#: prepatch's HMM core (the seed patch's fixes), v5.3's NULL dereference in
+#: fault-vs-munmap and v5.3's endless write fault on a read-only VMA (both
+#: fixed in v5.4; see docs/scenarios.md).
 KERNEL_BUGS: dict[str, dict[str, tuple[str, ...]]] = {
     "oom-vs-driver-lock": {"prepatch": PREPATCH_HMM_BUGS},
     "oom-vs-mirror-unregister": {
@@ -246,7 +248,14 @@ KERNEL_BUGS: dict[str, dict[str, tuple[str, ...]]] = {
     "oom-two-mirrors": {"prepatch": PREPATCH_HMM_BUGS},
     "fault-vs-munmap": {"prepatch": ("bug",), "v5.3": ("bug",)},
     "fault-vs-oom-reap": {"prepatch": PREPATCH_HMM_BUGS},
+    "fault-vs-mprotect": {"prepatch": ("hang",), "v5.3": ("hang",)},
 }
+
+#: The battery without fault-vs-munmap: on prepatch and v5.3 it ends in the
+#: kernel's own NULL dereference (``bug``, fixed in v5.4) whatever the driver,
+#: after 31342 executions (about a minute each variant).  Add it back with
+#: ``races=race_names()``.
+RACES = [name for name in race_names() if name != "fault-vs-munmap"]
 
 
 def expect(
@@ -263,4 +272,4 @@ def expect(
 #: every race and variant not named here finds nothing.
 EXPECT = expect({})
 
-SCENARIOS = mirror_scenarios(make_driver, expect=EXPECT, default_expect=())
+SCENARIOS = mirror_scenarios(make_driver, expect=EXPECT, default_expect=(), races=RACES)

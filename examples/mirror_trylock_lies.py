@@ -23,7 +23,7 @@ from typing import Any
 if str(Path(__file__).resolve().parent) not in sys.path:  # examples/ itself
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mirror_correct import MyMirror, expect
+from mirror_correct import RACES, MyMirror, expect
 
 from hmmsim.api import (
     PAGE_SIZE,
@@ -72,4 +72,4 @@ EXPECT = expect(
     }
 )
 
-SCENARIOS = mirror_scenarios(make_driver, expect=EXPECT, default_expect=())
+SCENARIOS = mirror_scenarios(make_driver, expect=EXPECT, default_expect=(), races=RACES)

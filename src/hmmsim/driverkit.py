@@ -134,6 +134,7 @@ __all__ = [
     "mmu_interval_set_seq",
     "mmu_notifier_range_blockable",
     "oom_reap_task",
+    "race_names",
     "trace",
     "try_to_unmap_one",
     "world_state",
@@ -267,6 +268,11 @@ def _expectations(
     expect = {} if default is None else dict.fromkeys(variants, tuple(default))
     expect.update({v: tuple(k) for v, k in declared.items()})
     return expect
+
+
+def race_names() -> list[str]:
+    """Return the names of the battery's races, in order (for ``races=``)."""
+    return [r.name for r in battery()]
 
 
 def mirror_world(variant: str, driver: DriverFactory, *, mirrors: int = 1) -> World:

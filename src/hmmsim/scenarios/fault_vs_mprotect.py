@@ -4,6 +4,11 @@ mprotect downgrades the CPU PTE inside an MMU_NOTIFY_PROTECTION_VMA
 invalidation (``change_protection``); a device that keeps or gains a
 writable mapping of the page afterwards writes memory the process made
 read-only.
+
+On prepatch and v5.3 the write fault after mprotect never ends: v5.3's
+``hmm_range_fault`` walks a read-only VMA for a write again and again (the
+``hang`` of ``fault-on-readonly-vma``, fixed in v5.4 by c18ce674d548), for
+any driver.
 """
 
 from __future__ import annotations
@@ -56,5 +61,13 @@ RACE = race(
 )(build)
 
 SCENARIO = register(
-    race_scenario(RACE, expect={"prepatch": (), "v5.3": (), "v5.5": ()})
+    race_scenario(
+        RACE,
+        expect={
+            "prepatch": ("hang",),
+            "v5.3": ("hang",),
+            "v5.5": (),
+            "current": (),
+        },
+    )
 )

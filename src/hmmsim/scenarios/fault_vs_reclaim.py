@@ -64,6 +64,7 @@ _EXPECT = {
     "prepatch": ("device-use-after-free",),
     "v5.3": ("device-use-after-free",),
     "v5.5": (),
+    "current": (),
 }
 
 SCENARIO = register(race_scenario(RACE, expect=_EXPECT))

@@ -85,6 +85,6 @@ BOTH = race(
     ),
 )(build_both)
 
-_NONE = {"prepatch": (), "v5.3": (), "v5.5": ()}
+_NONE = {"prepatch": (), "v5.3": (), "v5.5": (), "current": ()}
 SCENARIO_ONE = register(race_scenario(ONE, expect=_NONE))
 SCENARIO_BOTH = register(race_scenario(BOTH, expect=_NONE))
