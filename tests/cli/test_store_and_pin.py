@@ -158,7 +158,7 @@ def buggy_token(tmp_path_factory: pytest.TempPathFactory) -> str:
             "-m",
             "hmmsim",
             "check",
-            f"{folder / 'model.py'}:fault-vs-oom",
+            f"{folder / 'model.py'}:fault-vs-oom-reap",
             "--variant",
             "v5.3",
             "-q",

@@ -98,6 +98,7 @@ class TestOneHarness:
             "concurrent-invalidations",
             "oom-hmm-and-kvm",
             "fault-on-readonly-vma",
+            "oom-vs-nouveau-fault",
         } == {r.name for r in all_races() if not r.battery}
 
     def test_a_race_name_is_defined_once(self) -> None:
