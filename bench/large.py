@@ -8,8 +8,10 @@ and a device fault waiting for its range (``hmm_range_wait_until_valid``,
 one range per mirror and page).
 
 This file is also a model file for the command line: the scenario
-``large`` (2 pages, 2 mirrors, 5 actors) does not finish an exhaustive
-exploration in 10 minutes on one core::
+``large`` (2 pages, 2 mirrors, 5 actors) is far beyond an exhaustive
+exploration on one core (not finished after 150 s and about 27,000
+executions in the measurements of docs/PERFORMANCE.md, while the 3-actor
+world needs 12,416 executions in all)::
 
     hmmsim check bench/large.py --jobs 2 --time-budget 600
     hmmsim check bench/large.py --strategy pct --max-executions 1000
