@@ -258,9 +258,17 @@ def redundancy(budget: float, quick: bool) -> list[dict[str, Any]]:
             waitqueue._prepare_to_wait = _coarse_prepare_to_wait
             try:
                 before = _serial(program, config)
+                waitqueue._prepare_to_wait = fine
+                after = _serial(program, config)
+            except Exception as exc:  # a model error is a row, not the end
+                error = {
+                    "executions": "error",
+                    "redundant": None,
+                    "exit": str(exc)[:80],
+                }
+                before = after = error
             finally:
                 waitqueue._prepare_to_wait = fine
-            after = _serial(program, config)
             rows.append(
                 {
                     "scenario": scenario.name,
@@ -390,6 +398,10 @@ def plots(results: dict[str, Any]) -> list[str]:
     return names
 
 
+def _or_na(value: object) -> str:
+    return "n/a" if value is None else str(value)
+
+
 def report(results: dict[str, Any], images: list[str]) -> str:
     """Return docs/PERFORMANCE.md."""
     s = results["jobs_speedup"]
@@ -428,7 +440,7 @@ def report(results: dict[str, Any], images: list[str]) -> str:
         b, a = r["before"], r["after"]
         lines.append(
             f"| {r['scenario']} | {r['variant']} | {b['executions']} | {a['executions']} | "
-            f"{b['redundant']} | {a['redundant']} | {a['exit']} |"
+            f"{_or_na(b['redundant'])} | {_or_na(a['redundant'])} | {a['exit']} |"
         )
     lines += [
         "",
@@ -516,14 +528,26 @@ def main() -> None:
         default=300.0,
         help="seconds per scenario run of the before/after table",
     )
+    parser.add_argument(
+        "--skip-redundancy",
+        action="store_true",
+        help="keep the before/after table of the last run (it takes ~15 minutes)",
+    )
     args = parser.parse_args()
     budget = args.budget or (5.0 if args.quick else 10.0)
     results: dict[str, Any] = {}
     print("scale: --jobs speedup", flush=True)
     results["jobs_speedup"] = jobs_speedup(args.quick)
     print(f"  {results['jobs_speedup']}", flush=True)
-    print("scale: executions before/after the finer wait-queue footprint", flush=True)
-    results["redundancy"] = redundancy(args.redundancy_budget, args.quick)
+    previous: dict[str, Any] = {}
+    if RESULTS.exists():
+        previous = json.loads(RESULTS.read_text()).get("scale", {})
+    if args.skip_redundancy and "redundancy" in previous:
+        print("scale: before/after table kept from the last run", flush=True)
+        results["redundancy"] = previous["redundancy"]
+    else:
+        print("scale: executions before/after the finer wait-queue footprint")
+        results["redundancy"] = redundancy(args.redundancy_budget, args.quick)
     print("scale: curves", flush=True)
     results["curves"] = curves(budget, args.quick)
     print("scale: first violation", flush=True)
