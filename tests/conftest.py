@@ -16,6 +16,13 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from hmmsim.sync import audit
+
+# Model code that touches a shared object without an Op is a model error in
+# every test (hmmsim.sync.audit); HMMSIM_AUDIT=0 turns it off for measuring.
+if os.environ.get("HMMSIM_AUDIT", "1") != "0":
+    audit.enable()
+
 # Hypothesis swaps in its own built-in "ci" profile as the default when it sees
 # CI at import, so name the library defaults as parent explicitly: both profiles
 # then mean the same thing wherever they are loaded.

@@ -743,8 +743,14 @@ class Execution:
         return text
 
     def _record_step(self, task: Task, op: Op) -> None:
-        with _blamed("the state snapshot (snap)"):
-            self._append_step(task, op)
+        # The snapshot observes; it is not the task's code (the shared-state
+        # audit must not count its reads as the task's).
+        saved, self.current = self.current, None
+        try:
+            with _blamed("the state snapshot (snap)"):
+                self._append_step(task, op)
+        finally:
+            self.current = saved
 
     def _append_step(self, task: Task, op: Op) -> None:
         self._steps.append(

@@ -7,6 +7,7 @@ explorer decides the interleaving.  Names and semantics follow the kernel.
 
 from __future__ import annotations
 
+from hmmsim.sync import audit
 from hmmsim.sync._base import (
     current_execution,
     current_task,
@@ -101,6 +102,7 @@ __all__ = [
     "SpinLock",
     "SrcuStruct",
     "WaitQueueHead",
+    "audit",
     "call_srcu",
     "cond_resched",
     "current_execution",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from hmmsim.engine.execution import Execution, current_execution, current_task
 
@@ -21,7 +21,14 @@ def new_oid() -> int:
     running: Execution | None = _ex._current
     if running is None:
         return next(_outside_ids)
-    return running.new_oid()
+    oid = running.new_oid()
+    if _audit_created is not None:
+        _audit_created(oid)
+    return oid
+
+
+#: Set by :mod:`hmmsim.sync.audit` while it is on: records who created what.
+_audit_created: Callable[[int], None] | None = None
 
 
 def report(

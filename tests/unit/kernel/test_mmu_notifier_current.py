@@ -53,6 +53,7 @@ from hmmsim.kernel.slab import kfree
 from hmmsim.kernel.types import MMU_NOTIFY_RELEASE, MMU_NOTIFY_UNMAP, PAGE_SIZE
 from hmmsim.scenarios._world import complete, new_completion, wait_for_completion
 from hmmsim.sync import (
+    READ_ONCE,
     Mutex,
     current_execution,
     down_write,
@@ -385,9 +386,11 @@ class TestReadBeginDiagram:
                 r = rng(mm)
                 r.flags = 1  # MMU_NOTIFIER_RANGE_BLOCKABLE
                 assert 0 == await mn_itree_invalidate(m, r)
-                log.append(f"mm seq {m.invalidate_seq.value}")
+                seq_now: int = await READ_ONCE(m.invalidate_seq)
+                log.append(f"mm seq {seq_now}")
                 await mn_itree_inv_end(m)
-                log.append(f"mm seq {m.invalidate_seq.value}")
+                seq_now = await READ_ONCE(m.invalidate_seq)
+                log.append(f"mm seq {seq_now}")
                 await complete(invalidated)
 
             return [("fault", fault()), ("invalidation", invalidation())]

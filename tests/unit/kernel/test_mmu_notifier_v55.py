@@ -40,6 +40,7 @@ from hmmsim.kernel.mmu_notifier_v55 import (
 from hmmsim.kernel.types import MMU_NOTIFY_RELEASE, MMU_NOTIFY_UNMAP, PAGE_SIZE
 from hmmsim.scenarios._world import complete, new_completion, wait_for_completion
 from hmmsim.sync import (
+    READ_ONCE,
     Mutex,
     current_execution,
     down_write,
@@ -346,11 +347,13 @@ class TestReadBeginDiagram:
                 r.flags = 1  # MMU_NOTIFIER_RANGE_BLOCKABLE
                 # inv_start (seq |= 1) and ops->invalidate (user_lock, set_seq)
                 assert 0 == await mn_itree_invalidate(m, r)
-                log.append(f"mm seq {m.invalidate_seq.value}")
+                seq_now: int = await READ_ONCE(m.invalidate_seq)
+                log.append(f"mm seq {seq_now}")
                 # inv_end: seq += 1
                 await mn_itree_inv_end(m)
-                log.append(f"mm seq {m.invalidate_seq.value}")
-                assert d.sub.invalidate_seq.value == 3
+                seq_now = await READ_ONCE(m.invalidate_seq)
+                log.append(f"mm seq {seq_now}")
+                assert await READ_ONCE(d.sub.invalidate_seq) == 3
                 await complete(invalidated)
 
             return [("fault", fault()), ("invalidation", invalidation())]

@@ -178,6 +178,9 @@ async def kvm_mmu_notifier_invalidate_range_end(
     # Bump the sequence before dropping the count, so a fault that saw the
     # old sequence and a zero count cannot map a stale page.
     await WRITE_ONCE(kvm.mmu_notifier_seq, kvm.mmu_notifier_seq.value + 1)
+    # The tracepoint shows the values this call left (read under mmu_lock:
+    # after the unlock another invalidation may already have changed them).
+    seq = kvm.mmu_notifier_seq.value
     kvm.mmu_notifier_count -= 1
     await spin_unlock(kvm.mmu_lock)
     BUG_ON(kvm.mmu_notifier_count < 0, "kvm->mmu_notifier_count < 0")
@@ -185,7 +188,7 @@ async def kvm_mmu_notifier_invalidate_range_end(
         "kvm_invalidate_range_end",
         kvm=kvm.name,
         mmu_notifier_count=kvm.mmu_notifier_count,
-        mmu_notifier_seq=kvm.mmu_notifier_seq.value,
+        mmu_notifier_seq=seq,
     )
 
 
