@@ -160,7 +160,7 @@ def _learn(code: CodeType) -> bool:
     return trusted
 
 
-def _check(obj: object, field: str, frame: FrameType, *, write: bool) -> None:  # noqa: PLR0911 - one return per exemption
+def _check(obj: object, field: str, frame: FrameType, *, write: bool) -> None:
     execution = _ex._current
     assert execution is not None, "[hmmsim internal bug] audit outside an execution"
     task = execution.current
