@@ -12,7 +12,9 @@ shadow page tables) and the HMM or notifier state that keeps them in sync:
 * ``notifier-contract`` (at every CPU page-table change): a device still maps
   the address whose CPU entry changes — the invalidate_range_start that
   announced the change returned success too early (Documentation: the
-  secondary MMU must have dropped its mapping before start returns);
+  secondary MMU must have dropped its mapping before start returns); after
+  exit_mmap's ``mmu_notifier_release`` the message blames the release
+  callback instead, which had to stop the device;
 * ``notifier-leak`` (at the end): with no invalidation open (the ghost count
   of starts that returned success minus ends, kept by the notifier core), a
   subscriber's own count of open invalidations is not zero;
@@ -268,10 +270,33 @@ def _attach_cause_probes(view: HmmWorldView) -> None:
     register_probe("page_free", on_page_free)
 
 
+def _culprit(mm: MmStruct, released: bool) -> str:
+    """The callback whose success the CPU relied on when it changed a PTE.
+
+    Before exit_mmap's mmu_notifier_release, a PTE changes inside an
+    invalidation, so the start callbacks answered for the device; after it,
+    the subscribers are gone and the teardown relies on what their release
+    did: an empty release is the culprit, not the later, empty start.
+    """
+    if not released:
+        return "invalidate_range_start returned success"
+    if mm.notifier_core is None:
+        return (
+            "the mm was released (exit_mmap) and the mirror's release callback "
+            "(hmm_mirror_ops.release, called by hmm_release) returned"
+        )
+    return (
+        "the mm was released (exit_mmap) and the subscriber's release callback "
+        "(an interval notifier's invalidate for the MMU_NOTIFY_RELEASE range, "
+        "from mn_itree_release, or an hlist subscriber's release) returned"
+    )
+
+
 def attach_contract_probes(view: HmmWorldView) -> None:
     """Register the per-event checks in the running execution."""
     mm = view.mm
     log = view.causes
+    released = [False]
     _attach_cause_probes(view)
 
     def on_device_access(_: str, f: Mapping[str, object]) -> None:
@@ -321,11 +346,15 @@ def attach_contract_probes(view: HmmWorldView) -> None:
                 "notifier-contract",
                 f"the CPU {'clears' if name == 'pte_clear' else 'changes'} the PTE of "
                 f"{addr:#x} (page#{f['page']}) while {dev.name} still maps it to "
-                f"page#{dpte.page.pfn}: invalidate_range_start returned success "
-                "before the device dropped its mapping",
+                f"page#{dpte.page.pfn}: {_culprit(mm, released[0])} before the "
+                "device dropped its mapping",
                 fatal=False,
                 causes=log.device_causes(dev.name, addr, dpte.page.pfn),
             )
+
+    def on_release(_: str, f: Mapping[str, object]) -> None:
+        if f.get("mm") == mm.name:
+            released[0] = True
 
     def on_wait_result(_: str, f: Mapping[str, object]) -> None:
         if f["ret"] or _open_invalidations(mm):
@@ -342,6 +371,7 @@ def attach_contract_probes(view: HmmWorldView) -> None:
     register_probe("pte_clear", on_cpu_pte_change)
     register_probe("set_pte", on_cpu_pte_change)
     register_probe("hmm_range_wait_until_valid", on_wait_result)
+    register_probe("mmu_notifier_release", on_release)
 
 
 def check_end(view: HmmWorldView) -> Iterable[Finding]:

@@ -376,3 +376,58 @@ class TestUserCheck:
         result = explore(get("exit-vs-fault").program("v5.5"), _dfs())
 
         assert ["harness-check"] == result.kinds
+
+
+class TestCulprits:
+    """Reports name the culprit: the driver's lock, the callback that failed."""
+
+    def test_a_lock_order_finding_names_the_drivers_lock(self) -> None:
+        """A fault path taking mmap_sem under its lock: the cycle names that lock."""
+        correct = _example("interval_correct")
+
+        class Inverted(correct.MyDevice):  # type: ignore[misc,name-defined]
+            async def walk(self, mm: Any, rng: Any) -> int:
+                await api.mutex_lock(self.update)
+                await api.down_read(mm.mmap_sem)
+                ret: int = await api.hmm_range_fault(rng, 0)
+                await api.up_read(mm.mmap_sem)
+                await api.mutex_unlock(self.update)
+                return min(ret, 0)
+
+        def make(kernel: Any, name: str, device: Any) -> Any:
+            return Inverted(kernel=kernel, name=name, device=device)
+
+        (scenario,) = api.mirror_scenarios(
+            make, variants=("v5.5",), races=["fault-vs-munmap"]
+        )
+
+        result = api.check(scenario, "v5.5", shrink=False)
+
+        assert ["lock-order"] == result.kinds
+        message = result.counterexamples[0].finding.message
+        assert "driver->update" in message
+        assert "mmap_sem" in message
+
+    def test_an_empty_release_is_blamed_not_invalidate_range_start(self) -> None:
+        """A mirror whose release does nothing: the contract finding names release."""
+        correct = _example("mirror_correct")
+
+        class Forgetful(correct.MyMirror):  # type: ignore[misc,name-defined]
+            async def release(self, mirror: Any) -> None:
+                del mirror
+
+        def make(kernel: Any, name: str, device: Any) -> Any:
+            return Forgetful(hmm=kernel, name=name, device=device)
+
+        (scenario,) = api.mirror_scenarios(
+            make, variants=("v5.3",), races=["exit-vs-device-access"]
+        )
+
+        result = api.check(scenario, "v5.3", shrink=False)
+
+        assert "notifier-contract" in result.kinds
+        (contract,) = [
+            c for c in result.counterexamples if c.kind == "notifier-contract"
+        ]
+        assert "release callback" in contract.finding.message
+        assert "invalidate_range_start" not in contract.finding.message
