@@ -84,7 +84,7 @@ def test_a_start_that_claims_success_while_a_device_maps_the_range_is_a_cause() 
     """A driver whose failed trylock returns 0: the start's success is the cause."""
     examples = Path(__file__).resolve().parents[3] / "examples"
     path = str(examples / "mirror_trylock_lies.py")
-    scenario = select(load_file(path), "driver-lock-vs-oom", path)[0]
+    scenario = select(load_file(path), "oom-vs-driver-lock", path)[0]
     found = run(scenario, "v5.3", config=ExploreConfig(), file=path)
     cx, trace = _cx(found, "notifier-contract")
     cause = cx.finding.causes[0]
