@@ -185,6 +185,34 @@ class TestKernelApi:
         with pytest.raises(ConfigError, match="not a struct mmu_interval_notifier"):
             api.mmu_interval_read_retry(object(), 1)
 
+    def test_hmm_api_refuses_an_interval_variant(self) -> None:
+        """hmm_api names only the hmm_mirror variants."""
+        with pytest.raises(ConfigError, match="no HMM model"):
+            api.hmm_api("v5.5")
+
+    def test_the_lockless_check_and_remove_dispatch_by_version(self) -> None:
+        """check_retry reads the sub's sequence; remove of an inserted sub unlinks it."""
+        world = api.mirror_world("current", _world.DRIVERS["current"], mirrors=0)
+        sub = api.interval_api("current").MmuIntervalNotifier(name="sub")
+        ops = api.StaticMmuIntervalNotifierOps(invalidate=_never)
+        seen: list[object] = []
+
+        async def body() -> None:
+            seen.append(
+                await api.mmu_interval_notifier_insert(sub, world.mm, 0, 4096, ops)
+            )
+            seen.append(await api.mmu_interval_check_retry(sub, 1))
+            await api.mmu_interval_notifier_remove(sub)
+            seen.append(sub.mm is world.mm)
+
+        result = explore(
+            lambda: api.SimpleInstance(task_list=[("t", body())]),
+            ExploreConfig(strategy="dfs", shrink=False, max_executions=1),
+        )
+
+        assert [] == result.kinds
+        assert [0, False, True] == seen  # insert starts the sequence at 1
+
     def test_a_notifier_not_inserted_is_dispatched_by_its_class(self) -> None:
         """Before insert, the version is the one whose struct it is."""
         sub = api.interval_api("v5.5").MmuIntervalNotifier(name="sub")
