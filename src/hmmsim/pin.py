@@ -16,6 +16,7 @@ together.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -111,6 +112,11 @@ def check_pinned(
     raise AssertionError(f"{verdict}:\n{text}")
 
 
+def _literal(text: str) -> str:
+    """A double-quoted Python string literal (what ruff format writes)."""
+    return json.dumps(text)
+
+
 def _identifier(text: str) -> str:
     return re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower() or "pinned"
 
@@ -158,9 +164,9 @@ def pin_source(
         relative = os.path.relpath(Path(file).resolve(), base)
         lines += ["from pathlib import Path", ""]
         file_arg = ", file=FILE"
-    lines += ["from hmmsim.pin import check_pinned", "", f"TOKEN = {token!r}"]
+    lines += ["from hmmsim.pin import check_pinned", "", f"TOKEN = {_literal(token)}"]
     if relative:
-        lines.append(f"FILE = Path(__file__).resolve().parent / {relative!r}")
+        lines.append(f"FILE = Path(__file__).resolve().parent / {_literal(relative)}")
     doc = (
         f"Replaying the pinned schedule shows no {kind}."
         if expect == "absent"
@@ -171,6 +177,6 @@ def pin_source(
         "",
         f"def test_pinned_{name}() -> None:",
         f'    """{doc}"""',
-        f"    check_pinned(TOKEN{file_arg}, expect={expect!r})",
+        f"    check_pinned(TOKEN{file_arg}, expect={_literal(expect)})",
     ]
     return "\n".join(lines) + "\n"

@@ -242,7 +242,7 @@ class TestPin:
 
         assert 0 == pinned.code
         assert "def test_pinned_counter_buggy_" in pinned.out
-        assert "expect='present'" in pinned.out
+        assert 'expect="present"' in pinned.out
         assert "the test passes until that changes" in pinned.err
 
     def test_pin_refuses_a_token_without_a_kind(self, cli: CliRunner) -> None:
