@@ -28,7 +28,7 @@ import os
 import sys
 import traceback
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn, Protocol
@@ -195,6 +195,13 @@ class Execution:
         self.tasks: list[Task] = []
         #: How many tasks exist, done ones included (the view's ``task_count``).
         self.task_count = 0
+        # The pending Op of every task, by id, kept equal to ``Task.pending``
+        # (assigned only here): the view's ``pending(tid)`` is then a C-level
+        # lookup, called on every step strategies replay.
+        self._pending: list[Op | None] = []
+        #: The view's ``pending(tid)``: the Op task ``tid`` is about to
+        #: perform, None once it is done.
+        self.pending: Callable[[int], Op | None] = self._pending.__getitem__
         self.current: Task | None = None
         self.step = 0
         self.choices: list[Choice] = []
@@ -222,10 +229,6 @@ class Execution:
 
     # -- the view strategies see (hmmsim.engine.view.ExecutionView) ----------
 
-    def pending(self, tid: int) -> Op | None:
-        """Return the Op task ``tid`` is about to perform (None once done)."""
-        return self.tasks[tid].pending
-
     # -- services for primitives -------------------------------------------
 
     def new_oid(self) -> int:
@@ -240,6 +243,7 @@ class Execution:
             name = f"{name}#{len(self.tasks)}"
         task = Task(len(self.tasks), name, body)
         self.tasks.append(task)
+        self._pending.append(None)
         self.task_count = len(self.tasks)
         saved = self.current
         self.current = task
@@ -520,7 +524,7 @@ class Execution:
         try:
             op = task.coro.send(None)
         except StopIteration:
-            task.pending = None
+            task.pending = self._pending[task.id] = None
             if task is self._setup:
                 self._setup_done(task)
             self._task_finished(task)
@@ -530,7 +534,7 @@ class Execution:
             # replay diverging inside a data choice): never a model exception.
             raise
         except HungTask as exc:
-            task.pending = None
+            task.pending = self._pending[task.id] = None
             self._task_hung(task, exc)
         except SystemExit as exc:
             raise ModelError(
@@ -538,7 +542,7 @@ class Execution:
                 "a model reports problems as findings and never exits"
             ) from None
         except Exception as exc:
-            task.pending = None
+            task.pending = self._pending[task.id] = None
             self._task_raised(task, exc)
         finally:
             if self.unawaited is not None:
@@ -552,7 +556,7 @@ class Execution:
                 f"task {task.name!r} awaited {op!r}, which is not an hmmsim primitive "
                 "(model tasks may only await hmmsim.sync operations)"
             )
-        task.pending = op
+        task.pending = self._pending[task.id] = op
 
     # -- the set-up phase and its snapshot -----------------------------------
 
@@ -619,6 +623,7 @@ class Execution:
         self.next_oid = snapshot.next_oid
         task = Task(0, snapshot.setup_name, _FINISHED)
         self.tasks.append(task)
+        self._pending.append(None)
         self.task_count = 1
         self.current = task
         chooser = self.chooser
@@ -632,7 +637,7 @@ class Execution:
             while event < len(events) and events[event][0] == j:
                 self._replay_lock_event(events[event])
                 event += 1
-            task.pending = op
+            task.pending = self._pending[0] = op
             tid = chooser.next_task(self, [0])
             if tid != 0:
                 if tid == ABANDON:
@@ -642,7 +647,7 @@ class Execution:
             ops.append(op)
             step_tasks.append(0)
             self.step = j
-        task.pending = None
+        task.pending = self._pending[0] = None
         for rest in events[event:]:
             self._replay_lock_event(rest)
         unspawned.extend(instance.actor_tasks())
