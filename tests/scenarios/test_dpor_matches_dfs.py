@@ -1,7 +1,7 @@
 """Tests that DPOR's reduction keeps every behaviour of the HMM model.
 
-On a built-in scenario small enough for naive DFS to exhaust, DPOR and DFS
-must reach exactly the same set of (outcome, violation kinds, final state).
+On every built-in scenario small enough for naive DFS to exhaust, DPOR and
+DFS must reach exactly the same set of (outcome, violation kinds, final state).
 """
 
 from __future__ import annotations
@@ -35,12 +35,29 @@ def _behaviours(name: str, variant: str, strategy: Strategy) -> set[Behaviour]:
     return seen
 
 
+#: Every built-in scenario variant whose naive DFS exhausts within a few
+#: thousand executions (measured 2026-12-01 with a 4000-execution, 8 s probe);
+#: the others need far more than the default bound's CI budget.
+SMALL_ENOUGH_FOR_DFS = [
+    ("exit-vs-fault", "prepatch"),
+    ("exit-vs-fault", "v5.3"),
+    ("exit-vs-fault", "v5.5"),
+    ("exit-vs-fault", "current"),
+    ("exit-vs-device-access", "prepatch"),
+    ("exit-vs-device-access", "v5.3"),
+    ("exit-vs-device-access", "v5.5"),
+    ("exit-vs-device-access", "current"),
+    ("fault-on-readonly-vma", "v5.5"),
+    ("fault-on-readonly-vma", "current"),
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", ["prepatch", "v5.3"])
-def test_dpor_and_dfs_reach_the_same_behaviours_on_exit_vs_fault(variant: str) -> None:
-    """exit-vs-fault: the reduced and the naive exploration agree exactly."""
-    dpor = _behaviours("exit-vs-fault", variant, DporStrategy())
-    dfs = _behaviours("exit-vs-fault", variant, DfsStrategy())
+@pytest.mark.parametrize(("name", "variant"), SMALL_ENOUGH_FOR_DFS)
+def test_dpor_and_dfs_reach_the_same_behaviours(name: str, variant: str) -> None:
+    """Built-in scenarios DFS can exhaust: the reduced and the naive exploration agree exactly."""
+    dpor = _behaviours(name, variant, DporStrategy())
+    dfs = _behaviours(name, variant, DfsStrategy())
 
     assert dfs == dpor
-    assert len(dfs) >= 2
+    assert len(dfs) >= 1
