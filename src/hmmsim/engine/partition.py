@@ -481,9 +481,7 @@ class DporCoordinator:
         config = self.config
         reason = result.exit_reason
         if reason is not ExitReason.EXHAUSTED:
-            self._stop = reason
-        elif config.stop_on_first and self.result.counterexamples:
-            self._stop = ExitReason.FOUND
+            self._stop = reason  # FOUND too: units stop at their first violation
         elif (
             config.max_executions is not None
             and self.result.executions >= config.max_executions

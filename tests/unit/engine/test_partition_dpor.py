@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 from tests.support import toy_programs as toys
 from tests.support.differential import behaviours, run_all
+from tests.unit.engine.test_dpor import waiters
 
 from hmmsim.config import ExploreConfig
 from hmmsim.engine import ExitReason, ExplorationResult, Instance, Outcome, explore
@@ -31,6 +32,8 @@ PROGRAMS: list[tuple[str, Callable[[], Instance]]] = [
     ("timeout_race", toys.timeout_race),
     ("ab_ba", toys.ab_ba),
     ("half_published", toys.half_published),
+    ("two_waiters_and_a_waker", lambda: waiters(2, waker=True)),
+    ("two_waiters_nobody_wakes", lambda: waiters(2, waker=False)),
 ]
 
 
