@@ -47,6 +47,10 @@ What is here:
   :func:`mmu_interval_read_begin`, :func:`mmu_interval_read_retry`,
   :func:`mmu_interval_set_seq`, :func:`hmm_range_fault` ...) and
   :func:`kernel_api`;
+- driver-owned memory: :func:`kmalloc` / :func:`kzalloc`, ``await``
+  :func:`kfree`, and the accessors :func:`kasan_check_read` /
+  :func:`kasan_check_write` (a use after free or a second free is a finding;
+  memory left unfreed and unreachable at the end is ``kmemleak``);
 - running: :func:`check`, :func:`assert_no_violation`, :func:`run`,
   :func:`load_file`, :func:`resolve_config`, and the engine's
   :func:`explore` / :func:`replay` with :class:`ExploreConfig`.
@@ -128,6 +132,14 @@ from hmmsim.errors import (
     ReplayError,
     ScenarioError,
 )
+from hmmsim.kernel.slab import (
+    GFP_KERNEL,
+    kasan_check_read,
+    kasan_check_write,
+    kmalloc,
+    kzalloc,
+)
+from hmmsim.kernel.slab import kfree_checked as kfree
 from hmmsim.loader import load_file
 from hmmsim.oracle import explain, register_kind
 from hmmsim.report.text import render_run
@@ -165,6 +177,7 @@ from hmmsim.sync import (
 __all__ = [
     "BASE",
     "BUG_ON",
+    "GFP_KERNEL",
     "HMM_PFN_VALID",
     "HMM_PFN_WRITE",
     "INTERVAL_VARIANTS",
@@ -228,7 +241,12 @@ __all__ = [
     "hmm_api",
     "hmm_range_fault",
     "interval_api",
+    "kasan_check_read",
+    "kasan_check_write",
     "kernel_api",
+    "kfree",
+    "kmalloc",
+    "kzalloc",
     "load_file",
     "mirror_scenarios",
     "mirror_world",

@@ -20,7 +20,10 @@ shadow page tables) and the HMM or notifier state that keeps them in sync:
   subscriber's own count of open invalidations is not zero;
 * ``range-stuck-invalid`` (when a wait for a valid range times out, and at
   the end): a registered range is invalid although no invalidation is open
-  or in flight.
+  or in flight;
+* the leak and teardown checks of :mod:`hmmsim.oracle.teardown` (at the
+  end): ``range-leak``, ``mm-users-leak``, ``mm-count-leak``,
+  ``invalidation-open`` and ``kmemleak``.
 
 Every finding names its *causes* when the oracle can tell (the steps that
 created the bad state, not the one that detected it), from what the probes
@@ -55,6 +58,7 @@ from hmmsim.engine import Cause, Finding, current_execution
 from hmmsim.kernel.drivers.device import Device
 from hmmsim.kernel.mm_types import MmStruct, PageState
 from hmmsim.kernel.trace import register_probe
+from hmmsim.oracle.teardown import TeardownLog, attach_teardown_probes, check_teardown
 
 __all__ = [
     "CauseLog",
@@ -182,6 +186,7 @@ class HmmWorldView:
             ``{"kvm->mmu_notifier_count": lambda: kvm.mmu_notifier_count}``.
         ranges: returns the registered ranges (name, valid) to watch.
         causes: what the probes saw, to name the causes of findings.
+        teardown: what the teardown probes saw (references, registrations).
     """
 
     mm: MmStruct
@@ -189,6 +194,7 @@ class HmmWorldView:
     counters: dict[str, Any] = field(default_factory=dict)
     hmm_of: Any = None
     causes: CauseLog = field(default_factory=CauseLog)
+    teardown: TeardownLog = field(default_factory=TeardownLog)
 
 
 def _report(
@@ -298,6 +304,7 @@ def attach_contract_probes(view: HmmWorldView) -> None:
     log = view.causes
     released = [False]
     _attach_cause_probes(view)
+    attach_teardown_probes(view)
 
     def on_device_access(_: str, f: Mapping[str, object]) -> None:
         addr = f["addr"]
@@ -440,6 +447,7 @@ def check_end(view: HmmWorldView) -> Iterable[Finding]:
                         view.causes.device_causes(dev.name, addr, page.pfn), step
                     ),
                 )
+    yield from check_teardown(view)
 
 
 def snapshot(view: HmmWorldView) -> dict[str, object]:

@@ -73,6 +73,32 @@ _BUILTIN: Final[dict[str, str]] = {
         "Kernel code touched a structure after it was freed (what KASAN reports), "
         "for example a notifier callback running on a freed subscription."
     ),
+    "double-free": (
+        "Driver code freed memory that was already freed, or that kmalloc never "
+        "returned (KASAN's double-free or invalid-free)."
+    ),
+    "range-leak": (
+        "An hmm_range was still registered after every task finished: a fault path "
+        "returned without hmm_range_unregister, so the range pins the mm and its hmm."
+    ),
+    "mm-users-leak": (
+        "A task finished holding an mm_users reference it took (mmget or "
+        "mmget_not_zero) and never dropped with mmput, so the address space is "
+        "never torn down."
+    ),
+    "mm-count-leak": (
+        "The mm had no users and no subscriber left but mm_count stayed above the "
+        "references that legitimately remain: an mmgrab was never dropped, so the "
+        "mm_struct is never freed."
+    ),
+    "invalidation-open": (
+        "An invalidate_range_start that returned success was never ended, so the "
+        "notifier core still counts an invalidation as open after every task finished."
+    ),
+    "kmemleak": (
+        "Memory a driver allocated with kmalloc was neither freed nor reachable from "
+        "the live kernel state at the end, as kmemleak reports: nobody can free it."
+    ),
     "exception": (
         "A task raised a Python exception, which the model treats as a crash of "
         "that code path."

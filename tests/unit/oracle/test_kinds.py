@@ -26,6 +26,12 @@ CATALOGUE = (
     "lockdep",
     "kref",
     "use-after-free",
+    "double-free",
+    "range-leak",
+    "mm-users-leak",
+    "mm-count-leak",
+    "invalidation-open",
+    "kmemleak",
     "exception",
     "hung-task",
 )

@@ -1,0 +1,281 @@
+"""Leak and teardown checks, run once at the end of every execution.
+
+When every task has finished, nothing in the world can still be in the
+middle of a fault, an invalidation or an unbind; what is left then must be
+owned by something still alive.  These checks look for what nobody owns any
+more:
+
+* ``range-leak``: an ``hmm_range`` is still on ``hmm->ranges`` (v5.3 and
+  prepatch).  A range is registered and unregistered by one fault (it lives
+  on the faulting function's stack in every driver of that API), so one left
+  registered when all tasks are done was forgotten on some path; it keeps its
+  ``mmget`` and its ``hmm`` reference, so the process's exit never tears the
+  address space down.
+* ``mm-users-leak``: a task finished holding more ``mm_users`` references
+  than it dropped (``mmget``/``mmget_not_zero`` without ``mmput``), other
+  than the one a leaked range holds (reported as ``range-leak``).  A task
+  that drops a reference it did not take (the process's own, at exit) is
+  normal.
+* ``mm-count-leak``: the address space has no users left and no subscriber
+  (no ``hmm``, no hlist notifier, no interval notifier) still holds it, yet
+  ``mm_count`` is above the references that legitimately stay: the OOM
+  victim's, which the kernel keeps in the victim's ``signal_struct``
+  (``signal->oom_mm``) until the task is freed, which never happens in a
+  world (the task outlives the execution).  So an ``mmgrab`` was never
+  dropped and the ``mm_struct`` is never freed.
+* ``invalidation-open``: an ``invalidate_range_start`` that returned success
+  was never ended (the notifier core's ghost count is not zero).  The
+  subscriber counts that such a start leaves raised are ``notifier-leak``.
+* ``kmemleak``: an object a driver allocated with ``kmalloc`` is neither
+  freed nor reachable any more from the world's live kernel state (the mm,
+  its subscriptions, the device tables): after its driver unbound, or after
+  a path that dropped its last pointer, nobody can free it.  Like kmemleak,
+  memory still reachable is not reported.
+
+A device entry left after unbind or release is already a finding of the
+contract oracle (``device-stale-mapping`` at the end) whenever the CPU no
+longer maps that page; an entry that still matches the CPU page table is
+harmless and not reported.
+
+The checks read state only: the engine runs them after every task finished
+(``Execution.run`` calls ``Instance.check_end`` once the loop ends with no
+fatal finding), so no other task can race with the reads and no Op is
+needed.  The per-task reference balances and the range registrations come
+from tracepoint probes attached before set-up, which only record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import FunctionType, MethodType, ModuleType
+from typing import TYPE_CHECKING, Final
+
+from hmmsim.engine import Cause, Finding, current_execution
+from hmmsim.kernel.slab import SlabObject
+from hmmsim.kernel.trace import register_probe
+from hmmsim.kernel.types import MMF_OOM_VICTIM
+
+if TYPE_CHECKING:
+    from hmmsim.kernel.mm_types import MmStruct
+    from hmmsim.oracle.hmm_contract import HmmWorldView
+
+__all__ = ["TeardownLog", "attach_teardown_probes", "check_teardown"]
+
+#: Tracepoint functions that take an ``mm_users`` reference.
+_GETS: Final = ("mmget", "mmget_not_zero")
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
+class TeardownLog:
+    """What the teardown probes record during an execution.
+
+    Attributes:
+        users: per (task, mm), the ``mm_users`` references it took and has
+            not dropped yet (a stack of the steps that took them).
+        ranges: per range name, the registrations not yet unregistered.
+    """
+
+    users: dict[tuple[str, str], list[Cause]] = field(default_factory=dict)
+    ranges: dict[str, list[Cause]] = field(default_factory=dict)
+
+
+def _here(note: str) -> Cause:
+    execution = current_execution()
+    task = execution.current
+    return Cause(step=execution.step, task=task.name if task else "", note=note)
+
+
+def attach_teardown_probes(view: HmmWorldView) -> None:
+    """Register the probes that record references and registrations."""
+    log = view.teardown
+
+    def on_mm_users(_: str, f: Mapping[str, object]) -> None:
+        func = f.get("func")
+        here = _here(f"{func} took an mm_users reference of {f.get('mm')}")
+        key = (here.task, str(f.get("mm")))
+        held = log.users.setdefault(key, [])
+        if func in _GETS and f.get("taken", True):
+            held.append(here)
+        elif func == "mmput":
+            if held:
+                held.pop()
+            else:
+                # A reference the task did not take (the process's, at exit).
+                log.users.pop(key)
+
+    def on_register(_: str, f: Mapping[str, object]) -> None:
+        name = str(f.get("range"))
+        log.ranges.setdefault(name, []).append(
+            _here(f"hmm_range_register({name}) with no hmm_range_unregister after it")
+        )
+
+    def on_unregister(_: str, f: Mapping[str, object]) -> None:
+        stack = log.ranges.get(str(f.get("range")))
+        if stack:
+            stack.pop()
+
+    register_probe("mm_users", on_mm_users)
+    register_probe("hmm_range_register", on_register)
+    register_probe("hmm_range_unregister", on_unregister)
+
+
+def _finding(kind: str, message: str, causes: Iterable[Cause]) -> Finding:
+    step = current_execution().step
+    unique: dict[int, Cause] = {}
+    for cause in causes:
+        if cause.step != step:
+            unique.setdefault(cause.step, cause)
+    return Finding(kind=kind, message=message, step=step, causes=tuple(unique.values()))
+
+
+def check_teardown(view: HmmWorldView) -> Iterator[Finding]:
+    """Return the leak and teardown findings (every task has finished)."""
+    mm = view.mm
+    log = view.teardown
+    hmm = view.hmm_of() if view.hmm_of is not None else None
+    range_owners: list[Cause] = []
+    for rng in getattr(hmm, "ranges", None) or ():
+        stack = log.ranges.get(rng.name) or []
+        cause = stack.pop(0) if stack else None
+        if cause is not None:
+            range_owners.append(cause)
+        yield _finding(
+            "range-leak",
+            f"{rng.name} [{rng.start:#x}, {rng.end:#x}) is still registered on "
+            f"{getattr(hmm, 'name', 'hmm')}->ranges after every task finished: it still holds an "
+            "mm_users reference and an hmm reference",
+            [cause] if cause is not None else [],
+        )
+    yield from _users_leaks(log, range_owners)
+    yield from _count_leak(mm, hmm)
+    open_now = mm.ghost_open_invalidations + mm.ghost_starts_in_flight
+    if open_now:
+        yield _finding(
+            "invalidation-open",
+            f"{open_now} invalidation(s) of {mm.name} started and never ended "
+            "after every task finished",
+            [],
+        )
+    yield from _kmemleak(view)
+
+
+def _users_leaks(log: TeardownLog, range_owners: list[Cause]) -> Iterator[Finding]:
+    for (task, mm_name), held in sorted(log.users.items()):
+        left = list(held)
+        for owner in range_owners:
+            if owner.task == task and left:
+                left.pop()  # the leaked range's own mmget (range-leak)
+        if left:
+            yield _finding(
+                "mm-users-leak",
+                f"task {task} finished holding {len(left)} mm_users reference(s) of "
+                f"{mm_name} it took and never dropped (mmget without mmput)",
+                left,
+            )
+
+
+def _subscribed(mm: MmStruct, hmm: object) -> bool:
+    if hmm is not None and not getattr(hmm, "freed", False):
+        return True
+    mmn_mm = mm.mmu_notifier_mm
+    if mmn_mm is None:
+        return False
+    return mmn_mm.first is not None or bool(getattr(mmn_mm, "itree", ()))
+
+
+def _count_leak(mm: MmStruct, hmm: object) -> Iterator[Finding]:
+    if mm.mm_users.value or mm.freed or _subscribed(mm, hmm):
+        return
+    # The OOM victim's signal_struct keeps its mmgrab until the task is freed.
+    pinned = 1 if mm.flags.value & (1 << MMF_OOM_VICTIM) else 0
+    count = mm.mm_count.value
+    if count > pinned:
+        held = " (besides the OOM victim's signal->oom_mm)" if pinned else ""
+        yield _finding(
+            "mm-count-leak",
+            f"{mm.name} has no users and no subscriber left, but mm_count is "
+            f"{count}{held}: an mmgrab was never dropped, so the mm_struct is "
+            "never freed",
+            [],
+        )
+
+
+def _kmemleak(view: HmmWorldView) -> Iterator[Finding]:
+    heap = current_execution().context.get("slab")
+    if not isinstance(heap, list):
+        return
+    live = [obj for obj in heap if not _header(obj).freed]
+    if not live:
+        return
+    reachable = _reachable([view.mm, *view.devices], {id(obj) for obj in live})
+    for obj in live:
+        if id(obj) in reachable:
+            continue
+        header = _header(obj)
+        step, task = header.allocated
+        yield _finding(
+            "kmemleak",
+            f"kmemleak: {header.name} is neither freed nor reachable from the mm, "
+            "its subscriptions or the device tables at the end (nobody can free it)",
+            [Cause(step=step, task=task, note=f"kmalloc returned {header.name}")],
+        )
+
+
+def _header(obj: object) -> SlabObject:
+    header = getattr(obj, "slab", None)
+    assert isinstance(header, SlabObject), "[hmmsim internal bug] heap object"
+    return header
+
+
+def _reachable(roots: list[object], wanted: set[int]) -> set[int]:
+    """Return the ids in ``wanted`` reachable from ``roots``.
+
+    Follows containers, object attributes, bound methods and closures; not
+    modules, classes or a function's globals (static data is no root of a
+    driver's memory here).
+    """
+    found: set[int] = set()
+    seen: set[int] = set()
+    stack = list(roots)
+    while stack and len(found) < len(wanted):
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, (type, ModuleType, str, bytes, int)):
+            continue
+        seen.add(id(obj))
+        if id(obj) in wanted:
+            found.add(id(obj))
+        stack.extend(_referents(obj))
+    return found
+
+
+def _referents(obj: object) -> list[object]:
+    if isinstance(obj, dict):
+        return [*obj.keys(), *obj.values()]
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return list(obj)
+    if isinstance(obj, MethodType):
+        return [obj.__self__, obj.__func__]
+    if isinstance(obj, FunctionType):
+        cells = obj.__closure__ or ()
+        return [c.cell_contents for c in cells if _filled(c)]
+    out: list[object] = []
+    attrs = getattr(obj, "__dict__", None)
+    if isinstance(attrs, dict):
+        out.extend(attrs.values())
+    for klass in type(obj).__mro__:
+        slots = getattr(klass, "__slots__", ())
+        out.extend(
+            getattr(obj, slot)
+            for slot in ((slots,) if isinstance(slots, str) else slots)
+            if isinstance(slot, str) and hasattr(obj, slot)
+        )
+    return out
+
+
+def _filled(cell: object) -> bool:
+    try:
+        cell.cell_contents  # type: ignore[attr-defined]  # noqa: B018
+    except ValueError:
+        return False
+    return True
