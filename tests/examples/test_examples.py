@@ -67,6 +67,22 @@ def _mirror(found: dict[str, dict[str, set[str]]]) -> dict[str, dict[str, set[st
 #: file -> (its variants, scenario -> variant -> kinds); unnamed pairs find nothing.
 EXPECTED: Final[dict[str, tuple[tuple[str, ...], dict[str, dict[str, set[str]]]]]] = {
     "mirror_correct.py": (MIRROR, _mirror({})),
+    "mirror_frees_before_unregister.py": (
+        MIRROR,
+        _mirror(
+            {
+                "oom-vs-mirror-unregister": {
+                    "prepatch": {
+                        "sleep-in-nonblockable",
+                        "range-stuck-invalid",
+                        "notifier-leak",
+                        "use-after-free",
+                    },
+                    "v5.3": {"use-after-free"},
+                }
+            }
+        ),
+    ),
     "mirror_sleeps.py": (
         MIRROR,
         _mirror(
