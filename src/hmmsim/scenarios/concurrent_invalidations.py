@@ -59,10 +59,6 @@ def build(make_world: WorldFactory, variant: str) -> Instance:
         valid: bool = await api.hmm_range_wait_until_valid(
             rng, HMM_RANGE_DEFAULT_TIMEOUT
         )
-        # Its last step: the range registered at set-up is unregistered (every
-        # exit of driver_populate_range does it; the end check's range-leak
-        # would report a range left registered).
-        await api.hmm_range_unregister(rng)
         return valid
 
     return WorldInstance(
