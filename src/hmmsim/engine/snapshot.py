@@ -14,14 +14,15 @@ bookkeeping, schedules and counts are unchanged), and the actors are spawned
 on the restored world exactly as after a real set-up.
 
 How the world is copied.  Measured on ``concurrent-invalidations`` v5.3 (a
-38-step set-up; ``bench/engine_speed.py --snapshot`` prints the numbers), the
-options cost, per execution: re-running ``program()`` and the set-up ~750 us;
-``copy.deepcopy`` of the post-set-up world ~800-1400 us (Python-level
-dispatch per object); ``os.fork`` of the explorer per execution ~2,700-4,200
+38-step set-up; ``bench/engine_speed.py --snapshot`` prints the numbers) on
+the shared 2-core machine, per execution: re-running ``program()`` and the
+set-up 750-890 us; ``copy.deepcopy`` of the post-set-up world 800-900 us
+(Python-level dispatch per object); ``os.fork`` of the explorer 2,700-7,700
 us (and the strategy's state would have to travel back from the child); an
-undo log would need every model mutation to go through tracked objects.  The
-winner is a purpose-built pickle: the world is pickled once, and restoring it
-is one C-level ``pickle`` load (~130 us), about 5x cheaper than the set-up.
+undo log would need every model store to go through tracked objects, which
+the model's plain dataclass fields do not.  The winner is a purpose-built
+pickle: the world is pickled once, and restoring it is one C-level
+``pickle`` load, 130-160 us, about 5x cheaper than the set-up.
 The pickler copies only what the execution built: modules, classes, code,
 enum members, module-level functions and every object bound to a module-level
 name (one level into module-level containers and class dictionaries),
