@@ -13,6 +13,7 @@ from hmmsim.errors import ConfigError, InternalError
 from hmmsim.parallel import (
     Unit,
     _Collector,
+    _how_it_died,
     _portable,
     available_cpus,
     explore_units,
@@ -190,3 +191,51 @@ class TestHelpers:
         """A Unit cannot be changed once built."""
         with pytest.raises(dataclasses.FrozenInstanceError):
             units()[0].variant = "x"  # type: ignore[misc]
+
+
+class _Ended:
+    """A stand-in for a joined worker process."""
+
+    def __init__(self, exitcode: int | None) -> None:
+        self.exitcode = exitcode
+
+
+class TestLostWorkers:
+    def test_a_dead_workers_unit_becomes_an_error_row_with_its_count(self) -> None:
+        """The unit a worker was exploring when it died is an error row with the executions it reported (D1)."""
+        recorder = Recorder()
+        collector = _Collector(units=units(), events=recorder, stop=None, runs={})
+        collector.handle(1, ("start", 2, None))
+        collector.handle(1, ("progress", 2, (7, 3)))
+
+        collector.lost(1, _how_it_died(_Ended(-9)))
+
+        run = collector.runs[2]
+        assert "error" == run.status.value
+        assert (7, ExitReason.ERROR) == (run.result.executions, run.result.exit_reason)
+        assert run.error is not None
+        assert "killed by SIGKILL (the OOM killer" in run.error
+        assert ("finished", 2) == recorder.events[-1]
+
+    def test_a_terminated_workers_unit_is_interrupted(self) -> None:
+        """A worker the parent killed after a stop request leaves an interrupted row."""
+        collector = _Collector(units=units(), events=Recorder(), stop=None, runs={})
+        collector.handle(0, ("start", 1, None))
+
+        collector.lost(0, None)
+
+        run = collector.runs[1]
+        assert (None, ExitReason.INTERRUPTED) == (run.error, run.result.exit_reason)
+
+    def test_a_worker_with_nothing_running_loses_nothing(self) -> None:
+        """A worker that ends between units adds no row."""
+        collector = _Collector(units=units(), events=Recorder(), stop=None, runs={})
+
+        collector.lost(0, "died: exited with status 0 in the middle of a unit")
+
+        assert {} == collector.runs
+
+    def test_how_a_worker_exited(self) -> None:
+        """A nonzero exit status is named as such."""
+        assert "exited with status 3" in _how_it_died(_Ended(3))
+        assert "killed by SIGTERM" in _how_it_died(_Ended(-15))
