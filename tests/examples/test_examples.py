@@ -8,6 +8,7 @@ the pytest fixture, and from the command line with ``--fail-on-unexpected``
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -16,6 +17,25 @@ import pytest
 from hmmsim import api
 from hmmsim.cli import main
 from hmmsim.pytest_plugin import HmmsimCheck
+from hmmsim.sync import audit
+
+
+@pytest.fixture(autouse=True)
+def _without_the_audit() -> Iterator[None]:
+    """Run the example drivers without the shared-state audit.
+
+    Some buggy examples call a helper the kernel requires under the driver
+    lock (``mmu_interval_read_retry``) without it: that race is the bug they
+    demonstrate, and it must show as its finding, not as a model error.
+    """
+    was_on = audit.enabled()
+    audit.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            audit.enable()
+
 
 EXAMPLES: Final = Path(__file__).resolve().parents[2] / "examples"
 

@@ -16,7 +16,10 @@ made while a task runs.  An access is fine when:
 
 * it comes from the primitives, the engine or the oracle (the primitives are
   audited by hand: each reads shared state only after its own Op, or reads
-  what only the running task changes, see ``lockdep_is_held``);
+  what only the running task changes, see ``lockdep_is_held``); the helper
+  methods that read state for anyone (``lock.is_locked()``, ``holders()``,
+  ``can_read()`` ...) answer for their caller, so model code calling them is
+  audited as if it read the field;
 * the running step's Op touches the object (the primitive's effect, or model
   code right after ``await shared_access(obj)`` or ``READ_ONCE(cell)``), and
   a write comes under a write Op;
@@ -72,8 +75,12 @@ _BUILTIN: Final[tuple[tuple[type, tuple[str, ...]], ...]] = (
 
 _watched: dict[tuple[type, str], object] = {}
 _extra: list[tuple[type, tuple[str, ...]]] = []
-#: Code objects of the accessing functions -> whether they are trusted.
-_trusted_code: dict[CodeType, bool] = {}
+_TRUSTED: Final = "trusted"
+_UNTRUSTED: Final = "untrusted"
+_DELEGATE: Final = "delegate"
+
+#: Code objects of the accessing functions -> _TRUSTED, _UNTRUSTED or _DELEGATE.
+_trusted_code: dict[CodeType, object] = {}
 
 
 class _Audited:
@@ -89,23 +96,34 @@ class _Audited:
         if obj is None:
             return self
         if _ex._current is not None:
-            frame = sys._getframe(1)
-            trusted = _trusted_code.get(frame.f_code)
-            if trusted is None:
-                trusted = _learn(frame.f_code)
-            if not trusted:
+            frame = _accessor(sys._getframe(1))
+            if frame is not None:
                 _check(obj, self.field, frame, write=False)
         return self.inner.__get__(obj, owner)
 
     def __set__(self, obj: object, value: object) -> None:
         if _ex._current is not None:
-            frame = sys._getframe(1)
-            trusted = _trusted_code.get(frame.f_code)
-            if trusted is None:
-                trusted = _learn(frame.f_code)
-            if not trusted:
+            frame = _accessor(sys._getframe(1))
+            if frame is not None:
                 _check(obj, self.field, frame, write=True)
         self.inner.__set__(obj, value)
+
+
+def _accessor(frame: FrameType | None) -> FrameType | None:
+    """Return the untrusted frame answerable for an access, or None if trusted.
+
+    The state-reading helper methods of the primitives (``is_locked``,
+    ``holders`` ...) answer for their caller: model code calling them is
+    judged as if it read the field itself.
+    """
+    while frame is not None:
+        trust = _trusted_code.get(frame.f_code)
+        if trust is None:
+            trust = _learn(frame.f_code)
+        if trust is not _DELEGATE:
+            return None if trust is _TRUSTED else frame
+        frame = frame.f_back
+    return None  # pragma: no cover - a helper method always has a caller
 
 
 def enabled() -> bool:
@@ -154,10 +172,29 @@ def _wrap(cls: type, fields: tuple[str, ...]) -> None:
         setattr(cls, field, _Audited(inner, field))
 
 
-def _learn(code: CodeType) -> bool:
-    trusted = any(part in code.co_filename for part in _TRUSTED_DIRS)
-    _trusted_code[code] = trusted
-    return trusted
+def _learn(code: CodeType) -> object:
+    if code in _delegates():
+        trust = _DELEGATE
+    elif any(part in code.co_filename for part in _TRUSTED_DIRS):
+        trust = _TRUSTED
+    else:
+        trust = _UNTRUSTED
+    _trusted_code[code] = trust
+    return trust
+
+
+def _delegates() -> set[CodeType]:
+    """Code of the helper methods that read state on behalf of their caller."""
+    methods = (
+        ExclusiveLock.holders,
+        ExclusiveLock.is_free,
+        ExclusiveLock.is_locked,
+        RwSemaphore.holders,
+        RwSemaphore.can_read,
+        RwSemaphore.can_write,
+        SrcuStruct.holders,
+    )
+    return {m.__code__ for m in methods}
 
 
 def _check(obj: object, field: str, frame: FrameType, *, write: bool) -> None:

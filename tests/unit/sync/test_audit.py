@@ -85,6 +85,28 @@ class TestAudit:
         assert "in checker: task t0 reads Mutex 'm' (.owner)" in message
         assert "without an Op and without a lock" in message
 
+    def test_a_helper_method_answers_for_its_model_caller(self) -> None:
+        """lock.is_locked() from model code is audited like reading .owner."""
+
+        def program() -> Instance:
+            c = Cell("c", 0)
+            m = Mutex("m")
+
+            async def checker() -> None:
+                await READ_ONCE(c)
+                BUG_ON(m.is_locked(), "m is locked")
+
+            async def locker() -> None:
+                await mutex_lock(m)
+                await mutex_unlock(m)
+
+            return tasks(checker(), locker())
+
+        with pytest.raises(
+            ModelError, match=r"in checker: task t0 reads Mutex 'm' \(\.owner\)"
+        ):
+            explore(program, ExploreConfig(strategy="dfs", shrink=False))
+
     def test_access_after_an_op_on_the_object_is_fine(self) -> None:
         """Model code may use a field in the step whose Op touched the object."""
         seen: list[int] = []
