@@ -84,7 +84,7 @@ __all__ = [
 ]
 
 #: Executions after which a DPOR unit hands the rest of its work back.
-SLICE_EXECUTIONS = 100
+SLICE_EXECUTIONS = 400
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
