@@ -8,12 +8,15 @@ limit, which stays a bound (incomplete), never a finding.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from tests.support.differential import behaviours, run_all
 from tests.support.harness import tasks
 
 from hmmsim.config import ExploreConfig
-from hmmsim.engine import Instance, Outcome, Status, explore, replay
+from hmmsim.engine import Instance, Outcome, Status, Task, explore, replay
+from hmmsim.engine.progress import view_of
 from hmmsim.engine.strategies.dfs import DfsStrategy
 from hmmsim.engine.strategies.dpor import DporStrategy
 from hmmsim.sync import (
@@ -278,3 +281,66 @@ class TestHangAgreement:
         assert dfs is not None
         assert dpor is not None
         assert behaviours(dfs) == behaviours(dpor)
+
+
+class _Node:
+    """A plain object with a __dict__ (not slotted)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.peer: object = None
+
+    def touch(self) -> None:
+        """A method, so that a bound method can be encoded."""
+
+
+def _view_of_args(*args: object) -> tuple[object, ...]:
+    async def body(*values: object) -> None:
+        del values
+
+    coro = body(*args)
+    try:
+        return view_of(Task(0, "t", coro))
+    finally:
+        coro.close()
+
+
+class TestViewOf:
+    def test_equal_structures_of_different_objects_encode_equal(self) -> None:
+        """Two copies of a cyclic structure with sets, methods and closures encode the same."""
+
+        def world() -> tuple[object, ...]:
+            a, b = _Node("a"), _Node("b")
+            a.peer, b.peer = b, a
+            late = 0
+
+            def closure() -> int:
+                return late  # noqa: F821 - deleted below on purpose
+
+            del late  # the closure's cell is now empty
+
+            def gen() -> Iterator[int]:
+                yield 1
+
+            empty = closure
+            return (
+                a,
+                {"k": [1, 2]},
+                frozenset({3, (4, 5)}),
+                {a},
+                a.touch,
+                empty,
+                gen(),
+                Outcome.PASSED,
+            )
+
+        assert _view_of_args(*world()) == _view_of_args(*world())
+
+    def test_a_changed_value_deep_in_the_structure_encodes_differently(self) -> None:
+        """Changing one attribute of a reachable object changes the view."""
+        a, b = _Node("a"), _Node("b")
+        a.peer = b
+        before = _view_of_args(a)
+        b.label = "c"
+
+        assert before != _view_of_args(a)
