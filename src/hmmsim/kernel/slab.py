@@ -222,19 +222,19 @@ async def kfree_checked(obj: object | None) -> None:
         return
     header = getattr(obj, "slab", None)
     if not isinstance(header, SlabObject):
+        # A fatal finding: the task does not run on.
         report(
             "double-free",
             f"KASAN: invalid-free: kfree of a {type(obj).__name__} that kmalloc "
             "did not return",
         )
-        return
-    await shared_access(header, write=True, func="kfree")
-    if header.freed:
-        free = header.free
-        where = f" at step {free[0]} by {free[1]}" if free else ""
-        report("double-free", f"KASAN: double-free of {header.name} (freed{where})")
-        return
-    header.freed = True
-    header.free = _here()
-    if hasattr(obj, "freed"):
-        cast("Freeable", obj).freed = True
+    else:
+        await shared_access(header, write=True, func="kfree")
+        if header.freed:
+            free = header.free
+            where = f" at step {free[0]} by {free[1]}" if free else ""
+            report("double-free", f"KASAN: double-free of {header.name} (freed{where})")
+        header.freed = True
+        header.free = _here()
+        if hasattr(obj, "freed"):
+            cast("Freeable", obj).freed = True

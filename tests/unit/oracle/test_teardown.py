@@ -446,3 +446,27 @@ def test_the_model_kfree_marks_a_heap_object_freed() -> None:
 
     assert result.kinds == ["use-after-free"]
     assert "late_reader" in result.counterexamples[0].finding.message
+
+
+def test_kfree_of_a_model_struct_sets_its_ghost_flag_too() -> None:
+    """kfree of a heap object with a ``freed`` flag sets it; the header holds no lock."""
+    objs: list[_Obj] = []
+
+    async def body() -> None:
+        obj = kmalloc(_Obj())
+        assert obj is not None
+        assert obj.slab.holders() == ()  # type: ignore[attr-defined]
+        await kfree_checked(obj)
+        objs.append(obj)
+
+    result = _run(body)
+
+    assert result.kinds == []
+    assert objs[0].freed
+
+
+def test_a_range_the_set_up_registered_is_initial_state_not_a_leak() -> None:
+    """concurrent-invalidations leaves set-up's range registered: no range-leak."""
+    result = api.check("concurrent-invalidations", "v5.3", max_executions=5)
+
+    assert result.kinds == []
