@@ -507,6 +507,10 @@ def report(results: dict[str, Any], images: list[str]) -> str:
         )
     lines += [
         "",
+        "Under a time budget the split runs count only the units merged in unit order when the budget",
+        "ran out: work that faster workers finished beyond the first unfinished unit is dropped, so",
+        "these counts understate what 2 workers did; neither run finishes the world.",
+        "",
         "When an exhaustive exploration stops at its budget, hmmsim says so in the verdict (`incomplete`,",
         "with the exit reason) and suggests `--strategy pct`, which finds shallow bugs in few executions",
         "at every world size measured here.",
