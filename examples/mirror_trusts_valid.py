@@ -10,10 +10,10 @@ page, and the driver maps the freed page.  This is a real v5.3 limitation;
 v5.5 replaced the flag with the sequence counts of mmu_interval_notifier
 (commit 04ec32fbc2b2).
 
-Found on v5.3: ``device-use-after-free`` in fault-vs-oom-reap and
-fault-vs-reclaim; ``device-stale-mapping`` in fault-vs-oom-reap too (the
-device maps the page after the reaper's invalidate_range_end, while it waits
-to be freed in tlb_finish_mmu).
+Found on v5.3: ``device-use-after-free`` and ``device-stale-mapping`` in
+fault-vs-oom-reap and fault-vs-reclaim (the device may also map the page
+after the invalidation's end, while it waits to be freed: in tlb_finish_mmu
+after the reaper, in shrink_page_list after reclaim).
 
 Fix: also count invalidations in the driver (bumped under the driver lock
 in ``sync_cpu_device_pagetables``) and retry when the count moved since
@@ -66,16 +66,16 @@ def make_driver(hmm: Any, name: str, device: Device) -> TrustingMirror:
     return TrustingMirror(hmm=hmm, name=name, device=device)
 
 
-UAF = ("device-use-after-free",)
-#: fault-vs-oom-reap: the device also maps the page after the reaper's
-#: invalidate_range_end, while it waits to be freed in tlb_finish_mmu.
+#: The device also maps the page after the invalidation's end, while it
+#: waits to be freed (tlb_finish_mmu after the reaper, shrink_page_list
+#: after reclaim, which holds its isolation reference until then).
 UAF_OR_STALE = ("device-use-after-free", "device-stale-mapping")
 #: The kinds each race finds, per variant (checked by --fail-on-unexpected);
 #: every race and variant not named here finds nothing.
 EXPECT = expect(
     {
         "fault-vs-oom-reap": {"v5.3": UAF_OR_STALE},
-        "fault-vs-reclaim": dict.fromkeys(MIRROR_VARIANTS, UAF),
+        "fault-vs-reclaim": dict.fromkeys(MIRROR_VARIANTS, UAF_OR_STALE),
     }
 )
 

@@ -63,6 +63,7 @@ from hmmsim.kernel.types import (
     PAGE_SHIFT,
     PAGE_SIZE,
 )
+from hmmsim.kernel.vmscan import shrink_inactive_list
 from hmmsim.scenarios import Scenario
 from hmmsim.scenarios._world import (
     BASE,
@@ -135,6 +136,7 @@ __all__ = [
     "mmu_notifier_range_blockable",
     "oom_reap_task",
     "race_names",
+    "shrink_inactive_list",
     "trace",
     "try_to_unmap_one",
     "world_state",

@@ -137,7 +137,7 @@ EXPECTED: Final[dict[str, tuple[tuple[str, ...], dict[str, dict[str, set[str]]]]
         _mirror(
             {
                 "fault-vs-oom-reap": {"v5.3": UAF | {"device-stale-mapping"}},
-                **_on(MIRROR, fault_vs_reclaim=UAF),
+                **_on(MIRROR, fault_vs_reclaim=UAF | {"device-stale-mapping"}),
             }
         ),
     ),
@@ -204,7 +204,12 @@ EXPECTED: Final[dict[str, tuple[tuple[str, ...], dict[str, dict[str, set[str]]]]
 
 #: The tutorial's bugs and their fixes, through the API (the CLI test covers all).
 PYTEST_CASES: Final = [
-    ("mirror_trusts_valid.py", "fault-vs-reclaim", "v5.3", UAF),
+    (
+        "mirror_trusts_valid.py",
+        "fault-vs-reclaim",
+        "v5.3",
+        UAF | {"device-stale-mapping"},
+    ),
     ("mirror_correct.py", "fault-vs-oom-reap", "v5.3", NONE),
     ("mirror_check_before_lock.py", "fault-vs-reclaim", "v5.3", STALE),
     ("interval_retry_outside_lock.py", "fault-vs-reclaim", "v5.5", STALE),

@@ -22,6 +22,8 @@ Deviations:
       in C) is made at its first use in an execution, outside the allocator's
       frames, with pfn :data:`ZERO_PFN`; it is never allocated or freed and
       always reads 0.
+    * MODEL: ``free_unref_page_list`` takes a Python list of pages (the
+      kernel's ``struct list_head`` threaded through ``page->lru``).
 """
 
 from __future__ import annotations
@@ -42,10 +44,13 @@ __all__ = [
     "PageAllocator",
     "alloc_page",
     "free_page",
+    "free_unref_page_list",
     "get_page",
+    "get_page_unless_zero",
     "is_zero_pfn",
     "my_zero_pfn",
     "page_allocator",
+    "page_ref_freeze",
     "pfn_to_page",
     "put_page",
 ]
@@ -190,4 +195,44 @@ async def put_page(page: Page) -> None:
     VM_BUG_ON(page.refcount <= 0, "put_page on a page with no reference")
     page.refcount -= 1
     if page.refcount == 0:
+        await free_page(page)
+
+
+async def get_page_unless_zero(page: Page) -> bool:
+    """Take a reference on ``page`` unless its count already dropped to zero.
+
+    Kernel: include/linux/mm.h get_page_unless_zero() (page_ref_add_unless).
+
+    Returns:
+        True when the reference was taken.
+    """
+    await shared_access(page, write=True, func="get_page_unless_zero")
+    if page.refcount == 0:
+        return False
+    page.refcount += 1
+    return True
+
+
+async def page_ref_freeze(page: Page, count: int) -> bool:
+    """Drop ``page``'s count to zero if it is exactly ``count``.
+
+    Kernel: include/linux/page_ref.h page_ref_freeze() (a cmpxchg of
+    ``_refcount`` from ``count`` to 0).
+
+    Returns:
+        True when the count was ``count`` and is now zero.
+    """
+    await shared_access(page, write=True, func="page_ref_freeze")
+    if page.refcount != count:
+        return False
+    page.refcount = 0
+    return True
+
+
+async def free_unref_page_list(pages: list[Page]) -> None:
+    """Free every page of ``pages``; their reference counts are already zero.
+
+    Kernel: mm/page_alloc.c free_unref_page_list() (v5.3).
+    """
+    for page in pages:
         await free_page(page)

@@ -2,19 +2,24 @@
 
 Kernel: mm/rmap.c (v5.5): page_add_new_anon_rmap, page_add_file_rmap,
 page_dup_rmap (include/linux/rmap.h), page_remove_rmap, PageAnon
-(include/linux/page-flags.h), and try_to_unmap_one (v5.3), called by shrink_page_list
-through try_to_unmap.  Unlike munmap, it does not take ``mmap_sem``: it
+(include/linux/page-flags.h), page_mapcount and page_mapped
+(include/linux/mm.h), and try_to_unmap / try_to_unmap_one (v5.3), called by
+shrink_page_list (kernel.vmscan).  Unlike munmap, it does not take ``mmap_sem``: it
 finds the PTE through the page's reverse map and brackets the change with a
 *blockable* mmu-notifier invalidation (MMU_NOTIFY_CLEAR).  That makes it the
 everyday source of invalidations that run concurrently with a driver holding
-``mmap_sem`` for read.
+``mmap_sem`` for read.  try_to_unmap_one drops the mapping's reference inside
+the bracket, but reclaim isolated the page with a reference of its own, so
+the page is freed only by shrink_page_list, after try_to_unmap returned and
+so after ``invalidate_range_end``.
 
 Deviations:
     * MODEL: only lazily-freed anonymous pages (MADV_FREE, clean) are
       reclaimed, so the page is discarded rather than swapped out: the PTE is
       cleared and the page reference dropped (no swap entry is installed).
     * MODEL: the caller names the (vma, address) pair; the reverse-map walk
-      (rmap_walk, anon_vma) is not modelled.
+      (rmap_walk, anon_vma) is not modelled: try_to_unmap calls
+      try_to_unmap_one on that one mapping, and takes no ``ttu_flags``.
     * MODEL: the page lock and the mmu_gather/TLB flush are not modelled.
     * MODEL: the rmap itself (anon_vma chains, i_mmap) is not modelled, only
       the count of PTEs mapping a page (``Page.mapcount``) and
@@ -52,7 +57,10 @@ __all__ = [
     "page_add_file_rmap",
     "page_add_new_anon_rmap",
     "page_dup_rmap",
+    "page_mapcount",
+    "page_mapped",
     "page_remove_rmap",
+    "try_to_unmap",
     "try_to_unmap_one",
 ]
 
@@ -105,6 +113,38 @@ async def page_remove_rmap(page: Page) -> None:
     page.mapcount -= 1
 
 
+async def page_mapcount(page: Page) -> int:
+    """Return the number of PTEs mapping ``page`` (a racy read).
+
+    Kernel: include/linux/mm.h page_mapcount().
+    """
+    await shared_access(page, write=False, func="page_mapcount")
+    return page.mapcount
+
+
+async def page_mapped(page: Page) -> bool:
+    """Return whether any PTE maps ``page`` (a racy read).
+
+    Kernel: mm/util.c page_mapped() (include/linux/mm.h).
+    """
+    await shared_access(page, write=False, func="page_mapped")
+    return page.mapcount > 0
+
+
+async def try_to_unmap(page: Page, vma: VmAreaStruct, address: int) -> bool:
+    """Unmap ``page`` from every mapping (here: the one the caller names).
+
+    Kernel: mm/rmap.c try_to_unmap() (v5.3).  MODEL: no rmap walk and no
+    ``ttu_flags`` (see Deviations): try_to_unmap_one runs on ``vma`` at
+    ``address``.
+
+    Returns:
+        True when no PTE maps the page any more.
+    """
+    await try_to_unmap_one(page, vma, address)
+    return await page_mapcount(page) == 0
+
+
 async def try_to_unmap_one(page: Page, vma: VmAreaStruct, address: int) -> bool:
     """Unmap ``page`` from ``vma`` at ``address`` and discard it.
 
@@ -134,7 +174,8 @@ async def try_to_unmap_one(page: Page, vma: VmAreaStruct, address: int) -> bool:
         unmapped = True
     await spin_unlock(mm.page_table_lock)
     if unmapped:
-        # The mapping's reference; the page is clean and lazily freed.
+        # The mapping's reference.  Under reclaim it is not the last one: the
+        # isolation reference keeps the page until shrink_page_list frees it.
         await page_remove_rmap(page)
         await put_page(page)
     trace(

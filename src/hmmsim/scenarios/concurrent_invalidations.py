@@ -9,8 +9,8 @@ from hmmsim.kernel import mmu_notifier_current, mmu_notifier_v55
 from hmmsim.kernel.drivers.dummy_mirror import HMM_RANGE_DEFAULT_TIMEOUT
 from hmmsim.kernel.mmap import find_vma
 from hmmsim.kernel.oom_kill import oom_reap_task
-from hmmsim.kernel.rmap import try_to_unmap_one
 from hmmsim.kernel.types import PAGE_SHIFT, PAGE_SIZE
+from hmmsim.kernel.vmscan import shrink_inactive_list
 from hmmsim.scenarios import register
 from hmmsim.scenarios._world import (
     BASE,
@@ -99,15 +99,17 @@ def _build_interval(make_world: WorldFactory, variant: str) -> Instance:
     )
 
 
-def _reclaim(world: World) -> Callable[[], Awaitable[bool]]:
-    async def reclaim() -> bool:
-        # Runs when the actor is spawned, right after set-up: page lookup by
-        # the reverse map (not modelled) is done before any actor ran.
+def _reclaim(world: World) -> Callable[[], Awaitable[int]]:
+    async def reclaim() -> int:
+        # Runs when the actor is spawned, right after set-up: the LRU scan
+        # and the reverse map (not modelled) found the page before any actor
+        # ran; shrink_inactive_list isolates it (or finds it freed), unmaps
+        # it and frees it after the notifier bracket.
         vma = find_vma(world.mm, BASE)
         cell = world.mm.ptes[BASE]
         if vma is None or cell.value is None:
-            return False
-        return await try_to_unmap_one(cell.value.page, vma, BASE)
+            return 0
+        return await shrink_inactive_list(cell.value.page, vma, BASE)
 
     return reclaim
 
@@ -123,9 +125,9 @@ RACE = race(
     name="concurrent-invalidations",
     title="Page reclaim and the OOM reaper invalidate while a fault waits for its range",
     description="Set-up: one anonymous page at BASE written by the CPU, one mirror "
-    "(gpu0) with a range registered over BASE; the process is an OOM victim.  Actors: 'reclaim' unmaps "
-    "the page through the reverse map (try_to_unmap_one: blockable "
-    "invalidation, no mmap_sem); 'oom_reaper' reaps the VMA with a "
+    "(gpu0) with a range registered over BASE; the process is an OOM victim.  Actors: 'reclaim' isolates "
+    "the page, unmaps it through the reverse map (try_to_unmap_one: blockable "
+    "invalidation, no mmap_sem) and frees it after the end (shrink_page_list); 'oom_reaper' reaps the VMA with a "
     f"non-blocking invalidation ({REAP_ATTEMPTS} attempt); 'waiter' "
     "waits for the range to become valid (hmm_range_wait_until_valid, "
     "whose timeout is explored), as the documented fault loop does; "

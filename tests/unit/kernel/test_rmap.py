@@ -15,7 +15,7 @@ class TestTryToUnmapOne:
     """Reclaim of one lazily-freed page."""
 
     def test_unmaps_and_frees_the_page_inside_a_notifier_bracket(self) -> None:
-        """The PTE is cleared and the page freed between a blockable start and end."""
+        """Called without reclaim's isolation reference, the mapping's put_page is the last one."""
         got: list[object] = []
 
         async def body() -> None:
