@@ -76,7 +76,6 @@ _PROGRESS_EVERY: Final = 0.2
 STOP_GRACE_S: Final = 2.0
 
 #: ``prctl`` option that sends a signal to this process when its parent dies.
-_PR_SET_PDEATHSIG: Final = 1
 
 
 class UnitEvents(Protocol):
@@ -175,19 +174,6 @@ def work(
             return
 
 
-def _die_with_parent(parent: int) -> None:  # pragma: no cover - in a worker
-    """Have the kernel kill this worker when the parent process dies (Linux)."""
-    try:
-        import ctypes  # noqa: PLC0415 - only workers need it
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: the parent's join still holds
-        return
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-
 def _worker_main(
     units: Sequence[Unit],
     counter: Any,
@@ -195,7 +181,9 @@ def _worker_main(
     conn: Connection,
     parent: int,
 ) -> None:  # pragma: no cover - runs in a forked worker, tested through work()
-    _die_with_parent(parent)
+    from hmmsim.backends.local import die_with_parent  # noqa: PLC0415 - start-up time
+
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
@@ -453,6 +441,11 @@ class _JobEvents:
 
     def progressed(self, index: int, executions: int) -> None:
         self.events.progressed(index, executions)
+
+    def failed(self, index: int, reason: str, partial: ExplorationResult) -> None:
+        done = error_run(self.units[index], reason, partial)
+        self.runs[index] = done
+        self.events.finished(index, done)
 
     def finished(self, index: int, result: ExplorationResult) -> None:
         unit = self.units[index]

@@ -236,6 +236,25 @@ class TestBlame:
         assert re.search(r"m\s+b\s+ERROR", done.stdout)
         assert "called sys.exit(0)" in done.stderr
 
+    @pytest.mark.parametrize("mode", ["exit-b", "build-raises"])
+    def test_a_split_exploration_keeps_error_rows(self, model: Path, mode: str) -> None:
+        """--jobs 2 on one variant splits DPOR; sys.exit or a bad build is still an error row, exit 2."""
+        done = hmmsim(
+            "check",
+            f"{model}:m",
+            "--variant",
+            "b",
+            "-j",
+            "2",
+            "--report",
+            str(model.parent / "h"),
+            mode=mode,
+        )
+
+        assert 2 == done.returncode
+        assert "outcome: ERROR (model error: " in done.stdout
+        assert "internal bug" not in done.stderr
+
     def test_bug_on_without_a_message_says_where(
         self, cli: CliRunner, tmp_path: Path
     ) -> None:

@@ -11,7 +11,7 @@ from hmmsim.backends import Job, make_backend, run_jobs
 from hmmsim.backends.cluster import parse_cluster
 from hmmsim.backends.local import InlineBackend, ProcessBackend
 from hmmsim.engine import ExitReason, ExplorationResult
-from hmmsim.errors import ConfigError, InternalError
+from hmmsim.errors import ConfigError
 from hmmsim.loader import load_file
 from hmmsim.scenarios import get
 from hmmsim.service import resolve_config
@@ -58,6 +58,8 @@ KILLER = textwrap.dedent(  # a user model file
 class _Events:
     def __init__(self) -> None:
         self.log: list[tuple[str, int]] = []
+        self.reasons: list[str] = []
+        self.partials: list[ExplorationResult] = []
 
     def started(self, index: int) -> None:
         self.log.append(("started", index))
@@ -68,6 +70,11 @@ class _Events:
     def finished(self, index: int, result: ExplorationResult) -> None:
         del result
         self.log.append(("finished", index))
+
+    def failed(self, index: int, reason: str, partial: ExplorationResult) -> None:
+        self.log.append(("failed", index))
+        self.reasons.append(reason)
+        self.partials.append(partial)
 
 
 def _jobs(*names: str) -> list[Job]:
@@ -188,8 +195,8 @@ def test_ctrl_c_stops_handing_out_units_and_keeps_what_was_merged() -> None:
     assert results[0].executions > 0
 
 
-def test_a_worker_that_always_dies_is_an_internal_error(tmp_path: Path) -> None:
-    """A unit that kills every worker it runs on is given up after the retries."""
+def test_a_worker_that_always_dies_fails_its_job_only(tmp_path: Path) -> None:
+    """A unit that kills every worker it runs on fails its job after the retries."""
     job = _killer_job(tmp_path, parent=-1)
     marker = tmp_path / "killed"
 
@@ -207,8 +214,73 @@ def test_a_worker_that_always_dies_is_an_internal_error(tmp_path: Path) -> None:
         original(worker)  # type: ignore[arg-type]
 
     backend._replace = replace_and_reset  # type: ignore[method-assign]
-    with pytest.raises(InternalError, match="died 3 times"):
-        run_jobs([job], backend, _Again())
+    events = _Again()
+    other = _jobs("exit-vs-fault/v5.3")[0]
+
+    results, interrupted = run_jobs([job, other], backend, events)
+
+    assert not interrupted
+    assert ("failed", 0) in events.log
+    assert ("finished", 1) in events.log
+    assert "died 3 times" in events.reasons[0]
+    assert ExitReason.ERROR is results[0].exit_reason
+    assert ExitReason.EXHAUSTED is results[1].exit_reason
+
+
+FAILING = textwrap.dedent(  # a user model file whose tasks misbehave
+    """
+    import sys
+    from hmmsim.api import READ_ONCE, WRITE_ONCE, Cell, SimpleInstance, scenario
+
+    @scenario(name="exits", title="A task calls sys.exit", variants=("v",))
+    def exits(variant: str) -> SimpleInstance:
+        cell = Cell("c", 0)
+
+        async def a() -> None:
+            await WRITE_ONCE(cell, 1)
+
+        async def b() -> None:
+            if await READ_ONCE(cell):
+                sys.exit(7)
+
+        return SimpleInstance(task_list=[("a", a()), ("b", b())])
+
+    @scenario(name="raises", title="The build raises", variants=("v",))
+    def raises(variant: str) -> SimpleInstance:
+        raise ValueError("bad build")
+    """
+)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("exits", "sys.exit(7)"), ("raises", "bad build")],
+)
+def test_a_model_that_exits_or_raises_fails_its_job_as_data(
+    tmp_path: Path, workers: int, name: str, reason: str
+) -> None:
+    """sys.exit or a model error in a split job is a failed job, never a crash."""
+    path = tmp_path / "model.py"
+    path.write_text(FAILING)
+    (scenario,) = (s for s in load_file(str(path)) if s.name == name)
+    job = Job(
+        scenario=scenario,
+        variant="v",
+        config=resolve_config(scenario),
+        file=str(path),
+    )
+    events = _Events()
+
+    results, interrupted = run_jobs(
+        [job, *_jobs("exit-vs-fault/v5.3")], make_backend(workers=workers), events
+    )
+
+    assert not interrupted
+    assert [("failed", 0)] == [e for e in events.log if e[1] == 0 and e[0] != "started"]
+    assert reason in events.reasons[0]
+    assert ExitReason.ERROR is results[0].exit_reason
+    assert ExitReason.EXHAUSTED is results[1].exit_reason
 
 
 def test_an_unreachable_scheduler_is_a_config_error(

@@ -17,10 +17,48 @@ from hmmsim.engine.partition import (
     UnitReport,
     explore_dpor_unit,
 )
-from hmmsim.errors import ConfigError
+from hmmsim.errors import ConfigError, ModelError
 from hmmsim.scenarios import Scenario, get
 
-__all__ = ["Backend", "Job", "JobEvents", "Task", "run_jobs", "run_task"]
+__all__ = [
+    "Backend",
+    "Failure",
+    "Job",
+    "JobEvents",
+    "Task",
+    "failure_of",
+    "run_jobs",
+    "run_task",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A task that could not finish: the result a backend hands back instead.
+
+    A model error (a non-deterministic model, a build that raises), a model
+    that called ``sys.exit``, or a worker that kept dying.  The driver turns
+    it into an ``error`` row for the task's job and stops that job only;
+    the other jobs go on (results are never lost).
+
+    Attributes:
+        reason: one line saying what went wrong, for the error row.
+    """
+
+    reason: str
+
+
+def failure_of(exc: BaseException) -> Failure | None:
+    """Return the :class:`Failure` that ``exc``, raised by a task, stands for.
+
+    None: ``exc`` is not the model's fault (an internal error, Ctrl-C), and
+    the caller re-raises it.
+    """
+    if isinstance(exc, ModelError):
+        return Failure(f"model error: {exc}")
+    if isinstance(exc, SystemExit):
+        return Failure(f"model error: the model called sys.exit({exc.code!r})")
+    return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,6 +185,9 @@ class JobEvents(Protocol):
     def finished(self, index: int, result: ExplorationResult) -> None:
         """Job ``index`` is done (possibly interrupted)."""
 
+    def failed(self, index: int, reason: str, partial: ExplorationResult) -> None:
+        """Job ``index`` stopped on a :class:`Failure`; ``partial`` is what it merged."""
+
 
 class _Run:
     """The driver's state: one coordinator per split job, a queue of tasks."""
@@ -158,6 +199,7 @@ class _Run:
         self.results: dict[int, ExplorationResult] = {}
         self.queue: deque[Task] = deque()
         self.started: set[int] = set()
+        self.failed: set[int] = set()
         for index, job in enumerate(jobs):
             if job.split:
                 coordinator = DporCoordinator(job.config)
@@ -177,7 +219,9 @@ class _Run:
         while self.queue:
             task = self.queue.popleft()
             coordinator = self.coordinators[task.job]
-            if coordinator is not None and coordinator.is_done():
+            if task.job in self.failed or (
+                coordinator is not None and coordinator.is_done()
+            ):
                 continue  # the job stopped (a violation with stop_on_first ...)
             if task.job not in self.started:
                 self.started.add(task.job)
@@ -192,7 +236,31 @@ class _Run:
         self.results[index] = result
         self.events.finished(index, result)
 
+    def fail(self, index: int, failure: Failure) -> None:
+        """Stop job ``index`` on ``failure``; keep what it merged so far."""
+        self.failed.add(index)
+        coordinator = self.coordinators[index]
+        partial = ExplorationResult(
+            strategy=self.jobs[index].config.strategy,
+            exit_reason=ExitReason.ERROR,
+            complete=False,
+        )
+        if coordinator is not None:
+            # Keep the counts merged so far; the counterexamples are left out
+            # (replaying them for a report could fail the same way).
+            coordinator.interrupt()
+            partial.executions = coordinator.result.executions
+            partial.steps = coordinator.result.steps
+            partial.outcomes = dict(coordinator.result.outcomes)
+        self.results[index] = partial
+        self.events.failed(index, failure.reason, partial)
+
     def accept(self, task: Task, payload: object) -> None:
+        if task.job in self.failed:
+            return  # a unit still running when its job failed
+        if isinstance(payload, Failure):
+            self.fail(task.job, payload)
+            return
         coordinator = self.coordinators[task.job]
         if coordinator is None:
             assert isinstance(payload, ExplorationResult), "[hmmsim internal bug]"

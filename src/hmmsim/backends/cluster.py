@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Final
 
-from hmmsim.backends.base import Job, JobSpec, Task, run_task
+from hmmsim.backends.base import Job, JobSpec, Task, failure_of, run_task
 from hmmsim.engine import Program
 from hmmsim.errors import ConfigError
 
@@ -132,11 +132,18 @@ class DaskBackend:
         self._completed.add(future)
 
     def wait(self) -> tuple[Task, object]:
-        """Return the next finished task and its result (raise its error)."""
+        """Return the next finished task and its result (or its Failure)."""
         future = next(self._completed)
         task = self._futures.pop(future)
-        result = future.result()
-        future.release()
+        try:
+            result = future.result()
+        except (Exception, SystemExit) as exc:
+            failure = failure_of(exc)
+            if failure is None:
+                raise
+            result = failure
+        finally:
+            future.release()
         return task, result
 
     def close(self) -> None:

@@ -3,20 +3,40 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any, Final
 
-from hmmsim.backends.base import Job, Task, run_task
+from hmmsim.backends.base import Failure, Job, Task, failure_of, run_task
 from hmmsim.engine import Program
 from hmmsim.engine.partition import copy_graph
 from hmmsim.errors import InternalError
 
-__all__ = ["InlineBackend", "ProcessBackend"]
+__all__ = ["InlineBackend", "ProcessBackend", "die_with_parent"]
 
 #: A unit whose worker dies is run again, at most this many times.
 RETRIES: Final = 2
+
+_PR_SET_PDEATHSIG: Final = 1
+
+
+def die_with_parent(parent: int) -> None:  # pragma: no cover - in a worker
+    """Have the kernel kill this worker process when ``parent`` dies (Linux).
+
+    Without it, workers of a parent killed by SIGKILL (or the OOM killer)
+    would run on as orphans.
+    """
+    try:
+        import ctypes  # noqa: PLC0415 - only workers need it
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the parent's join still holds
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 class InlineBackend:
@@ -39,9 +59,15 @@ class InlineBackend:
         self._pending.append(task)
 
     def wait(self) -> tuple[Task, object]:
-        """Run the oldest queued task and return its result."""
+        """Run the oldest queued task and return its result (or its Failure)."""
         task = self._pending.pop(0)
-        return task, _run(self._jobs, self._programs, task)
+        try:
+            return task, _run(self._jobs, self._programs, task)
+        except (Exception, SystemExit) as exc:
+            failure = failure_of(exc)
+            if failure is None:
+                raise
+            return task, failure
 
     def close(self) -> None:
         """Nothing to stop."""
@@ -64,8 +90,12 @@ def _run(jobs: Sequence[Job], programs: dict[int, Program], task: Task) -> objec
     return run_task(program, job.config, task)
 
 
-def _worker(jobs: Sequence[Job], conn: Connection) -> None:  # pragma: no cover
-    # Runs in a forked worker: covered through InlineBackend's _run.
+def _worker(
+    jobs: Sequence[Job], conn: Connection, parent: int
+) -> (
+    None
+):  # pragma: no cover - runs in a forked worker: covered through InlineBackend's _run
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     programs: dict[int, Program] = {}
     try:
@@ -75,8 +105,11 @@ def _worker(jobs: Sequence[Job], conn: Connection) -> None:  # pragma: no cover
                 return
             try:
                 result: object = ("ok", _run(jobs, programs, task))
-            except Exception as exc:
-                result = ("error", _portable(exc))
+            except (Exception, SystemExit) as exc:
+                failure = failure_of(exc)
+                result = (
+                    ("error", _portable(exc)) if failure is None else ("ok", failure)
+                )
             conn.send(result)
     except (EOFError, KeyboardInterrupt):
         return
@@ -121,6 +154,7 @@ class ProcessBackend:
         self._workers: list[_Worker] = []
         self._context = multiprocessing.get_context("fork")
         self._retries: dict[tuple[int, int], int] = {}
+        self._failed: list[tuple[Task, Failure]] = []
 
     @property
     def pids(self) -> list[int]:
@@ -136,7 +170,7 @@ class ProcessBackend:
     def _spawn(self) -> _Worker:
         parent, child = self._context.Pipe()
         process = self._context.Process(
-            target=_worker, args=(self._jobs, child), daemon=True
+            target=_worker, args=(self._jobs, child, os.getpid()), daemon=True
         )
         process.start()
         child.close()
@@ -153,6 +187,8 @@ class ProcessBackend:
     def wait(self) -> tuple[Task, object]:
         """Return the next finished task; rerun the task of a dead worker."""
         while True:
+            if self._failed:
+                return self._failed.pop(0)
             busy = [w for w in self._workers if w.task is not None]
             if not busy:
                 raise InternalError("waiting with no task submitted")
@@ -180,13 +216,20 @@ class ProcessBackend:
         worker.process.join()
         tries = self._retries.get(task.key, 0) + 1
         self._retries[task.key] = tries
-        if tries > RETRIES:
-            raise InternalError(
-                f"worker process died {tries} times running unit {task.index} of "
-                f"job {task.job} (exit code {worker.process.exitcode})"
-            )
         replacement = self._spawn()
         self._workers[self._workers.index(worker)] = replacement
+        if tries > RETRIES:
+            # Hand the task back as a failure from the fresh, idle worker.
+            self._failed.append(
+                (
+                    task,
+                    Failure(
+                        f"worker process died {tries} times running unit "
+                        f"{task.index} (exit code {worker.process.exitcode})"
+                    ),
+                )
+            )
+            return
         replacement.task = task
         replacement.conn.send(task)
 
