@@ -53,6 +53,9 @@ from multiprocessing.connection import Connection, wait
 from types import FrameType
 from typing import Any, Final, Protocol, runtime_checkable
 
+# Imported here, not in the forked worker: a fork may copy an import lock that
+# a parent thread holds, and an import in the child would then hang.
+from hmmsim.backends.local import die_with_parent
 from hmmsim.engine import ExitReason, ExplorationResult, Trace, replay
 from hmmsim.errors import InternalError
 from hmmsim.runs import ScenarioRun
@@ -181,8 +184,6 @@ def _worker_main(
     conn: Connection,
     parent: int,
 ) -> None:  # pragma: no cover - runs in a forked worker, tested through work()
-    from hmmsim.backends.local import die_with_parent  # noqa: PLC0415 - start-up time
-
     die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
