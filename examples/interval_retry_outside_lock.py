@@ -1,7 +1,9 @@
 """Buggy interval-notifier driver: it checks mmu_interval_read_retry before locking.
 
-The bug: the fault path asks ``mmu_interval_read_retry`` first and takes
-the driver lock only to program the device.  An invalidation that runs
+The bug: the fault path asks whether the range was invalidated first
+(``mmu_interval_check_retry``: outside the lock only the lockless variant of
+``mmu_interval_read_retry`` may be used) and takes the driver lock only to
+program the device.  An invalidation that runs
 between the check and the lock zaps nothing (the device does not map the
 page yet), lets the CPU free the page, and the driver then maps the freed
 page.  read_retry is only meaningful under the lock the invalidate callback
@@ -32,8 +34,8 @@ from hmmsim.api import (
     IntervalApi,
     MmStruct,
     mirror_scenarios,
+    mmu_interval_check_retry,
     mmu_interval_read_begin,
-    mmu_interval_read_retry,
     mutex_lock,
     mutex_unlock,
 )
@@ -56,7 +58,9 @@ class EagerDevice(MyDevice):
                 continue
             if ret:
                 return ret
-            if mmu_interval_read_retry(self.notifier, rng.notifier_seq):  # BUG
+            # BUG: asked before taking the lock (with the lockless variant: the
+            # plain read of read_retry is only defined under the lock).
+            if await mmu_interval_check_retry(self.notifier, rng.notifier_seq):
                 if retries < max_retries:
                     retries += 1
                     continue
