@@ -99,6 +99,18 @@ _BUILTIN: Final[dict[str, str]] = {
         "Memory a driver allocated with kmalloc was neither freed nor reachable from "
         "the live kernel state at the end, as kmemleak reports: nobody can free it."
     ),
+    "notifier-after-unbind": (
+        "A driver's mmu_interval_notifier or hmm_mirror was still registered after the "
+        "driver unbound, so invalidations keep calling into a driver that is gone."
+    ),
+    "device-pte-after-unbind": (
+        "A device page table still held an entry after its driver unbound, so the "
+        "device can reach a page that no invalidation will ever take away."
+    ),
+    "subscriptions-leak": (
+        "A struct hmm or the mm's notifier subscriptions outlived their holders: "
+        "freed after the mm, or referenced with no mirror or range left to drop it."
+    ),
     "exception": (
         "A task raised a Python exception, which the model treats as a crash of "
         "that code path."

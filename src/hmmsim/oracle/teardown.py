@@ -32,10 +32,41 @@ more:
   a path that dropped its last pointer, nobody can free it.  Like kmemleak,
   memory still reachable is not reported.
 
-A device entry left after unbind or release is already a finding of the
-contract oracle (``device-stale-mapping`` at the end) whenever the CPU no
-longer maps that page; an entry that still matches the CPU page table is
-harmless and not reported.
+* ``notifier-after-unbind``: a driver's subscription is still registered
+  after the driver unbound: an ``mmu_interval_notifier`` still on the
+  subscriptions' interval tree (v5.5, current), or an ``hmm_mirror`` still on
+  ``hmm->mirrors`` (v5.3, prepatch).  "Unbound" is the harness's
+  ``driver_unbind`` tracepoint (``World.unbind``, emitted when the driver's
+  unbind returned, with the driver's device); a subscription belongs to
+  that driver when it reaches the driver's device through its own fields
+  (``container``, ``ops``, closures) without passing through the mm, the
+  ``hmm``, the subscriptions structure or another subscription.  In the
+  kernel the driver's file release (``dmirror_fops_release``,
+  ``nouveau_svmm_fini``) is what removes it; one left behind keeps calling
+  into a driver that is gone and keeps its ``mmgrab``.
+* ``device-pte-after-unbind``: the device of an unbound driver still maps
+  a page at the end, even one the CPU still maps (that case is no
+  ``device-stale-mapping``): nothing invalidates that entry any more.
+* ``subscriptions-leak``: the mm's ``struct hmm`` (v5.3, prepatch) or its
+  notifier subscriptions outlive what holds them: the mm was freed
+  (``__mmdrop`` ran) while its ``hmm`` was not freed or its subscriptions
+  structure still exists, or an ``hmm`` with no mirror and no range
+  registered still has a reference (``hmm->kref`` above zero: nobody is
+  left to drop it, so ``hmm_free`` and the ``mmdrop`` of its
+  ``hmm_free_rcu`` never run).
+
+A device entry left after the process exited is already a finding of the
+contract oracle (``device-stale-mapping`` at the end): ``exit_mmap`` runs
+the release callbacks and then unmaps every page, so any entry left maps
+what the CPU no longer maps.  The worlds model process exit as the last
+``mmput`` (``exit_mm``); the file release that ``exit_files`` runs later is
+not part of them, so a notifier still inserted after exit is the state
+between the two, not a leak, and is not reported.  Nor does any built-in
+world drop ``mm_count`` to zero while a subscriber is alive: every
+subscriber holds an ``mmgrab`` (``hmm_get_or_create``,
+``mmu_interval_notifier_insert``, ``mmu_notifier_register``), and an OOM
+victim's ``signal->oom_mm`` keeps one too, so the "freed with its mm" half
+of ``subscriptions-leak`` fires only on a reference-count bug elsewhere.
 
 What the set-up task (``setup``, which runs alone before the actors)
 leaves behind is the world's initial state, not a leak: a scenario may stop
@@ -85,10 +116,12 @@ class TeardownLog:
         users: per (task, mm), the ``mm_users`` references it took and has
             not dropped yet (a stack of the steps that took them).
         ranges: per range name, the registrations not yet unregistered.
+        unbound: per device name, the step whose driver unbind returned.
     """
 
     users: dict[tuple[str, str], list[Cause]] = field(default_factory=dict)
     ranges: dict[str, list[Cause]] = field(default_factory=dict)
+    unbound: dict[str, Cause] = field(default_factory=dict)
 
 
 def _here(note: str) -> Cause:
@@ -129,6 +162,11 @@ def attach_teardown_probes(view: HmmWorldView) -> None:
         if stack:
             stack.pop()
 
+    def on_unbind(_: str, f: Mapping[str, object]) -> None:
+        here = _here(f"{f.get('driver')} unbound (its unbind returned)")
+        log.unbound[str(f.get("device"))] = here
+
+    register_probe("driver_unbind", on_unbind)
     register_probe("mm_users", on_mm_users)
     register_probe("hmm_range_register", on_register)
     register_probe("hmm_range_unregister", on_unregister)
@@ -173,6 +211,80 @@ def check_teardown(view: HmmWorldView) -> Iterator[Finding]:
             [],
         )
     yield from _kmemleak(view)
+    yield from _after_unbind(view, hmm)
+    yield from _subscriptions_leak(mm, hmm)
+
+
+def _subscriptions(mm: MmStruct, hmm: object) -> list[tuple[str, object]]:
+    """The driver subscriptions of ``mm``: interval notifiers and mirrors."""
+    subs: list[tuple[str, object]] = []
+    itree = getattr(mm.mmu_notifier_mm, "itree", None) or ()
+    subs.extend(("mmu_interval_notifier", sub) for sub in itree)
+    if hmm is not None and not getattr(hmm, "freed", False):
+        mirrors = getattr(hmm, "mirrors", None) or ()
+        subs.extend(("hmm_mirror", mirror) for mirror in mirrors)
+    return subs
+
+
+def _after_unbind(view: HmmWorldView, hmm: object) -> Iterator[Finding]:
+    log = view.teardown
+    if not log.unbound:
+        return
+    mm = view.mm
+    subs = _subscriptions(mm, hmm)
+    shared = {id(mm), id(hmm), id(mm.mmu_notifier_mm), *(id(s) for _, s in subs)}
+    for device in view.devices:
+        cause = log.unbound.get(device.name)
+        if cause is None:
+            continue
+        for label, sub in subs:
+            roots = _referents(sub)
+            if _reachable(roots, {id(device)}, blocked=shared):
+                name = getattr(sub, "name", label)
+                yield _finding(
+                    "notifier-after-unbind",
+                    f"{label} {name} of {device.name}'s driver is still registered "
+                    f"on {mm.name} after the driver unbound: invalidations still "
+                    "call into it and it still holds its mmgrab",
+                    [cause],
+                )
+        left = [addr for addr, _ in device.mapped()]
+        if left:
+            where = ", ".join(f"{addr:#x}" for addr in left)
+            yield _finding(
+                "device-pte-after-unbind",
+                f"{device.name} still maps {where} after its driver unbound: "
+                "nothing invalidates that entry any more",
+                [cause],
+            )
+
+
+def _subscriptions_leak(mm: MmStruct, hmm: object) -> Iterator[Finding]:
+    hmm_alive = hmm is not None and not getattr(hmm, "freed", False)
+    if mm.freed and (hmm_alive or mm.mmu_notifier_mm is not None):
+        what = (
+            getattr(hmm, "name", "hmm") if hmm_alive else "its notifier subscriptions"
+        )
+        yield _finding(
+            "subscriptions-leak",
+            f"{mm.name} was freed (__mmdrop) but {what} was not: it outlives "
+            "the mm it points to",
+            [],
+        )
+        return
+    kref = getattr(hmm, "kref", None)
+    if not hmm_alive or kref is None:
+        return
+    holders = len(getattr(hmm, "mirrors", ())) + len(getattr(hmm, "ranges", ()))
+    count = int(getattr(kref, "refcount", 0))
+    if holders == 0 and count > 0:
+        yield _finding(
+            "subscriptions-leak",
+            f"{getattr(hmm, 'name', 'hmm')} has no mirror and no range registered "
+            f"but its kref is {count}: nobody is left to drop it, so hmm_free "
+            f"never runs and its mmgrab of {mm.name} is never dropped",
+            [],
+        )
 
 
 def _users_leaks(log: TeardownLog, range_owners: list[Cause]) -> Iterator[Finding]:
@@ -243,15 +355,17 @@ def _header(obj: object) -> SlabObject:
     return header
 
 
-def _reachable(roots: list[object], wanted: set[int]) -> set[int]:
+def _reachable(
+    roots: list[object], wanted: set[int], *, blocked: Iterable[int] = ()
+) -> set[int]:
     """Return the ids in ``wanted`` reachable from ``roots``.
 
     Follows containers, object attributes, bound methods and closures; not
     modules, classes or a function's globals (static data is no root of a
-    driver's memory here).
+    driver's memory here), nor the objects whose ids are ``blocked``.
     """
     found: set[int] = set()
-    seen: set[int] = set()
+    seen: set[int] = set(blocked)
     stack = list(roots)
     while stack and len(found) < len(wanted):
         obj = stack.pop()

@@ -59,6 +59,7 @@ from hmmsim.kernel.mm_types import MmStruct, PageState, Pte, TaskStruct
 from hmmsim.kernel.mmap import vm_mmap
 from hmmsim.kernel.mmu_notifier import MmuNotifierCore, mmu_notifier_range_blockable
 from hmmsim.kernel.oom_kill import mark_oom_victim
+from hmmsim.kernel.trace import trace
 from hmmsim.kernel.types import (
     HMM_PFN_VALID,
     HMM_PFN_WRITE,
@@ -669,6 +670,18 @@ class World:
             )
         if oom_victim:
             await mark_oom_victim(self.task)
+
+    async def unbind(self, mirror: MirrorDriver) -> None:
+        """Unbind ``mirror``'s driver, then tell the oracle it is gone.
+
+        The ``driver_unbind`` tracepoint (driver and device names) is emitted
+        once the driver's ``unbind`` returned: from then on the teardown
+        checks expect no subscription of that driver and an empty device
+        table at the end (``notifier-after-unbind``,
+        ``device-pte-after-unbind``).  A tracepoint is no scheduling point.
+        """
+        await mirror.unbind()
+        trace("driver_unbind", driver=mirror.name, device=mirror.device.name)
 
     def final_state(self) -> object:
         """Return a hashable summary: counters, mappings and actor results."""

@@ -36,7 +36,7 @@ def build(make_world: WorldFactory, variant: str) -> Instance:
         await world.setup(oom_victim=True)
 
     async def unbind() -> None:
-        await second.unbind()
+        await world.unbind(second)
 
     async def reaper() -> None:
         await oom_reap_task(world.task, REAP_ATTEMPTS)

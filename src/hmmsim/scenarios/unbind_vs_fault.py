@@ -31,7 +31,7 @@ def build(make_world: WorldFactory, variant: str) -> Instance:
         await world.setup(device_maps=[1])
 
     async def unbind() -> None:
-        await second.unbind()
+        await world.unbind(second)
 
     async def device() -> tuple[int, int | None]:
         return await fault_and_read(first)

@@ -32,6 +32,9 @@ CATALOGUE = (
     "mm-count-leak",
     "invalidation-open",
     "kmemleak",
+    "notifier-after-unbind",
+    "device-pte-after-unbind",
+    "subscriptions-leak",
     "exception",
     "hung-task",
 )

@@ -111,8 +111,7 @@ async def _exit(world: Any, driver: Any) -> None:
 
 
 async def _unbind(world: Any, driver: Any) -> None:
-    del world
-    await driver.unbind()
+    await world.unbind(driver)
 
 
 def test_every_new_kind_has_a_one_sentence_explanation() -> None:
