@@ -150,7 +150,15 @@ class MyMirror:
         return ret
 
     async def unbind(self) -> None:
-        """Stop mirroring."""
+        """Stop mirroring: stop the device (drop its mappings), then unregister.
+
+        Once unregistered no invalidation reaches the device, so an entry
+        left here would stay for ever (``device-pte-after-unbind``).
+        """
+        await mutex_lock(self.update)
+        for addr, _ in self.device.mapped():
+            await device_pte_clear(self.device, addr)
+        await mutex_unlock(self.update)
         await self.hmm.hmm_mirror_unregister(self.mirror)
 
     async def fault(
