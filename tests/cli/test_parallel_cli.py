@@ -13,7 +13,7 @@ from tests.cli.conftest import CliRunner
 
 from hmmsim.cli import main
 
-BOUNDED = ("--max-executions", "150", "-q")
+BOUNDED = ("--max-executions", "60", "-q")
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 Coverage tracing makes an exhaustive exploration of the largest built-in
 scenarios ten to twenty times slower, and the lines those explorations run are
 covered by the bounded tests anyway.  Tests that need the real, exhaustive
-verdict (the matrix) run it here: a fresh interpreter without the
+verdict (the matrix, every example on the race battery) run it here: a fresh interpreter without the
 ``COVERAGE_PROCESS_*`` variables, so the ``.pth`` hook of ``coverage`` stays
 off.  The child prints one JSON object, which the test compares.
 """
@@ -43,21 +43,39 @@ json.dump(
 """
 
 
+def _untraced_env() -> dict[str, str]:
+    """The environment without coverage's start-up variables and hmmsim's own."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("COVERAGE_", "HMMSIM_"))
+    }
+    env["HMMSIM_STORE"] = "off"  # no .hmmsim/ in the working tree
+    return env
+
+
+def cli_unmeasured(*argv: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m hmmsim ARGV`` in an untraced child; return it finished."""
+    return subprocess.run(
+        [sys.executable, "-m", "hmmsim", *argv],
+        cwd=ROOT,
+        env=_untraced_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def explore_unmeasured(name: str, variant: str, max_executions: int) -> dict[str, Any]:
     """Explore a built-in scenario variant with DPOR in an untraced child.
 
     Returns the exit reason and status names, the sorted violation kinds and
     the number of executions.
     """
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("COVERAGE_", "HMMSIM_"))
-    }
     done = subprocess.run(
         [sys.executable, "-c", _CHILD, name, variant, str(max_executions)],
         cwd=ROOT,
-        env=env,
+        env=_untraced_env(),
         capture_output=True,
         text=True,
         check=False,
