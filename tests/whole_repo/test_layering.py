@@ -58,6 +58,10 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
     "report": frozenset(
         {"engine", "oracle", "report", "errors", "config", "scenarios", "runs"}
     ),
+    # The race museum: exhibits pin scenarios (and may define them) to fixes.
+    "museum": frozenset(
+        {"kernel", "oracle", "sync", "engine", "scenarios", "errors", "config", "runs", "museum"}
+    ),
     # Imports user model files by path; the CLI and the api facade use it.
     "loader": frozenset({"scenarios", "errors", "loader"}),
     # Where DPOR work units run (this process, forked workers, Dask); parallel

@@ -34,6 +34,9 @@ Deviations:
       v5.5 interval-notifier core is ``kernel.mmu_notifier_v55``, today's
       is ``kernel.mmu_notifier_current``).  In the
       kernel this is a build-time choice; here one execution picks it per mm.
+    * MODEL: ``MmStruct.reverted_fixes`` lists the upstream fixes the kernel
+      serving this mm leaves out (museum exhibits; see kernel.fixes); also a
+      build-time choice in the kernel, fixed when the world is built.
 """
 
 from __future__ import annotations
@@ -266,6 +269,7 @@ class MmStruct:
         hmm: the ``struct hmm`` of this mm, or None (protected by page_table_lock).
         mmu_notifier_mm: the notifier list, created at first registration.
         notifier_core: MODEL: the notifier core serving this mm (None: v5.3).
+        reverted_fixes: MODEL: upstream fixes left out (kernel.fixes).
         locked_vm: number of mlocked pages (always 0 in the model).
         freed: ghost: set by __mmdrop.
         ghost_starts_in_flight: ghost: invalidate_range_start calls running now.
@@ -284,6 +288,8 @@ class MmStruct:
     mmu_notifier_mm: MmuNotifierMm | None = None
     # MODEL: which mm/mmu_notifier.c this mm is served by (see Deviations)
     notifier_core: MmuNotifierCore | None = None
+    # MODEL: patch switches of museum exhibits (see Deviations, kernel.fixes)
+    reverted_fixes: frozenset[str] = frozenset()
     locked_vm: int = 0
     freed: bool = False
     # MODEL: ghost state for the oracle

@@ -54,6 +54,7 @@ from hmmsim.kernel.drivers.dummy_mirror import (
     dummy_mirror_unbind,
 )
 from hmmsim.kernel.drivers.kvm_mmu import Kvm, kvm_mmu_page_fault, kvm_register
+from hmmsim.kernel.fixes import check_fixes
 from hmmsim.kernel.fork import mm_alloc
 from hmmsim.kernel.mm_types import MmStruct, PageState, Pte, TaskStruct
 from hmmsim.kernel.mmap import vm_mmap
@@ -583,6 +584,7 @@ class World:
         mirrors: int = 1,
         kvms: int = 0,
         driver: DriverFactory | None = None,
+        reverted_fixes: Iterable[str] = (),
     ) -> World:
         """Build the objects of a world (no scheduling point).
 
@@ -593,15 +595,19 @@ class World:
             driver: the driver factory (default: the variant's reference
                 driver, :data:`DRIVERS`); it gets :func:`kernel_api` of the
                 variant, the name ``dmirror<i>`` and the device ``gpu<i>``.
+            reverted_fixes: upstream fixes this world's kernel leaves out
+                (commit ids of :data:`hmmsim.kernel.fixes.FIXES`).
 
         Raises:
             ConfigError: unknown variant.
+            ModelError: an unknown fix id.
         """
         kernel = kernel_api(variant)
         make_driver = DRIVERS[variant] if driver is None else driver
         mm = mm_alloc("mm")
         # MODEL: the mm/mmu_notifier.c of the variant (mm_types Deviations).
         mm.notifier_core = NOTIFIER_CORES.get(variant)
+        mm.reverted_fixes = check_fixes(reverted_fixes)
         world = cls(
             variant=variant,
             api=HMM_VARIANTS.get(variant),

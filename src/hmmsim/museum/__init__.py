@@ -1,0 +1,151 @@
+"""The race museum: upstream HMM / mmu-notifier concurrency fixes, each an exhibit.
+
+An :class:`Exhibit` pins one upstream fix: a scenario whose ``before``
+variant is the kernel just before the commit (a violation of the kinds the
+commit describes, with a replayable counterexample) and whose ``after``
+variant is the kernel just after it (verified exhaustively within the
+scenario's bounds).  Where no modelled release falls between the two, the
+scenario's variants build the later release with the commit reverted
+(:mod:`hmmsim.kernel.fixes`).
+
+Exhibits live in ``hmmsim/museum/exhibits/<slug>.py``; each module calls
+:func:`register_exhibit` at import time.  :func:`exhibits` imports every
+module of that package once (sorted by module name) and returns the
+exhibits ordered by commit date.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from hmmsim.errors import ConfigError, InternalError, ScenarioError
+from hmmsim.scenarios.base import NAME_PATTERN
+
+__all__ = ["Exhibit", "exhibit", "exhibits", "register_exhibit"]
+
+_COMMIT: Final = re.compile(r"^[0-9a-f]{12}$")
+_DATE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_RELEASE: Final = re.compile(r"^v\d+\.\d+$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Exhibit:
+    """One upstream race fix, reproduced before and verified after.
+
+    Attributes:
+        slug: exhibit name (``NAME_PATTERN``), e.g. ``hmm-notifiers-leak``.
+        commit: the fix's 12-digit commit id.
+        subject: the commit's subject line, as upstream spelled it.
+        release: the first kernel release carrying it (``v5.3``).
+        date: the commit's author date (``YYYY-MM-DD``), for ordering.
+        scenario: the registered scenario that shows the race.
+        before: the scenario's variant for the kernel just before the fix.
+        after: the scenario's variant for the kernel just after it.
+        kinds: the violation kinds ``before`` must report (the commit's bug).
+        columns: the two task names drawn as the CPU columns of the diagram.
+        summary: the race in two or three sentences.
+        rule: what a driver author (or kernel developer) takes from it.
+        checked: the record of the hand check of ``before``'s counterexample
+            against the commit message (who/what/which lines agree).
+        bounds: the bounds within which ``after`` is verified, in words.
+    """
+
+    slug: str
+    commit: str
+    subject: str
+    release: str
+    date: str
+    scenario: str
+    before: str
+    after: str
+    kinds: tuple[str, ...]
+    columns: tuple[str, str]
+    summary: str
+    rule: str
+    checked: str
+    bounds: str
+
+    def __post_init__(self) -> None:
+        """Validate the definition; raise ScenarioError naming the problem."""
+        if not NAME_PATTERN.match(self.slug):
+            raise ScenarioError(
+                f"exhibit slug {self.slug!r} must match {NAME_PATTERN.pattern}"
+            )
+        if not _COMMIT.match(self.commit):
+            raise ScenarioError(f"exhibit {self.slug!r}: commit must be 12 hex digits")
+        if not _DATE.match(self.date):
+            raise ScenarioError(f"exhibit {self.slug!r}: date must be YYYY-MM-DD")
+        if not _RELEASE.match(self.release):
+            raise ScenarioError(f"exhibit {self.slug!r}: release must look like v5.3")
+        if not self.kinds:
+            raise ScenarioError(
+                f"exhibit {self.slug!r}: kinds must name the bug's kinds"
+            )
+        if self.before == self.after:
+            raise ScenarioError(
+                f"exhibit {self.slug!r}: before and after are one variant"
+            )
+        for name in ("subject", "summary", "rule", "checked", "bounds"):
+            if not str(getattr(self, name)).strip():
+                raise ScenarioError(f"exhibit {self.slug!r}: {name} is empty")
+
+
+_EXHIBITS: dict[str, Exhibit] = {}
+_LOADED: list[bool] = []  # non-empty once the exhibit modules are imported
+
+
+def register_exhibit(item: Exhibit) -> Exhibit:
+    """Add ``item`` to the museum and return it.
+
+    Raises:
+        ScenarioError: another exhibit has that slug or commit.
+    """
+    for known in _EXHIBITS.values():
+        if known is not item and (
+            known.slug == item.slug or known.commit == item.commit
+        ):
+            raise ScenarioError(
+                f"exhibit {item.slug!r} ({item.commit}) is registered twice"
+            )
+    _EXHIBITS[item.slug] = item
+    return item
+
+
+def _load() -> None:
+    if _LOADED:
+        return
+    package = importlib.import_module("hmmsim.museum.exhibits")
+
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        module = f"{package.__name__}.{info.name}"
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            raise InternalError(
+                f"exhibit module {module} failed to import: {type(exc).__name__}: {exc}"
+            ) from exc
+    _LOADED.append(True)
+
+
+def exhibits() -> list[Exhibit]:
+    """Return every exhibit, oldest fix first (then by commit id)."""
+    _load()
+    return sorted(_EXHIBITS.values(), key=lambda e: (e.date, e.commit))
+
+
+def exhibit(slug: str) -> Exhibit:
+    """Return the exhibit called ``slug``.
+
+    Raises:
+        ConfigError: no such exhibit; the message lists the known slugs.
+    """
+    _load()
+    try:
+        return _EXHIBITS[slug]
+    except KeyError:
+        known = ", ".join(e.slug for e in exhibits()) or "none"
+        raise ConfigError(f"unknown exhibit {slug!r} (known: {known})") from None

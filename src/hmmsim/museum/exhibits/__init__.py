@@ -1,0 +1,1 @@
+"""Exhibit modules: one per upstream fix, each calling ``register_exhibit``."""
