@@ -60,7 +60,17 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
     ),
     # The race museum: exhibits pin scenarios (and may define them) to fixes.
     "museum": frozenset(
-        {"kernel", "oracle", "sync", "engine", "scenarios", "errors", "config", "runs", "museum"}
+        {
+            "kernel",
+            "oracle",
+            "sync",
+            "engine",
+            "scenarios",
+            "errors",
+            "config",
+            "runs",
+            "museum",
+        }
     ),
     # Imports user model files by path; the CLI and the api facade use it.
     "loader": frozenset({"scenarios", "errors", "loader"}),

@@ -73,4 +73,3 @@ def test_registry_orders_by_date_and_refuses_duplicates(
         ConfigError, match="unknown exhibit 'nope' \\(known: early, test-exhibit\\)"
     ):
         museum.exhibit("nope")
-
