@@ -124,7 +124,7 @@ class MyMirror:
             await mutex_lock(self.update)
         elif not await mutex_trylock(self.update):
             return -errno.EAGAIN  # may not sleep: HMM passes the error on
-        await WRITE_ONCE(self.notifier_seq, self.notifier_seq.value + 1)
+        await self.bump_seq()
         addr = update.start
         while addr < update.end:
             await device_pte_clear(self.device, addr)
@@ -155,11 +155,15 @@ class MyMirror:
         Once unregistered no invalidation reaches the device, so an entry
         left here would stay for ever (``device-pte-after-unbind``).
         """
+        await self.stop_device()
+        await self.hmm.hmm_mirror_unregister(self.mirror)
+
+    async def stop_device(self) -> None:
+        """Zap every device entry under the driver lock (the device stops)."""
         await mutex_lock(self.update)
         for addr, _ in self.device.mapped():
             await device_pte_clear(self.device, addr)
         await mutex_unlock(self.update)
-        await self.hmm.hmm_mirror_unregister(self.mirror)
 
     async def fault(
         self, addr: int, *, write: bool = False, max_retries: int = 1
@@ -174,6 +178,21 @@ class MyMirror:
         )
         await mmput(mm)
         return ret
+
+    # -- the invalidation count -------------------------------------------
+
+    async def bump_seq(self) -> None:
+        """Count one invalidation (callback, driver lock held)."""
+        await WRITE_ONCE(self.notifier_seq, self.notifier_seq.value + 1)
+
+    async def read_seq(self) -> int:
+        """Sample the count before a walk (lockless)."""
+        seq: int = await READ_ONCE(self.notifier_seq)
+        return seq
+
+    async def seq_moved(self, seq: int) -> bool:
+        """Whether an invalidation ran since ``seq`` (driver lock held)."""
+        return self.notifier_seq.value != seq
 
     # -- the fault path ---------------------------------------------------
 
@@ -211,7 +230,7 @@ class MyMirror:
         await hmm.hmm_range_wait_until_valid(rng, TIMEOUT_MS)
         retries = 0
         while True:
-            seq = await READ_ONCE(self.notifier_seq)
+            seq = await self.read_seq()
             await down_read(mm.mmap_sem)
             ret = await hmm.hmm_range_fault(rng, True)
             if ret < 0:
@@ -223,7 +242,7 @@ class MyMirror:
                 await hmm.hmm_range_unregister(rng)
                 return ret
             await mutex_lock(self.update)
-            if not await hmm.hmm_range_valid(rng) or self.notifier_seq.value != seq:
+            if not await hmm.hmm_range_valid(rng) or await self.seq_moved(seq):
                 # An invalidation ran since the walk: its pfns may be stale.
                 await mutex_unlock(self.update)
                 await up_read(mm.mmap_sem)

@@ -1,6 +1,6 @@
 """A buggy hmm_mirror driver: it frees its state before unregistering the mirror.
 
-This is the driver of ``mirror_correct.py`` with its own state (the
+This is the driver of ``mirror_correct.py`` (it subclasses ``MyMirror``) with its own state (the
 invalidation count ``notifier_seq``) moved into memory it allocates, as a C
 driver's ``struct my_mirror`` would be: ``kzalloc`` at bind, written by
 ``sync_cpu_device_pagetables`` on every invalidation through
@@ -35,58 +35,27 @@ driver (see ``mirror_correct.py``).
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
-from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from mirror_correct import RACES, MyMirror, expect
 
 from hmmsim.api import (
-    HMM_PFN_VALID,
-    HMM_PFN_WRITE,
-    PAGE_SHIFT,
-    PAGE_SIZE,
     READ_ONCE,
     WRITE_ONCE,
     Cell,
     Device,
     MmStruct,
-    Mutex,
-    device_pte_clear,
-    device_pte_set,
-    down_read,
-    down_write,
     kasan_check_read,
     kasan_check_write,
     kfree,
     kzalloc,
     mirror_scenarios,
-    mmget_not_zero,
-    mmput,
-    mutex_lock,
-    mutex_trylock,
-    mutex_unlock,
-    race_names,
-    up_read,
-    up_write,
 )
-
-#: What prepatch's HMM core gets wrong whatever the driver (the seed patch's fixes).
-PREPATCH_HMM_BUGS = (
-    "sleep-in-nonblockable",
-    "notifier-contract",
-    "device-use-after-free",
-    "device-stale-mapping",
-)
-
-#: HMM_RANGE_DEFAULT_TIMEOUT, in milliseconds.
-TIMEOUT_MS = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class Ops:
-    """``struct hmm_mirror_ops``: the callbacks HMM calls."""
-
-    release: Any
-    sync_cpu_device_pagetables: Any
 
 
 @dataclass(eq=False)
@@ -101,67 +70,43 @@ class MirrorState:
 
 
 @dataclass(slots=True, kw_only=True, eq=False)
-class FreesEarly:
-    """One device mirroring one process; its unbind frees too early.
+class FreesEarly(MyMirror):
+    """``MyMirror`` with its count in kzalloc'ed memory; its unbind frees too early.
 
     Attributes:
-        hmm: the HMM module of the variant checked (``hmm_api(variant)``).
-        name: name used in reports.
-        device: the device page table this driver programs.
-        update: the driver lock.
-        mirror: the embedded ``struct hmm_mirror``.
-        state: the kzalloc'ed private state (None before bind).
+        state: the kzalloc'ed private state (None before bind); it holds the
+            invalidation count instead of ``MyMirror.notifier_seq``.
     """
 
-    hmm: ModuleType
-    name: str
-    device: Device
-    update: Mutex = field(init=False)
-    mirror: Any = field(init=False)
     state: MirrorState | None = None
-
-    def __post_init__(self) -> None:
-        """Create the lock and the embedded mirror."""
-        self.update = Mutex(f"{self.name}->update", lockdep_class="driver->update")
-        ops = Ops(
-            release=self.release,
-            sync_cpu_device_pagetables=self.sync_cpu_device_pagetables,
-        )
-        self.mirror = self.hmm.HmmMirror(ops=ops, name=f"{self.name}->mirror")
 
     def my_state(self) -> MirrorState:
         """The private state (bind allocated it)."""
         assert self.state is not None, "used before bind"
         return self.state
 
-    # -- the hmm_mirror_ops callbacks (self stands for container_of) ---------
+    # -- the count lives in the allocated state; KASAN checks each access ----
 
-    async def sync_cpu_device_pagetables(self, mirror: Any, update: Any) -> int:
-        """Zap [update.start, update.end) from the device page table."""
-        del mirror
-        if update.blockable:
-            await mutex_lock(self.update)
-        elif not await mutex_trylock(self.update):
-            return -errno.EAGAIN  # may not sleep: HMM passes the error on
+    async def bump_seq(self) -> None:
+        """Count one invalidation in the state (callback, driver lock held)."""
         state = self.my_state()
         await kasan_check_write(state, "sync_cpu_device_pagetables")
         await WRITE_ONCE(state.notifier_seq, state.notifier_seq.value + 1)
-        addr = update.start
-        while addr < update.end:
-            await device_pte_clear(self.device, addr)
-            addr += PAGE_SIZE
-        await mutex_unlock(self.update)
-        return 0
 
-    async def release(self, mirror: Any) -> None:
-        """The mm is going away: drop every device mapping."""
-        del mirror
-        await mutex_lock(self.update)
-        for addr, _ in self.device.mapped():
-            await device_pte_clear(self.device, addr)
-        await mutex_unlock(self.update)
+    async def read_seq(self) -> int:
+        """Sample the state's count before a walk."""
+        state = self.my_state()
+        await kasan_check_read(state, "populate")
+        seq: int = await READ_ONCE(state.notifier_seq)
+        return seq
 
-    # -- what the scenarios call (the MirrorDriver shape) ---------------------
+    async def seq_moved(self, seq: int) -> bool:
+        """Whether the state's count moved since ``seq`` (driver lock held)."""
+        state = self.my_state()
+        await kasan_check_read(state, "populate")
+        return state.notifier_seq.value != seq
+
+    # -- bind allocates, unbind frees ----------------------------------------
 
     async def bind(self, mm: MmStruct) -> int:
         """Allocate the state, then hmm_mirror_register under mmap_sem write."""
@@ -170,103 +115,13 @@ class FreesEarly:
         )
         if self.state is None:
             return -errno.ENOMEM
-        await down_write(mm.mmap_sem)
-        ret: int = await self.hmm.hmm_mirror_register(self.mirror, mm)
-        await up_write(mm.mmap_sem)
-        return ret
-
-    async def stop_device(self) -> None:
-        """Zap every device entry under the driver lock (the device stops)."""
-        await mutex_lock(self.update)
-        for addr, _ in self.device.mapped():
-            await device_pte_clear(self.device, addr)
-        await mutex_unlock(self.update)
+        return await MyMirror.bind(self, mm)
 
     async def unbind(self) -> None:
         """BUG: the state is freed while the callback can still run."""
         await kfree(self.state)
         await self.stop_device()
         await self.hmm.hmm_mirror_unregister(self.mirror)
-
-    async def fault(
-        self, addr: int, *, write: bool = False, max_retries: int = 1
-    ) -> int:
-        """A device fault at ``addr``: pin the mm, mirror one page, unpin."""
-        mm = self.device.mm
-        if not await mmget_not_zero(mm):
-            return -errno.EFAULT
-        start = addr & ~(PAGE_SIZE - 1)
-        ret = await self.populate(
-            mm, start, start + PAGE_SIZE, write=write, max_retries=max_retries
-        )
-        await mmput(mm)
-        return ret
-
-    # -- the fault path ---------------------------------------------------
-
-    def new_range(self, start: int, end: int, write: bool) -> Any:
-        """A ``struct hmm_range`` asking for valid (and writable) pages."""
-        rng = self.hmm.HmmRange(name=f"{self.name}->range")
-        rng.default_flags = rng.flags[HMM_PFN_VALID]
-        if write:
-            rng.default_flags |= rng.flags[HMM_PFN_WRITE]
-        rng.pfn_flags_mask = 0
-        rng.pfns = [0] * ((end - start) >> PAGE_SHIFT)
-        return rng
-
-    async def program_device(self, rng: Any) -> None:
-        """Copy the walked pfns into the device page table (driver lock held)."""
-        addr = rng.start
-        for entry in rng.pfns:
-            page = self.hmm.hmm_device_entry_to_page(rng, entry)
-            if page is not None:
-                writable = bool(entry & rng.flags[HMM_PFN_WRITE])
-                await device_pte_set(self.device, addr, page, writable)
-            addr += PAGE_SIZE
-
-    async def populate(
-        self, mm: MmStruct, start: int, end: int, *, write: bool, max_retries: int
-    ) -> int:
-        """Mirror [start, end) into the device (hmm.rst driver_populate_range)."""
-        hmm = self.hmm
-        rng = self.new_range(start, end, write)
-        ret: int = await hmm.hmm_range_register(
-            rng, self.mirror, start, end, PAGE_SHIFT
-        )
-        if ret:
-            return ret
-        await hmm.hmm_range_wait_until_valid(rng, TIMEOUT_MS)
-        retries = 0
-        state = self.my_state()
-        while True:
-            await kasan_check_read(state, "populate")
-            seq = await READ_ONCE(state.notifier_seq)
-            await down_read(mm.mmap_sem)
-            ret = await hmm.hmm_range_fault(rng, True)
-            if ret < 0:
-                await up_read(mm.mmap_sem)
-                if ret == -errno.EBUSY and retries < max_retries:
-                    retries += 1
-                    await hmm.hmm_range_wait_until_valid(rng, TIMEOUT_MS)
-                    continue
-                await hmm.hmm_range_unregister(rng)
-                return ret
-            await mutex_lock(self.update)
-            await kasan_check_read(state, "populate")
-            if not await hmm.hmm_range_valid(rng) or state.notifier_seq.value != seq:
-                # An invalidation ran since the walk: its pfns may be stale.
-                await mutex_unlock(self.update)
-                await up_read(mm.mmap_sem)
-                if retries < max_retries:
-                    retries += 1
-                    continue
-                await hmm.hmm_range_unregister(rng)
-                return -errno.EBUSY
-            await self.program_device(rng)
-            await hmm.hmm_range_unregister(rng)
-            await mutex_unlock(self.update)
-            await up_read(mm.mmap_sem)
-            return 0
 
 
 @dataclass(slots=True, kw_only=True, eq=False)
@@ -289,38 +144,6 @@ def make_driver(hmm: ModuleType, name: str, device: Device) -> FreesEarly:
 def make_fixed_driver(hmm: ModuleType, name: str, device: Device) -> FreesEarly:
     """The fixed driver's factory (unregister first, then free)."""
     return UnregistersFirst(hmm=hmm, name=name, device=device)
-
-
-#: What the kernel models get wrong whatever the driver, per race and variant:
-#: prepatch's HMM core (the seed patch's fixes), v5.3's NULL dereference in
-#: fault-vs-munmap and v5.3's endless write fault on a read-only VMA (both
-#: fixed in v5.4; see docs/scenarios.md).
-KERNEL_BUGS: dict[str, dict[str, tuple[str, ...]]] = {
-    "oom-vs-driver-lock": {"prepatch": PREPATCH_HMM_BUGS},
-    "oom-vs-mirror-unregister": {
-        "prepatch": ("sleep-in-nonblockable", "range-stuck-invalid", "notifier-leak")
-    },
-    "oom-two-mirrors": {"prepatch": PREPATCH_HMM_BUGS},
-    "fault-vs-munmap": {"prepatch": ("bug",), "v5.3": ("bug",)},
-    "fault-vs-oom-reap": {"prepatch": PREPATCH_HMM_BUGS},
-    "fault-vs-mprotect": {"prepatch": ("hang",), "v5.3": ("hang",)},
-}
-
-#: The battery without fault-vs-munmap: on prepatch and v5.3 it ends in the
-#: kernel's own NULL dereference (``bug``, fixed in v5.4) whatever the driver,
-#: after 31342 executions (about a minute each variant).  Add it back with
-#: ``races=race_names()``.
-RACES = [name for name in race_names() if name != "fault-vs-munmap"]
-
-
-def expect(
-    found: dict[str, dict[str, tuple[str, ...]]],
-) -> dict[str, dict[str, tuple[str, ...]]]:
-    """KERNEL_BUGS plus what a driver adds (``found`` wins per race and variant)."""
-    merged = {race: dict(kinds) for race, kinds in KERNEL_BUGS.items()}
-    for race, kinds in found.items():
-        merged.setdefault(race, {}).update(kinds)
-    return merged
 
 
 #: The kinds each race finds, per variant (checked by --fail-on-unexpected);
