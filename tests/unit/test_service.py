@@ -6,9 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
-from tests.support.toy_scenarios import toy_scenarios
+from tests.support.toy_scenarios import counter, toy_scenarios
 
 from hmmsim.errors import ConfigError, ReplayError
+from hmmsim.scenarios import MUSEUM_GROUP, Scenario
 from hmmsim.service import (
     MAX_REPORT_BYTES,
     SAMPLING_TIME_BUDGET_S,
@@ -33,6 +34,26 @@ class TestPlan:
             units = plan("counter", every=True)
 
         assert ["buggy", "fixed"] == [u.variant for u in units]
+
+    def test_check_all_leaves_museum_scenarios_out_but_a_name_finds_them(
+        self,
+    ) -> None:
+        """``check --all`` plans the main group only; ``check NAME`` finds a museum one."""
+        exhibit = Scenario(
+            name="museum-toy",
+            title="t",
+            description="",
+            variants=("before", "after"),
+            build=counter,
+            group=MUSEUM_GROUP,
+        )
+        with toy_scenarios(exhibit):
+            matrix = {u.scenario.name for u in plan(None, every=True)}
+            named = plan("museum-toy", every=True)
+
+        assert "museum-toy" not in matrix
+        assert "counter" in matrix
+        assert ["before", "after"] == [u.variant for u in named]
 
     def test_one_scenario_refuses_a_file_with_several(self, tmp_path: Path) -> None:
         """A file with two scenarios must be narrowed with :NAME."""

@@ -12,6 +12,36 @@ Exhibits live in ``hmmsim/museum/exhibits/<slug>.py``; each module calls
 :func:`register_exhibit` at import time.  :func:`exhibits` imports every
 module of that package once (sorted by module name) and returns the
 exhibits ordered by commit date.
+
+How to add an exhibit
+---------------------
+
+1. Read the commit with the search tools (repo ``torvalds/linux``): its id
+   (12 digits), subject, author date and the first release that carries it
+   (``git describe --contains``: the tag after the merge).
+2. Find the scenario.  If a built-in scenario shows the race on the variant
+   before the fix and is verified on the one after, use it (no new code).
+   Otherwise write ``src/hmmsim/scenarios/museum/<name>.py`` registering a
+   scenario with ``group=MUSEUM_GROUP`` (``hmmsim.scenarios.base``; for a
+   race: ``race_scenario(..., group=MUSEUM_GROUP)`` of a ``battery=False``
+   race).  Museum scenarios stay out of ``check --all`` and ``list`` but
+   ``check NAME``, ``replay`` and pinned tokens find them by name.  Never
+   register a scenario from the exhibit module itself: a lookup by name
+   (a replay, a cluster worker) imports the scenario package, not the
+   museum.
+3. Where no variant falls between the two kernels, add a patch switch: a
+   line in :data:`hmmsim.kernel.fixes.FIXES` and ``fix_applied(mm, id)``
+   around the fixed lines, and build the ``before`` variant's world with
+   ``World.create(variant, reverted_fixes=[id])``.
+4. Write ``src/hmmsim/museum/exhibits/<slug>.py`` calling
+   ``register_exhibit(Exhibit(...))``: ``before`` must report ``kinds``
+   with an exhaustive DPOR run, ``after`` must be verified (exhausted, no
+   bound cut it).  ``columns`` names the two tasks of the diagram.
+5. Run ``hmmsim museum check <slug>``, read the before counterexample's
+   diagram (``hmmsim museum show <slug>``) against the commit message, and
+   write what agrees (and what the model abstracts) into ``checked``.
+6. Add the exhibit to docs/museum.md; the pin test
+   (tests/museum/test_pins.py) picks it up by itself.
 """
 
 from __future__ import annotations

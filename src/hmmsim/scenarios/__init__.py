@@ -12,21 +12,35 @@ Adding a built-in scenario:
 1. write ``src/hmmsim/scenarios/<name>.py`` that calls ``register(Scenario(...))``
    at module level (or decorates its build function with ``@scenario(...)``);
 2. add ``"hmmsim.scenarios.<name>"`` to :data:`BUILTIN_MODULES`.
+
+Groups.  ``check --all`` and ``list`` show the scenarios of the main group
+(:data:`~hmmsim.scenarios.base.MAIN_GROUP`, the matrix).  The race museum's
+scenarios (``Scenario(group=MUSEUM_GROUP)``) live in the modules of the
+package :data:`MUSEUM_PACKAGE` (``src/hmmsim/scenarios/museum/<name>.py``,
+found without a list, imported in name order).  They are imported only when
+a lookup by name misses among the built-ins (``check NAME``, ``replay``,
+pinned tokens, a cluster worker) or when :func:`all_scenarios` is asked for
+another group or every group, so the matrix neither runs nor imports them.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from types import ModuleType
 from typing import Final
 
 from hmmsim.engine import Instance
 from hmmsim.errors import ConfigError, InternalError, ScenarioError
-from hmmsim.scenarios.base import NAME_PATTERN, Scenario
+from hmmsim.scenarios.base import MAIN_GROUP, MUSEUM_GROUP, NAME_PATTERN, Scenario
 
 __all__ = [
     "BUILTIN_MODULES",
+    "MAIN_GROUP",
+    "MUSEUM_GROUP",
+    "MUSEUM_PACKAGE",
     "NAME_PATTERN",
     "Registry",
     "Scenario",
@@ -59,15 +73,31 @@ BUILTIN_MODULES: Final[tuple[str, ...]] = (
     "hmmsim.scenarios.two_pages",
 )
 
+#: The package whose modules define the race museum's scenarios (imported on
+#: demand, every module of it, in name order).
+MUSEUM_PACKAGE: Final = "hmmsim.scenarios.museum"
+
 
 class Registry:
-    """Scenarios by name, in registration order, with lazily imported built-ins."""
+    """Scenarios by name, in registration order, with lazily imported modules.
 
-    def __init__(self, builtin_modules: tuple[str, ...] = BUILTIN_MODULES) -> None:
-        """Make an empty registry that imports ``builtin_modules`` on first use."""
+    The ``builtin_modules`` are imported on the first lookup; the modules of
+    the ``lazy_packages`` (scenarios outside the main group) only when a
+    name is not found among the rest, or when a group other than the main
+    one is listed.
+    """
+
+    def __init__(
+        self,
+        builtin_modules: tuple[str, ...] = BUILTIN_MODULES,
+        lazy_packages: tuple[str, ...] = (),
+    ) -> None:
+        """Make an empty registry that imports its modules on first use."""
         self.builtin_modules = builtin_modules
+        self.lazy_packages = lazy_packages
         self._scenarios: dict[str, Scenario] = {}
         self._loaded = not builtin_modules
+        self._lazy_loaded = not lazy_packages
 
     def register(self, scenario: Scenario) -> Scenario:
         """Add ``scenario`` and return it.
@@ -92,35 +122,62 @@ class Registry:
         if self._loaded:
             return
         for module in self.builtin_modules:
-            try:
-                importlib.import_module(module)
-            except Exception as exc:
-                raise InternalError(
-                    f"built-in scenario module {module} failed to import: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
+            _import(module, "built-in scenario module")
         self._loaded = True
 
+    def load_lazy(self) -> None:
+        """Import every module of the lazy packages once (after the built-ins).
+
+        The modules register into this registry, whichever is active.
+
+        Raises:
+            InternalError: a module failed to import; chained to the cause.
+        """
+        self.load_builtins()
+        if self._lazy_loaded:
+            return
+        with use_registry(self):
+            for package_name in self.lazy_packages:
+                package = _import(package_name, "scenario package")
+                found = pkgutil.iter_modules(package.__path__)
+                for info in sorted(found, key=lambda m: m.name):
+                    _import(f"{package_name}.{info.name}", "scenario module")
+        self._lazy_loaded = True
+
     def get(self, name: str) -> Scenario:
-        """Return the scenario called ``name``.
+        """Return the scenario called ``name``, of any group.
 
         Raises:
             ConfigError: no such scenario; the message lists the known names.
         """
         self.load_builtins()
+        if name not in self._scenarios:
+            self.load_lazy()
         try:
             return self._scenarios[name]
         except KeyError:
             known = ", ".join(self._scenarios) or "none registered"
             raise ConfigError(f"unknown scenario {name!r} (known: {known})") from None
 
-    def all(self) -> list[Scenario]:
-        """Return every scenario in registration order."""
-        self.load_builtins()
-        return list(self._scenarios.values())
+    def all(self, group: str | None = MAIN_GROUP) -> list[Scenario]:
+        """Return the scenarios of ``group`` (None: every group), in registration order."""
+        if group == MAIN_GROUP:
+            self.load_builtins()
+        else:
+            self.load_lazy()
+        return [s for s in self._scenarios.values() if group in (None, s.group)]
 
 
-_active: list[Registry | list[Scenario]] = [Registry()]
+def _import(module: str, what: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except Exception as exc:
+        raise InternalError(
+            f"{what} {module} failed to import: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+_active: list[Registry | list[Scenario]] = [Registry(lazy_packages=(MUSEUM_PACKAGE,))]
 
 
 def registry() -> Registry:
@@ -184,6 +241,7 @@ def scenario(
     default_variant: str = "",
     kernel_version: str = "",
     expect: Mapping[str, tuple[str, ...]] | None = None,
+    group: str = MAIN_GROUP,
 ) -> Callable[[Callable[[str], Instance]], Scenario]:
     """Decorate a build function: make it a registered :class:`Scenario`.
 
@@ -209,6 +267,7 @@ def scenario(
                 default_variant=default_variant,
                 kernel_version=kernel_version,
                 expect=dict(expect or {}),
+                group=group,
             )
         )
 
@@ -220,6 +279,9 @@ def get(name: str) -> Scenario:
     return registry().get(name)
 
 
-def all_scenarios() -> list[Scenario]:
-    """Return every registered scenario, in registration order."""
-    return registry().all()
+def all_scenarios(group: str | None = MAIN_GROUP) -> list[Scenario]:
+    """Return the registered scenarios of ``group`` (None: all), in registration order.
+
+    The default is the main group: the matrix of ``check --all`` and ``list``.
+    """
+    return registry().all(group)

@@ -45,12 +45,19 @@ from hmmsim.config import ExploreConfig
 from hmmsim.engine import Instance, Program
 from hmmsim.errors import ConfigError, ScenarioError
 
-__all__ = ["NAME_PATTERN", "Scenario"]
+__all__ = ["MAIN_GROUP", "MUSEUM_GROUP", "NAME_PATTERN", "Scenario"]
 
 #: Scenario and variant names: lower case, digits, ``-``, ``_`` and ``.``
 #: (for kernel versions such as ``v5.3``).  They end
 #: up in replay tokens and file names, so nothing else is allowed.
 NAME_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+#: The group of the scenarios ``check --all`` and ``list`` show (the matrix).
+MAIN_GROUP: Final = "main"
+
+#: The group of the race museum's scenarios (``hmmsim museum``): found by
+#: name (``check NAME``, ``replay``, pinned tokens), but not in the matrix.
+MUSEUM_GROUP: Final = "museum"
 
 _CONFIG_FIELDS: Final = frozenset(f.name for f in dataclasses.fields(ExploreConfig))
 
@@ -83,6 +90,9 @@ class Scenario:
         expect: for some variants, the violation kinds expected; an empty
             tuple means "no violation expected".  Reports mark a result that
             differs; variants left out have no expectation.
+        group: :data:`MAIN_GROUP` (default) for the matrix of ``check --all``
+            and ``list``; another group (:data:`MUSEUM_GROUP`) keeps the
+            scenario out of them, while lookups by name still find it.
     """
 
     name: str
@@ -94,6 +104,7 @@ class Scenario:
     default_variant: str = ""
     kernel_version: str = ""
     expect: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    group: str = MAIN_GROUP
 
     def __post_init__(self) -> None:
         """Validate the definition; raise ScenarioError naming the problem."""
@@ -104,6 +115,11 @@ class Scenario:
                 "(lower case, digits, '-', '_' and '.')"
             )
         self._check_text()
+        group: object = self.group
+        if not isinstance(group, str) or not NAME_PATTERN.match(group):
+            raise ScenarioError(
+                f"scenario {name!r}: group {group!r} must match {NAME_PATTERN.pattern}"
+            )
         self._check_variants()
         if not callable(self.build):
             raise ScenarioError(f"scenario {name!r}: build must be callable")

@@ -34,7 +34,7 @@ from hmmsim.scenarios._world import (
     WorldFactory,
     reference_world,
 )
-from hmmsim.scenarios.base import Scenario
+from hmmsim.scenarios.base import MAIN_GROUP, Scenario
 
 __all__ = ["Race", "all_races", "battery", "race", "race_scenario"]
 
@@ -113,6 +113,7 @@ def race_scenario(
     config: Mapping[str, object] | None = None,
     kernel_version: str = KERNEL_VERSIONS,
     default_variant: str = "v5.3",
+    group: str = MAIN_GROUP,
 ) -> Scenario:
     """Return the scenario that runs ``chosen`` over ``make_world``.
 
@@ -125,6 +126,8 @@ def race_scenario(
         config: exploration defaults, over the race's own.
         kernel_version: for report headers.
         default_variant: the variant run when none is named.
+        group: the scenario's group (``MUSEUM_GROUP`` keeps it out of the
+            matrix of ``check --all``).
     """
     return Scenario(
         name=chosen.name,
@@ -136,6 +139,7 @@ def race_scenario(
         kernel_version=kernel_version,
         default_variant=default_variant,
         expect=dict(expect or {}),
+        group=group,
     )
 
 

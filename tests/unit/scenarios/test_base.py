@@ -32,6 +32,7 @@ class TestScenarioValidation:
         scenario = make()
 
         assert "a" == scenario.default_variant
+        assert "main" == scenario.group
         assert {} == dict(scenario.config)
         assert scenario.expected("a") is None
 
@@ -53,6 +54,8 @@ class TestScenarioValidation:
             ({"config": {"max_steps": 0}}, "config: max_steps must be"),
             ({"expect": {"c": ()}}, "expect names unknown variant 'c'"),
             ({"expect": {"a": "deadlock"}}, "expect['a'] must be a tuple"),
+            ({"group": "Museum!"}, "group 'Museum!' must match"),
+            ({"group": None}, "group None must match"),
         ],
     )
     def test_bad_definition_raises_scenario_error(

@@ -88,6 +88,92 @@ class TestRegistry:
         with pytest.raises(InternalError, match="does_not_exist failed to import"):
             registry.all()
 
+    def test_lazy_package_loads_only_for_other_groups_or_a_miss(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A lazy package's scenarios stay out of all() until a miss or a group asks."""
+        package = tmp_path / "toy_lazy_pkg"
+        package.mkdir()
+        (package / "__init__.py").write_text("", encoding="utf-8")
+        (package / "b_mod.py").write_text(
+            "from tests.support.toy_scenarios import counter\n"
+            "from hmmsim.scenarios import Scenario, register\n"
+            "register(Scenario(name='museum-toy', title='t', description='',\n"
+            "    variants=('a',), build=counter, group='museum'))\n",
+            encoding="utf-8",
+        )
+        (package / "a_mod.py").write_text(
+            "import sys\nsys.modules[__name__].order = 1\n", encoding="utf-8"
+        )
+        monkeypatch.syspath_prepend(str(tmp_path))
+        for name in ("toy_lazy_pkg", "toy_lazy_pkg.a_mod", "toy_lazy_pkg.b_mod"):
+            monkeypatch.delitem(sys.modules, name, raising=False)
+        registry = Registry(builtin_modules=(), lazy_packages=("toy_lazy_pkg",))
+        registry.register(COUNTER)
+
+        assert [COUNTER] == registry.all()
+        assert "toy_lazy_pkg.b_mod" not in sys.modules
+        assert COUNTER is registry.get("counter")
+        assert "toy_lazy_pkg.b_mod" not in sys.modules
+        museum = registry.get("museum-toy")
+        assert "museum" == museum.group
+        assert [COUNTER] == registry.all()
+        assert [museum] == registry.all("museum")
+        assert [COUNTER, museum] == registry.all(None)
+
+    def test_lazy_group_listing_imports_the_package(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Listing a group other than main imports the lazy modules into this registry."""
+        package = tmp_path / "toy_lazy_pkg2"
+        package.mkdir()
+        (package / "__init__.py").write_text("", encoding="utf-8")
+        (package / "mod.py").write_text(
+            "from tests.support.toy_scenarios import counter\n"
+            "from hmmsim.scenarios import Scenario, register\n"
+            "register(Scenario(name='museum-toy2', title='t', description='',\n"
+            "    variants=('a',), build=counter, group='museum'))\n",
+            encoding="utf-8",
+        )
+        monkeypatch.syspath_prepend(str(tmp_path))
+        for name in ("toy_lazy_pkg2", "toy_lazy_pkg2.mod"):
+            monkeypatch.delitem(sys.modules, name, raising=False)
+        registry = Registry(builtin_modules=(), lazy_packages=("toy_lazy_pkg2",))
+
+        with use_registry(Registry(builtin_modules=())) as other:
+            assert ["museum-toy2"] == [s.name for s in registry.all("museum")]
+            assert [] == other.all(None)
+
+    def test_failing_lazy_module_is_an_internal_error(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A lazy module that fails to import is an InternalError naming it."""
+        package = tmp_path / "toy_lazy_bad"
+        package.mkdir()
+        (package / "__init__.py").write_text("", encoding="utf-8")
+        (package / "broken.py").write_text("1 / 0\n", encoding="utf-8")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        for name in ("toy_lazy_bad", "toy_lazy_bad.broken"):
+            monkeypatch.delitem(sys.modules, name, raising=False)
+        registry = Registry(builtin_modules=(), lazy_packages=("toy_lazy_bad",))
+
+        assert [] == registry.all()
+        with pytest.raises(
+            InternalError, match=r"toy_lazy_bad\.broken failed to import"
+        ):
+            registry.get("x")
+
+    def test_shipped_museum_scenarios_stay_out_of_the_matrix(self) -> None:
+        """all_scenarios() is the main group; every museum scenario is found by name."""
+        everything = scenarios.all_scenarios(None)
+        museum = scenarios.all_scenarios(scenarios.MUSEUM_GROUP)
+
+        assert all("main" == s.group for s in scenarios.all_scenarios())
+        assert all(scenarios.MUSEUM_GROUP == s.group for s in museum)
+        assert len(everything) == len(scenarios.all_scenarios()) + len(museum)
+        for item in museum:
+            assert item is scenarios.get(item.name)
+
     def test_shipped_builtins_import(self) -> None:
         """Every module listed in BUILTIN_MODULES imports without error."""
         Registry().load_builtins()
