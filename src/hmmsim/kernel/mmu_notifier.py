@@ -111,6 +111,7 @@ __all__ = [
     "mmu_notifier_mm_destroy",
     "mmu_notifier_range_blockable",
     "mmu_notifier_range_init",
+    "mmu_notifier_range_init_owner",
     "mmu_notifier_register",
     "mmu_notifier_release",
     "mmu_notifier_srcu",
@@ -131,6 +132,9 @@ class MmuNotifierRange:
         end: last address (exclusive).
         flags: ``MMU_NOTIFIER_RANGE_BLOCKABLE`` or 0.
         event: why the range is invalidated.
+        owner: the device-private owner of an MMU_NOTIFY_MIGRATE range
+            (v5.9+ ``owner`` field; None otherwise), so a driver can skip
+            the invalidation its own migration causes.
     """
 
     mm: MmStruct
@@ -139,6 +143,7 @@ class MmuNotifierRange:
     end: int = 0
     flags: int = 0
     event: MmuNotifierEvent = MMU_NOTIFY_UNMAP
+    owner: object = None
 
 
 class MmuNotifierCore(Protocol):
@@ -324,6 +329,24 @@ def mmu_notifier_range_init(
     range.start = start
     range.end = end
     range.flags = flags
+
+
+def mmu_notifier_range_init_owner(
+    range: MmuNotifierRange,
+    event: MmuNotifierEvent,
+    flags: int,
+    mm: MmStruct,
+    start: int,
+    end: int,
+    owner: object,
+) -> None:
+    """Fill in a notifier range that names a device-private owner.
+
+    Kernel: include/linux/mmu_notifier.h mmu_notifier_range_init_owner()
+    (v6.16 signature: no vma argument; the range's vma is left unset).
+    """
+    mmu_notifier_range_init(range, event, flags, None, mm, start, end)
+    range.owner = owner
 
 
 async def mmu_notifier_release(mm: MmStruct) -> None:

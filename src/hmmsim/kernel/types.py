@@ -42,6 +42,7 @@ __all__ = [
     "MMF_UNSTABLE",
     "MMU_NOTIFIER_RANGE_BLOCKABLE",
     "MMU_NOTIFY_CLEAR",
+    "MMU_NOTIFY_MIGRATE",
     "MMU_NOTIFY_PROTECTION_PAGE",
     "MMU_NOTIFY_PROTECTION_VMA",
     "MMU_NOTIFY_RELEASE",
@@ -204,6 +205,9 @@ class MmuNotifierEvent(enum.Enum):
     MMU_NOTIFY_SOFT_DIRTY = 4
     #: v5.5: the mm is being torn down (mn_itree_release)
     MMU_NOTIFY_RELEASE = 5
+    #: v5.9: pages move to or from device memory (migrate_vma_collect);
+    #: ``range->owner`` names the device-private owner taking part
+    MMU_NOTIFY_MIGRATE = 6
 
 
 MMU_NOTIFY_UNMAP: Final = MmuNotifierEvent.MMU_NOTIFY_UNMAP
@@ -212,6 +216,7 @@ MMU_NOTIFY_PROTECTION_VMA: Final = MmuNotifierEvent.MMU_NOTIFY_PROTECTION_VMA
 MMU_NOTIFY_PROTECTION_PAGE: Final = MmuNotifierEvent.MMU_NOTIFY_PROTECTION_PAGE
 MMU_NOTIFY_SOFT_DIRTY: Final = MmuNotifierEvent.MMU_NOTIFY_SOFT_DIRTY
 MMU_NOTIFY_RELEASE: Final = MmuNotifierEvent.MMU_NOTIFY_RELEASE
+MMU_NOTIFY_MIGRATE: Final = MmuNotifierEvent.MMU_NOTIFY_MIGRATE
 
 #: Bit of ``mmu_notifier_range.flags``: the invalidation may sleep.
 MMU_NOTIFIER_RANGE_BLOCKABLE: Final = 1 << 0

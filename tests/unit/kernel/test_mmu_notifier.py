@@ -19,12 +19,13 @@ from hmmsim.kernel.mmu_notifier import (
     mmu_notifier_invalidate_range_start,
     mmu_notifier_invalidate_range_start_nonblock,
     mmu_notifier_range_init,
+    mmu_notifier_range_init_owner,
     mmu_notifier_register,
     mmu_notifier_synchronize,
     mmu_notifier_unregister,
     mmu_notifier_unregister_no_release,
 )
-from hmmsim.kernel.types import MMU_NOTIFY_UNMAP
+from hmmsim.kernel.types import MMU_NOTIFY_MIGRATE, MMU_NOTIFY_UNMAP
 from hmmsim.sync import current_execution, msleep
 
 
@@ -248,3 +249,29 @@ def test_unhashed_removal_is_a_no_op() -> None:
         assert mn_mod.hlist_unhashed(b)
 
     assert [] == run_one(body).kinds
+
+
+def test_range_init_owner_names_the_owner() -> None:
+    """mmu_notifier_range_init_owner fills the range like range_init, with no vma, and sets the owner."""
+    seen: list[object] = []
+    owner = object()
+
+    async def body() -> None:
+        mm = mm_alloc("mm")
+        range = MmuNotifierRange(mm=mm)
+        mmu_notifier_range_init_owner(
+            range, MMU_NOTIFY_MIGRATE, 0, mm, 0x1000, 0x3000, owner
+        )
+        seen.extend(
+            [
+                range.event,
+                range.owner is owner,
+                range.vma,
+                range.start,
+                range.end,
+                range.flags,
+            ]
+        )
+
+    assert [] == run_one(body).kinds
+    assert [MMU_NOTIFY_MIGRATE, True, None, 0x1000, 0x3000, 0] == seen
