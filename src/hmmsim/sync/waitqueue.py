@@ -17,21 +17,40 @@ Deviations:
       value is the timeout passed in.
     * MODEL: no exclusive waiters; every wake-up is ``wake_up_all``.
 
-Footprint (what the explorer sees): ``prepare_to_wait`` reads the queue,
-the sleep reads it (its guard is the task's own ``woken`` flag), and a
-wake-up writes it.  ``prepare_to_wait`` does add the task to the queue, but
-two of them by different tasks commute: each adds only itself, and since
-every wake-up wakes all, the order of the waiters is never observed.  So
-waiters never race with each other, only with a wake-up (two waiters and
-no waker: one execution, not two).  The waiter's own ``woken`` flag and
-its list entry are touched by no other task except a wake-up.
+Footprint (what the explorer sees): ``prepare_to_wait`` reads the queue
+and a wake-up writes it.  ``prepare_to_wait`` does add the task to the
+queue, but two of them by different tasks commute: each adds only itself,
+and since every wake-up wakes all, the order of the waiters is never
+observed.  So waiters never race with each other, only with a wake-up (two
+waiters and no waker: one execution, not two).
+
+The sleep does not touch the queue: it reads the waiter's own *entry*, an
+object of its own (:func:`waiter_oid`) that only a wake-up finding the task
+on the queue writes.  A wake-up's footprint is therefore the queue plus the
+entries of the tasks it actually woke, known only once it took effect (it
+adds them to its Op's ``more_oids``; while it is pending, its footprint is
+the queue alone, which orders it against every ``prepare_to_wait``).  So:
+
+* the sleep happens after the wake-up that woke the task, and after no
+  other: a later wake-up finds the task off the queue and commutes with the
+  sleep (before, each later wake-up raced with it);
+* the sleep never races with the wake-up that woke it: its guard (the
+  ``woken`` flag) was false before that wake-up, so the two are never
+  enabled in the other order (like an unlock and the blocked lock; see
+  :mod:`hmmsim.engine.strategies.dpor`).  Which wake-up reaches a waiter is
+  decided by the order of the wake-ups and ``prepare_to_wait`` on the queue,
+  whose races are all explored;
+* ``finish_wait`` and a sleep whose timeout fired (``schedule_timeout``)
+  touch only the task's own entry and ``woken`` flag: whether a wake-up
+  still found the task on the queue then changes nothing that is read, since
+  the next ``prepare_to_wait`` resets the flag.  Both are local.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from hmmsim.engine.ops import Op, OpKind
+from hmmsim.engine.ops import LOCAL, Op, OpKind
 from hmmsim.engine.task import Task
 from hmmsim.sync._base import current_execution, current_task, new_oid
 from hmmsim.sync.debug import might_sleep
@@ -41,6 +60,7 @@ __all__ = [
     "init_waitqueue_head",
     "wait_event",
     "wait_event_timeout",
+    "waiter_oid",
     "wake_up",
     "wake_up_all",
 ]
@@ -67,6 +87,15 @@ class WaitQueueHead:
         return f"WaitQueueHead({self.name!r}, waiters={[t.name for t in self.waiters]})"
 
 
+def waiter_oid(task: Task) -> int:
+    """Return the object id of ``task``'s wait-queue entry (its ``woken`` flag).
+
+    Negative (below ``LOCAL``), so it never collides with an id from
+    ``new_oid``; one per task, since a task sleeps on one queue at a time.
+    """
+    return -2 - task.id
+
+
 def init_waitqueue_head(wq: WaitQueueHead) -> None:
     """Reset a wait queue to empty."""
     wq.waiters = []
@@ -91,9 +120,10 @@ async def _sleep(
     wq: WaitQueueHead, task: Task, *, timed: bool, timeout_fires: bool
 ) -> None:
     if timeout_fires:
-        await Op(OpKind.WAIT, wq.oid, False, "schedule_timeout", wq, None, (), True)
+        await Op(OpKind.WAIT, LOCAL, False, "schedule_timeout", wq, None, (), True)
         return
-    await Op(OpKind.WAIT, wq.oid, False, "schedule", wq, lambda: task.woken, (), timed)
+    entry = waiter_oid(task)
+    await Op(OpKind.WAIT, entry, False, "schedule", wq, lambda: task.woken, (), timed)
 
 
 async def wait_event(wq: WaitQueueHead, condition: Condition) -> None:
@@ -135,9 +165,13 @@ async def wait_event_timeout(
 
 
 async def _wake(wq: WaitQueueHead, func: str) -> None:
-    await Op(OpKind.WAKE, wq.oid, True, func, wq)
-    for task in wq.waiters:
+    op = Op(OpKind.WAKE, wq.oid, True, func, wq)
+    await op
+    woken = wq.waiters
+    for task in woken:
         task.woken = True
+    # The entries this wake-up wrote: see "Footprint" in the module docstring.
+    op.more_oids = tuple(waiter_oid(task) for task in woken)
     wq.waiters = []
 
 

@@ -53,6 +53,11 @@ Deviations from the papers (each keeps the exploration sound):
       races with an earlier step (the holder's acquisition).  This is FG05's
       treatment of locks; without it every unlock of a contended lock would
       be a race.
+      The same holds for a WAKE and a guarded WAIT that reads an object the
+      WAKE writes: the program promises (see :mod:`hmmsim.sync.waitqueue`)
+      that only the wake-up that sets a waiter's flag writes the object its
+      sleep reads, so the sleep was not enabled before that WAKE and never
+      races with it.  The clocks still order the sleep after it.
     * A step that ends the execution with a fatal finding (``BUG_ON``, an
       exception, a lock leak) is dependent with every step: it races with
       every other task's pending Op (which it prevents) and with the last
@@ -195,8 +200,8 @@ class _Accesses:
     """The accesses of the current execution to one object.
 
     Attributes:
-        writes: every write, as (step index, task, is a RELEASE, reads came
-            between it and the previous write).
+        writes: every write, as (step index, task, its kind (RELEASE and
+            WAKE matter), reads came between it and the previous write).
         write_clock: clock of the last write.
         readers: task -> index of its last read since the last write.
         read_clock: join of the clocks of the reads since the last write.
@@ -205,7 +210,7 @@ class _Accesses:
     __slots__ = ("read_clock", "readers", "write_clock", "writes")
 
     def __init__(self) -> None:
-        self.writes: list[tuple[int, int, bool, bool]] = []
+        self.writes: list[tuple[int, int, OpKind, bool]] = []
         self.write_clock: VectorClock | None = None
         self.readers: dict[int, int] = {}
         self.read_clock: VectorClock | None = None
@@ -680,7 +685,7 @@ class DporStrategy:
         clock.set(q, j + 1)
         clocks[q] = clock
         self._task_steps[q].append(j)
-        release = op.kind is OpKind.RELEASE
+        kind = op.kind
         changes: list[_Change] = []
         # A record is changed in place only by appending to ``writes`` and
         # setting one key of ``readers``; the change keeps the rest.
@@ -696,7 +701,7 @@ class DporStrategy:
                 )
             )
             if write:
-                record.writes.append((j, q, release, bool(readers)))
+                record.writes.append((j, q, kind, bool(readers)))
                 record.write_clock = clock
                 if readers:
                     record.readers = {}
@@ -848,16 +853,18 @@ class DporStrategy:
     ) -> int:
         writes = record.writes
         for k in range(len(writes) - 1, -1, -1):
-            i, t, release, reads_before = writes[k]
+            i, t, kind, reads_before = writes[k]
             if clock.covers(t, i):
                 # Every earlier access to the object happens before this write.
                 return -1
             if (
-                release
+                kind is OpKind.RELEASE
                 and not (x.write and reads_before)
                 and self._blocked_at(i, p, x, clock)
             ):
                 continue
+            if kind is OpKind.WAKE and x.kind is OpKind.WAIT and x.guard is not None:
+                continue  # the wake-up that enabled the sleep: no race
             return i
         return -1
 
