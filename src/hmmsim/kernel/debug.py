@@ -3,7 +3,8 @@
 Kernel: include/asm-generic/bug.h, include/linux/mmdebug.h, include/linux/lockdep.h,
 include/linux/kernel.h (might_sleep), Linux v5.3.
 
-Adds the mm-specific ones: ``VM_BUG_ON`` and the ``mmap_sem`` assertions
+Adds the mm-specific ones: ``VM_BUG_ON``, the oops of a NULL pointer
+dereference (``null_pointer_dereference``) and the ``mmap_sem`` assertions
 (``lockdep_assert_held_write``, ``mmap_assert_locked``,
 ``mmap_assert_write_locked``; the last two are v5.8 names, kept because the
 style guide asks for them).
@@ -46,12 +47,23 @@ __all__ = [
     "mmap_assert_write_locked",
     "non_block_end",
     "non_block_start",
+    "null_pointer_dereference",
 ]
 
 
 def VM_BUG_ON(condition: bool, message: str = "") -> None:
     """Stop the execution with a ``bug`` finding when ``condition`` holds."""
     BUG_ON(condition, message)
+
+
+def null_pointer_dereference(what: str) -> None:
+    """Stop the execution with a ``null-deref`` finding: the kernel oopses here.
+
+    Kernel: the page-fault handler's "BUG: kernel NULL pointer dereference"
+    oops (arch/x86/mm/fault.c), which kills the task.  Model code calls it
+    where the C dereferences a pointer that is NULL on this path.
+    """
+    report("null-deref", f"BUG: kernel NULL pointer dereference, {what}", fatal=True)
 
 
 def lockdep_assert_held_write(sem: RwSemaphore) -> None:

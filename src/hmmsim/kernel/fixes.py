@@ -37,6 +37,9 @@ __all__ = ["FIXES", "check_fixes", "fix_applied"]
 FIXES: Final[Mapping[str, str]] = MappingProxyType(
     {
         "000000000000": "hmmsim self-test switch (no kernel change)",
+        "6d7c3cde93c1": (
+            "mm/hmm: fix use after free with struct hmm in the mmu notifiers"
+        ),
     }
 )
 

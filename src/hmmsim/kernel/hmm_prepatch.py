@@ -36,10 +36,13 @@ from typing import Protocol, cast
 
 from hmmsim.kernel.debug import (
     BUG_ON,
+    VM_BUG_ON,
     WARN_ON,
     lockdep_assert_held,
     lockdep_assert_held_write,
+    null_pointer_dereference,
 )
+from hmmsim.kernel.fixes import fix_applied
 from hmmsim.kernel.fork import mmdrop, mmget_not_zero, mmgrab, mmput
 from hmmsim.kernel.kref import EmbeddedKref
 from hmmsim.kernel.memory import handle_mm_fault
@@ -114,6 +117,7 @@ from hmmsim.sync import (
     mutex_lock,
     mutex_trylock,
     mutex_unlock,
+    shared_access,
     spin_lock,
     spin_unlock,
     up_read,
@@ -434,6 +438,47 @@ def _hmm_from_notifier(mn: MmuNotifier, func: str) -> Hmm:
     return hmm
 
 
+#: Patch switch (hmmsim.kernel.fixes): "mm/hmm: fix use after free with struct
+#: hmm in the mmu notifiers".  Reverted, struct hmm is kfree'd at once and the
+#: notifier callbacks find it through ``mm->hmm`` (mm_get_hmm), as in v5.2.
+FIX_HMM_SRCU_FREE = "6d7c3cde93c1"
+
+
+async def _mn_ops_load(mn: MmuNotifier, func: str) -> None:
+    """The notifier core's load of ``mn->ops``: memory of the hmm embedding ``mn``.
+
+    MODEL: only with :data:`FIX_HMM_SRCU_FREE` reverted, where the hmm may be
+    freed while its callback is being entered; the load is then an Op on
+    the hmm's memory (its kref's footprint), ordered against the kfree in
+    hmm_free, and KASAN checks it.
+    """
+    hmm = cast(Hmm, mn.container)
+    await shared_access(hmm.kref, write=False, func=f"{func}: mn->ops")
+    kasan_check(hmm, func)
+
+
+async def mm_get_hmm(mm: MmStruct) -> Hmm | None:
+    """Return the mm's struct hmm with a new reference, or None.
+
+    Kernel: mm/hmm.c mm_get_hmm() (v5.2; the callbacks stopped using it with
+    6d7c3cde93c1, and v5.3 removed it).  Called only with
+    :data:`FIX_HMM_SRCU_FREE` reverted.
+    """
+    # MODEL: v5.2 loads mm->hmm without a lock; the model loads it under
+    # page_table_lock, which hmm_free holds to clear it, so the load is an
+    # Op ordered against that store (a single pointer load sees the value
+    # before or after it either way).
+    await spin_lock(mm.page_table_lock)
+    hmm = cast(Hmm | None, mm.hmm)
+    await spin_unlock(mm.page_table_lock)
+    if hmm is None:
+        return None
+    got = await kref_get_unless_zero(hmm.kref)
+    # The kref lives in the hmm: KASAN checks the load.
+    kasan_check(hmm, "mm_get_hmm")
+    return hmm if got else None
+
+
 async def hmm_get_or_create(mm: MmStruct) -> Hmm | None:
     """Return the mm's struct hmm with a new reference, creating it if needed.
 
@@ -511,7 +556,14 @@ async def hmm_free(kref: Kref) -> None:
     await spin_unlock(hmm.mm.page_table_lock)
 
     await mmu_notifier_unregister_no_release(hmm.mmu_notifier, hmm.mm)
-    await mmu_notifier_call_srcu(hmm.rcu, hmm_free_rcu)
+    if fix_applied(hmm.mm, FIX_HMM_SRCU_FREE):
+        await mmu_notifier_call_srcu(hmm.rcu, hmm_free_rcu)
+    else:
+        # Before 6d7c3cde93c1: freed at once, although unregister_no_release
+        # is no fence and a callback may still be running on the hmm.
+        # MODEL: the free is an Op on the hmm's memory (see _mn_ops_load).
+        await shared_access(hmm.kref, write=True, func="kfree")
+        await hmm_free_rcu(hmm.rcu)
 
 
 async def hmm_put(hmm: Hmm) -> None:
@@ -527,11 +579,20 @@ async def hmm_release(mn: MmuNotifier, mm: MmStruct) -> None:
 
     Kernel: mm/hmm.c hmm_release() (v5.3).
     """
-    hmm = _hmm_from_notifier(mn, "hmm_release")
+    if not fix_applied(mm, FIX_HMM_SRCU_FREE):
+        # Before 6d7c3cde93c1: the hmm is looked up through the mm and used
+        # without a NULL check.
+        await _mn_ops_load(mn, "hmm_release")
+        found = await mm_get_hmm(mm)
+        if found is None:
+            null_pointer_dereference("hmm_release: the hmm mm_get_hmm returned")
+        hmm = cast(Hmm, found)
+    else:
+        hmm = _hmm_from_notifier(mn, "hmm_release")
 
-    # The hmm is being freed: nothing to do.
-    if not await kref_get_unless_zero(hmm.kref):
-        return
+        # The hmm is being freed: nothing to do.
+        if not await kref_get_unless_zero(hmm.kref):
+            return
 
     # Ranges hold mmget, so none can exist once the mm is being released.
     # MODEL: a plain read of the list (list_empty_careful is lockless too).
@@ -560,11 +621,20 @@ async def hmm_invalidate_range_start(mn: MmuNotifier, nrange: MmuNotifierRange) 
         ``mirrors_sem`` was contended; in the latter case the ``notifiers``
         increment is not undone.
     """
-    hmm = _hmm_from_notifier(mn, "hmm_invalidate_range_start")
-    ret = 0
+    if not fix_applied(nrange.mm, FIX_HMM_SRCU_FREE):
+        # Before 6d7c3cde93c1: the hmm is looked up through the mm.
+        await _mn_ops_load(mn, "hmm_invalidate_range_start")
+        found = await mm_get_hmm(nrange.mm)
+        ret = 0
 
-    if not await kref_get_unless_zero(hmm.kref):
-        return 0
+        VM_BUG_ON(found is None, "hmm_invalidate_range_start: !hmm")
+        hmm = cast(Hmm, found)
+    else:
+        hmm = _hmm_from_notifier(mn, "hmm_invalidate_range_start")
+        ret = 0
+
+        if not await kref_get_unless_zero(hmm.kref):
+            return 0
 
     update = HmmUpdate(
         start=nrange.start,
@@ -628,10 +698,18 @@ async def hmm_invalidate_range_end(mn: MmuNotifier, nrange: MmuNotifierRange) ->
     Kernel: mm/hmm.c hmm_invalidate_range_end() (hmm.git, before the seed
     patch).  ``mutex_lock`` is taken even for a non-blockable invalidation.
     """
-    hmm = _hmm_from_notifier(mn, "hmm_invalidate_range_end")
+    if not fix_applied(nrange.mm, FIX_HMM_SRCU_FREE):
+        # Before 6d7c3cde93c1: the hmm is looked up through the mm.
+        await _mn_ops_load(mn, "hmm_invalidate_range_end")
+        found = await mm_get_hmm(nrange.mm)
 
-    if not await kref_get_unless_zero(hmm.kref):
-        return
+        VM_BUG_ON(found is None, "hmm_invalidate_range_end: !hmm")
+        hmm = cast(Hmm, found)
+    else:
+        hmm = _hmm_from_notifier(mn, "hmm_invalidate_range_end")
+
+        if not await kref_get_unless_zero(hmm.kref):
+            return
 
     await mutex_lock(hmm.lock)
     hmm.notifiers -= 1

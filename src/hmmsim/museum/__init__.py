@@ -148,7 +148,11 @@ def register_exhibit(item: Exhibit) -> Exhibit:
 def _load() -> None:
     if _LOADED:
         return
+    # Importing the subpackage binds it as this module's attribute
+    # ``exhibits``, over the function of that name: put the function back.
+    function = globals()["exhibits"]
     package = importlib.import_module("hmmsim.museum.exhibits")
+    globals()["exhibits"] = function
 
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
         module = f"{package.__name__}.{info.name}"

@@ -60,6 +60,10 @@ _BUILTIN: Final[dict[str, str]] = {
     ),
     "warn": "A WARN_ON condition in the model was true: the kernel would print a warning.",
     "bug": "A BUG_ON condition in the model was true: the kernel would crash here.",
+    "null-deref": (
+        "Kernel code dereferenced a NULL pointer: the kernel would oops here and kill "
+        "the task."
+    ),
     "lock-leak": "A task finished while still holding a lock.",
     "bad-unlock": "A task released a lock that it did not hold.",
     "lockdep": (

@@ -21,6 +21,7 @@ CATALOGUE = (
     "lock-order",
     "warn",
     "bug",
+    "null-deref",
     "lock-leak",
     "bad-unlock",
     "lockdep",
