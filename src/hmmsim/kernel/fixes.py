@@ -37,6 +37,10 @@ __all__ = ["FIXES", "check_fixes", "fix_applied"]
 FIXES: Final[Mapping[str, str]] = MappingProxyType(
     {
         "000000000000": "hmmsim self-test switch (no kernel change)",
+        "751efd8610d3": (
+            "mmu_notifier_unregister NULL Pointer deref and multiple ->release() callouts"
+        ),
+        "d34883d4e35c": "mm: mmu_notifier: re-fix freed page still mapped in secondary MMU",
         "6d7c3cde93c1": (
             "mm/hmm: fix use after free with struct hmm in the mmu notifiers"
         ),

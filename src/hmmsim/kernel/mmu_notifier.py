@@ -42,6 +42,16 @@ Deviations:
       hand the call over, so the mm code (memory, mmap, oom_kill, rmap,
       mprotect, fork) reaches the right mm/mmu_notifier.c unchanged.  With
       ``notifier_core`` None nothing changes (no extra Op).
+    * MODEL: patch switches (hmmsim.kernel.fixes; museum exhibits
+      release-vs-unregister and release-vs-reclaim).  ``d34883d4e35c`` ("mm:
+      mmu_notifier: re-fix freed page still mapped in secondary MMU", v3.10)
+      reverted gives v3.9's release and unregister (751efd8610d3: each
+      unhooks the subscriber under the lock, then calls ``release``
+      outside it).  With ``751efd8610d3`` reverted as well they are v3.8's:
+      v5.3's code with ``hlist_del_rcu`` in unregister, which oopses on a
+      subscriber that release already unhooked (``null-deref``).  v3.8-v3.10
+      drop the SRCU read lock of release before unhooking (v5.3 after); the
+      model keeps v5.3's order, which the races do not depend on.
     * MODEL: ghost state for the oracle: ``mm.ghost_starts_in_flight``
       (start calls running), ``mm.ghost_open_invalidations`` (starts the
       caller will close with an end, minus ends), and per subscription
@@ -57,7 +67,13 @@ from dataclasses import dataclass, field
 from typing import Protocol, cast
 
 from hmmsim.kernel.atomic import atomic_read
-from hmmsim.kernel.debug import BUG_ON, non_block_end, non_block_start
+from hmmsim.kernel.debug import (
+    BUG_ON,
+    non_block_end,
+    non_block_start,
+    null_pointer_dereference,
+)
+from hmmsim.kernel.fixes import fix_applied
 from hmmsim.kernel.fork import mmdrop, mmgrab
 from hmmsim.kernel.mm_types import MmStruct, RcuHead, VmAreaStruct
 from hmmsim.kernel.slab import kmalloc_fails
@@ -89,6 +105,8 @@ from hmmsim.sync import (
 from hmmsim.sync.once import shared_access
 
 __all__ = [
+    "FIX_RELEASE_REFIX",
+    "FIX_UNREGISTER_NULL_DEREF",
     "MmuNotifier",
     "MmuNotifierCore",
     "MmuNotifierMm",
@@ -442,6 +460,10 @@ async def _hlist_add_head_rcu(mnmm: MmuNotifierMm, mn: MmuNotifier) -> None:
 
 async def _hlist_del_init_rcu(mnmm: MmuNotifierMm, mn: MmuNotifier) -> None:
     await shared_access(mnmm, write=True, func="hlist_del_init_rcu")
+    await _hlist_del_init_rcu_locked(mnmm, mn)
+
+
+async def _hlist_del_init_rcu_locked(mnmm: MmuNotifierMm, mn: MmuNotifier) -> None:
     if not mn.hlist_hashed:
         return
     if mnmm.first is mn:
@@ -456,7 +478,65 @@ async def _hlist_del_init_rcu(mnmm: MmuNotifierMm, mn: MmuNotifier) -> None:
     mn.hlist_hashed = False
 
 
+async def _hlist_del_rcu(mnmm: MmuNotifierMm, mn: MmuNotifier) -> None:
+    """``hlist_del_rcu``: unlink a subscriber that must still be on the list.
+
+    Only the reverted patch switches use it (see Deviations).  On a node that
+    ``hlist_del_init_rcu`` already unhooked, ``pprev`` is NULL and the
+    kernel's store through it oopses.
+    """
+    await shared_access(mnmm, write=True, func="hlist_del_rcu")
+    if not mn.hlist_hashed:
+        null_pointer_dereference(
+            f"hlist_del_rcu({mn.name}): pprev of an unhashed node (hlist_del_init_rcu)"
+        )
+    await _hlist_del_init_rcu_locked(mnmm, mn)
+    # MODEL: the kernel poisons pprev (LIST_POISON2); the model marks the
+    # node unhashed, which no later code of the reverted kernels tests.
+
+
 # -- mm/mmu_notifier.c --------------------------------------------------------------
+
+
+#: Patch switch: "mm: mmu_notifier: re-fix freed page still mapped in
+#: secondary MMU" (v3.10).  Reverted: v3.9's release and unregister.
+FIX_RELEASE_REFIX = "d34883d4e35c"
+
+#: Patch switch: "mmu_notifier_unregister NULL Pointer deref and multiple
+#: ->release() callouts" (v3.9), meaningful with FIX_RELEASE_REFIX reverted:
+#: reverted too, v3.8's unregister (hlist_del_rcu).
+FIX_UNREGISTER_NULL_DEREF = "751efd8610d3"
+
+
+async def _mmu_notifier_release_v3_9(
+    mm: MmStruct, mnmm: MmuNotifierMm, srcu: SrcuStruct
+) -> None:
+    """__mmu_notifier_release() of v3.9 (751efd8610d3; d34883d4e35c reverted).
+
+    Each subscriber is unhooked under the lock first and its ``release`` is
+    called after the lock is dropped: from the unhook on, an invalidation
+    (reclaim) no longer reaches it, while it still maps pages until its
+    ``release`` runs.
+    """
+    id = await srcu_read_lock(srcu)
+    await spin_lock(mnmm.lock)
+    while mnmm.first is not None:
+        mn = mnmm.first
+        # Unlink: an unregister racing with us then skips its release call.
+        await _hlist_del_init_rcu(mnmm, mn)
+        await spin_unlock(mnmm.lock)
+
+        # Clear the secondary mappings.
+        if mn.ops is not None and mn.ops.release is not None:
+            await mn.ops.release(mn, mm)
+
+        await spin_lock(mnmm.lock)
+    await spin_unlock(mnmm.lock)
+    # Every release this function made is done: unregister may go on.
+    await srcu_read_unlock(srcu, id)
+
+    # Callbacks an unregister unhooked may still run: wait for them.
+    await synchronize_srcu(srcu)
 
 
 async def __mmu_notifier_release(mm: MmStruct) -> None:
@@ -470,6 +550,11 @@ async def __mmu_notifier_release(mm: MmStruct) -> None:
     assert mnmm is not None, "[hmmsim internal bug] release without notifiers"
     srcu = mmu_notifier_srcu().srcu
     trace("mmu_notifier_release", mm=mm.name)
+    if not fix_applied(mm, FIX_RELEASE_REFIX) and fix_applied(
+        mm, FIX_UNREGISTER_NULL_DEREF
+    ):
+        await _mmu_notifier_release_v3_9(mm, mnmm, srcu)
+        return
     id = await srcu_read_lock(srcu)
     mn = await _hlist_first_rcu(mnmm)
     while mn is not None:
@@ -679,6 +764,32 @@ async def __mmu_notifier_mm_destroy(mm: MmStruct) -> None:
     mm.mmu_notifier_mm = None
 
 
+async def _mmu_notifier_unregister_v3_9(
+    mn: MmuNotifier, mm: MmStruct, srcu: SrcuStruct
+) -> None:
+    """The unhook of mmu_notifier_unregister() in v3.9 (d34883d4e35c reverted).
+
+    Whoever unhooks ``mn`` under the lock calls its ``release``: here, or
+    __mmu_notifier_release.
+    """
+    mnmm = mm.mmu_notifier_mm
+    assert mnmm is not None, "[hmmsim internal bug] unregister without a list"
+    await spin_lock(mnmm.lock)
+    if not hlist_unhashed(mn):
+        # Synchronize with __mmu_notifier_release.
+        id = await srcu_read_lock(srcu)
+        await _hlist_del_rcu(mnmm, mn)
+        await spin_unlock(mnmm.lock)
+
+        if mn.ops is not None and mn.ops.release is not None:
+            await mn.ops.release(mn, mm)
+
+        # Let __mmu_notifier_release finish.
+        await srcu_read_unlock(srcu, id)
+    else:
+        await spin_unlock(mnmm.lock)
+
+
 async def mmu_notifier_unregister(mn: MmuNotifier, mm: MmStruct) -> None:
     """Unsubscribe ``mn``, calling its ``release`` if the core has not yet.
 
@@ -688,7 +799,11 @@ async def mmu_notifier_unregister(mn: MmuNotifier, mm: MmStruct) -> None:
     srcu = mmu_notifier_srcu().srcu
     BUG_ON(await atomic_read(mm.mm_count) <= 0, "unregister from a freed mm")
 
-    if not hlist_unhashed(mn):
+    if not fix_applied(mm, FIX_RELEASE_REFIX) and fix_applied(
+        mm, FIX_UNREGISTER_NULL_DEREF
+    ):
+        await _mmu_notifier_unregister_v3_9(mn, mm, srcu)
+    elif not hlist_unhashed(mn):
         # The core did not run release for us: do it here, under SRCU, so
         # that the subscriber's mappings are gone when we return.
         id = await srcu_read_lock(srcu)
@@ -699,8 +814,13 @@ async def mmu_notifier_unregister(mn: MmuNotifier, mm: MmStruct) -> None:
         mnmm = mm.mmu_notifier_mm
         assert mnmm is not None, "[hmmsim internal bug] hashed without a list"
         await spin_lock(mnmm.lock)
-        # Can't race with __mmu_notifier_release: both unhook under the lock.
-        await _hlist_del_init_rcu(mnmm, mn)
+        if not fix_applied(mm, FIX_RELEASE_REFIX):
+            # v3.8: release may have unhooked mn since the test above.
+            await _hlist_del_rcu(mnmm, mn)
+        else:
+            # Can't race with __mmu_notifier_release: both unhook under the
+            # lock, and the init variant tolerates an unhooked node.
+            await _hlist_del_init_rcu(mnmm, mn)
         await spin_unlock(mnmm.lock)
 
     # Wait for any callback of mn still running, release included.

@@ -624,8 +624,11 @@ class World:
             kvm = Kvm(name=f"kvm{i}", mm=mm)
             world.kvms.append(kvm)
             world.view.devices.append(kvm.shadow)
+            # Once release ran, the core calls the VM no more (an end of a
+            # start it saw never comes) and the VM never faults again, so its
+            # count no longer matters.
             world.view.counters[f"{kvm.name}->mmu_notifier_count"] = lambda k=kvm: (
-                k.mmu_notifier_count
+                0 if k.released else k.mmu_notifier_count
             )
         return world
 

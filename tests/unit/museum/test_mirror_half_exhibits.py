@@ -12,7 +12,7 @@ from hmmsim.scenarios import get
 from hmmsim.scenarios.museum._reverts import revert_variant, reverting_world
 
 #: The exhibits of the mirror half (HMM mirroring and the notifier core).
-SLUGS = ("hmm-free-vs-notifier",)
+SLUGS = ("hmm-free-vs-notifier", "release-vs-unregister", "release-vs-reclaim")
 
 #: Every exploration here is exhaustive well below this bound.
 BOUND = ExploreConfig(max_executions=5_000, shrink=False)
@@ -93,3 +93,35 @@ def test_loading_the_exhibits_keeps_the_exhibits_function() -> None:
 
     assert callable(museum.exhibits)
     assert {"hmm-free-vs-notifier"} <= {e.slug for e in museum.exhibits()}
+
+
+def test_release_vs_unregister_counterexample_is_robin_holts_diagram() -> None:
+    """751efd8610d3's race: exit unhooks the subscriber, unregister's hlist_del_rcu oopses."""
+    events, task = _counterexample_events("release-vs-unregister", "null-deref")
+
+    assert "unregister" == task
+    assert ("exit", "mmu_notifier_release") in events
+    assert ("exit", "exit_mmap_done") in events
+
+
+def test_release_vs_reclaim_counterexample_is_xiao_guangrongs_race() -> None:
+    """d34883d4e35c's race: release unhooked KVM, reclaim's invalidation misses it."""
+    events, task = _counterexample_events("release-vs-reclaim", "notifier-contract")
+
+    names = [name for _, name in events]
+    assert "reclaim" == task
+    assert names.index("mmu_notifier_release") < names.index(
+        "mmu_notifier_invalidate_range_start"
+    )
+    # No subscriber was called by reclaim's invalidation.
+    assert "kvm_invalidate_range_start" not in names
+
+
+def test_release_vs_unregister_is_verified_on_v5_3() -> None:
+    """v5.3's notifier core (d34883d4e35c's unhook) is verified on the same race."""
+    scenario = get("release-vs-unregister")
+
+    result = explore(scenario.program("v5.3"), scenario.explore_config(BOUND))
+
+    assert ExitReason.EXHAUSTED == result.exit_reason
+    assert Status.VERIFIED == result.status
