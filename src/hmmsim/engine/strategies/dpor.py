@@ -45,15 +45,22 @@ Deviations from the papers (each keeps the exploration sound):
       footprint of a step is its Op whatever the values chosen.  A task
       enters a sleep set only after all the values of its step were explored
       beneath the state (depth-first order guarantees it).
-    * "Co-enabled" (FG05) is approximated by "always", except for one pair:
-      a RELEASE performed by a holder and a guarded ACQUIRE of the same
-      object that was blocked, with the same pending Op, at the state before
-      the release.  A hold that blocks an acquirer blocks it until it is
-      released, so the two are never enabled together and the acquirer
-      races with an earlier step (the holder's acquisition).  This is FG05's
-      treatment of locks; without it every unlock of a contended lock would
-      be a race.
-      The same holds for a WAKE and a guarded WAIT that reads an object the
+    * "Co-enabled" (FG05) is approximated by "always", except for two
+      pairs.  First, a RELEASE that writes (the holder held the object
+      exclusively: ``mutex_unlock``, ``spin_unlock``, ``up_write``,
+      ``downgrade_write``) and a guarded ACQUIRE of the same object by
+      another task.  The acquisition cannot happen anywhere between the
+      holder's acquisition and the release, whether the acquirer already
+      waits there (blocked) or reaches its ACQUIRE only after the release,
+      so the two are never enabled in the other order and the acquirer
+      races with an earlier step (the holder's acquisition) instead.  This
+      is FG05's treatment of locks, which only looked at an acquirer
+      blocked at the state before the release: one that arrived later made
+      the release a race, whose reversal ran the acquirer's earlier steps
+      before the release, with the releaser asleep, into a state where the
+      acquirer blocked and everything else slept (a sleep-set-blocked
+      execution, most of the ``REDUNDANT`` ones).
+      Second, a WAKE and a guarded WAIT that reads an object the
       WAKE writes: the program promises (see :mod:`hmmsim.sync.waitqueue`)
       that only the wake-up that sets a waiter's flag writes the object its
       sleep reads, so the sleep was not enabled before that WAKE and never
@@ -69,9 +76,7 @@ Deviations from the papers (each keeps the exploration sound):
     * When every enabled task is asleep the execution is redundant and is
       abandoned (``ABANDON``, outcome ``REDUNDANT``); if it already has
       findings it is run to completion instead, exploring nothing, so that
-      its schedule can be replayed as a counterexample.  Blocked acquirers
-      (the co-enabled rule above cannot see that a lock will be held) make
-      a few such executions; the AB-BA program has two.
+      its schedule can be replayed as a counterexample.
     * With a preemption bound (``bounded_options``), a backtrack point that
       needs a choice the bound forbids is dropped and ``complete`` becomes
       False; an exploration that never drops one is an ordinary, complete
@@ -859,28 +864,15 @@ class DporStrategy:
                 return -1
             if (
                 kind is OpKind.RELEASE
+                and x.kind is OpKind.ACQUIRE
+                and x.guard is not None
                 and not (x.write and reads_before)
-                and self._blocked_at(i, p, x, clock)
             ):
-                continue
+                continue  # never co-enabled: see the module docstring
             if kind is OpKind.WAKE and x.kind is OpKind.WAIT and x.guard is not None:
                 continue  # the wake-up that enabled the sleep: no race
             return i
         return -1
-
-    def _blocked_at(self, i: int, p: int, x: Op, clock: VectorClock) -> bool:
-        """Return whether ``x`` was p's pending Op, a blocked ACQUIRE, before step i.
-
-        Step ``i`` is a RELEASE of an object ``x`` acquires.  Then the two are
-        never co-enabled (see the module docstring) and do not race.
-        """
-        if x.kind is not OpKind.ACQUIRE or x.guard is None:
-            return False
-        if clock.get(p) > i:
-            return False  # p took a step after i: x was not pending at i
-        if p >= self._steps[i].tasks:
-            return False  # p did not exist yet at i
-        return p not in self._nodes[i].enabled
 
     def _reverse_race(
         self, e: int, p: int, x_clock: VectorClock | None, *, end: int
