@@ -44,6 +44,7 @@ FIXES: Final[Mapping[str, str]] = MappingProxyType(
         "6d7c3cde93c1": (
             "mm/hmm: fix use after free with struct hmm in the mmu notifiers"
         ),
+        "16ce101db85d": "mm/memory.c: fix race when faulting a device private page",
     }
 )
 

@@ -216,6 +216,7 @@ async def dup_mm(tsk: TaskStruct, oldmm: MmStruct) -> MmStruct | None:
     # allocate_mm + memcpy + mm_init: a fresh mm, no notifiers inherited.
     mm = mm_alloc(tsk.comm)
     mm.notifier_core = oldmm.notifier_core  # MODEL: see Deviations
+    mm.reverted_fixes = oldmm.reverted_fixes  # MODEL: the same kernel build
 
     err = await dup_mmap(mm, oldmm)
     if err:

@@ -84,11 +84,13 @@ from hmmsim.kernel.mm_types import (
     MmStruct,
     Page,
     Pte,
+    PteVal,
     RcuHead,
     VmAreaStruct,
     pte_none,
     pte_offset_map,
     pte_pfn,
+    pte_present_or_none,
     pte_special,
     pte_write,
 )
@@ -1010,7 +1012,7 @@ def pte_to_hmm_pfn_flags(range: HmmRange, pte: Pte | None) -> int:
 
 
 async def hmm_vma_handle_pte(
-    walk: MmWalk, addr: int, end: int, ptep: Cell[Pte | None], i: int
+    walk: MmWalk, addr: int, end: int, ptep: Cell[PteVal], i: int
 ) -> int:
     """Fill entry ``i`` from the PTE at ``addr``, faulting if needed.
 
@@ -1019,7 +1021,8 @@ async def hmm_vma_handle_pte(
     """
     hmm_vma_walk = _walk_state(walk)
     range = hmm_vma_walk.range
-    pte = await READ_ONCE(ptep)
+    # MODEL: no swap, migration or device-private entries in v5.3.
+    pte = pte_present_or_none(await READ_ONCE(ptep), "hmm_vma_handle_pte")
     orig_pfn = range.pfns[i]
 
     range.pfns[i] = range.values[HMM_PFN_NONE]

@@ -65,7 +65,7 @@ from hmmsim.kernel.memory import handle_mm_fault, vm_normal_page
 from hmmsim.kernel.mm_types import (
     MmStruct,
     Page,
-    Pte,
+    PteVal,
     pte_none,
     pte_offset_map,
     pte_pfn,
@@ -312,7 +312,7 @@ async def hmm_vma_walk_hole(addr: int, end: int, walk: MmWalk) -> int:
     return hmm_pfns_fill(addr, end, range, 0)  # pragma: no cover - same
 
 
-def pte_to_hmm_pfn_flags(range: HmmRange, pte: Pte | None) -> int:
+def pte_to_hmm_pfn_flags(range: HmmRange, pte: PteVal) -> int:
     """Return the HMM flags a CPU PTE grants.
 
     Kernel: mm/hmm.c pte_to_hmm_pfn_flags() (v6.16; MODEL: no protnone PTEs).
@@ -324,7 +324,7 @@ def pte_to_hmm_pfn_flags(range: HmmRange, pte: Pte | None) -> int:
 
 
 async def hmm_vma_handle_pte(  # noqa: PLR0911 - the C's exits, in its order
-    walk: MmWalk, addr: int, end: int, ptep: Cell[Pte | None], i: int
+    walk: MmWalk, addr: int, end: int, ptep: Cell[PteVal], i: int
 ) -> int:
     """Fill entry ``i`` from the PTE at ``addr``, or fault from ``addr`` on.
 

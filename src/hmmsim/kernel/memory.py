@@ -61,12 +61,18 @@ import errno
 from collections.abc import Sequence
 
 from hmmsim.kernel.atomic import test_bit
-from hmmsim.kernel.debug import lockdep_assert_held
+from hmmsim.kernel.debug import WARN_ON_ONCE, lockdep_assert_held
+from hmmsim.kernel.fixes import fix_applied
+from hmmsim.kernel.memremap import page_pgmap_checked
+from hmmsim.kernel.migrate import migration_entry_wait
 from hmmsim.kernel.mm_types import (
     MmStruct,
     Page,
     Pte,
+    PteVal,
+    SwapPte,
     VmAreaStruct,
+    VmFaultStruct,
     mk_pte,
     pte_mkspecial,
     pte_none,
@@ -94,12 +100,26 @@ from hmmsim.kernel.page_alloc import (
     is_zero_pfn,
     put_page,
 )
+from hmmsim.kernel.pagemap import trylock_page, unlock_page
 from hmmsim.kernel.rmap import (
     PageAnon,
     page_add_file_rmap,
     page_add_new_anon_rmap,
     page_dup_rmap,
     page_remove_rmap,
+)
+from hmmsim.kernel.swapops import (
+    is_device_private_entry,
+    is_migration_entry,
+    is_swap_pte,
+    is_writable_device_private_entry,
+    is_writable_migration_entry,
+    make_readable_device_private_entry,
+    make_readable_migration_entry,
+    non_swap_entry,
+    pfn_swap_entry_to_page,
+    pte_to_swp_entry,
+    swp_entry_to_pte,
 )
 from hmmsim.kernel.trace import trace
 from hmmsim.kernel.types import (
@@ -147,6 +167,7 @@ __all__ = [
     "do_fault",
     "do_read_fault",
     "do_shared_fault",
+    "do_swap_page",
     "do_wp_page",
     "finish_fault",
     "handle_mm_fault",
@@ -164,19 +185,28 @@ __all__ = [
     "vm_normal_page",
     "wp_page_copy",
     "wp_page_reuse",
+    "zap_nonpresent_ptes",
     "zap_pte_range",
 ]
 
 
-async def set_pte_at(mm: MmStruct, addr: int, ptep: Cell[Pte | None], pte: Pte) -> None:
-    """Install ``pte`` (the caller holds the page-table lock).
-
-    Kernel: arch set_pte_at().
-    """
-    lockdep_assert_held(mm.page_table_lock)
-    await WRITE_ONCE(ptep, pte)
+def _pte_trace(name: str, mm: MmStruct, addr: int, pte: Pte | SwapPte) -> None:
+    """Trace a PTE change; a swap entry names its page and adds its kind."""
+    if isinstance(pte, SwapPte):
+        entry = pte.entry
+        trace(
+            name,
+            mm=mm.name,
+            addr=addr,
+            page=entry.page.pfn,
+            generation=entry.page.generation,
+            write=is_writable_device_private_entry(entry)
+            or is_writable_migration_entry(entry),
+            swap=entry.type.value,
+        )
+        return
     trace(
-        "set_pte",
+        name,
         mm=mm.name,
         addr=addr,
         page=pte.page.pfn,
@@ -185,9 +215,20 @@ async def set_pte_at(mm: MmStruct, addr: int, ptep: Cell[Pte | None], pte: Pte) 
     )
 
 
-async def ptep_get_and_clear(
-    mm: MmStruct, addr: int, ptep: Cell[Pte | None]
-) -> Pte | None:
+async def set_pte_at(
+    mm: MmStruct, addr: int, ptep: Cell[PteVal], pte: Pte | SwapPte
+) -> None:
+    """Install ``pte``, present or a swap entry (the caller holds the lock).
+
+    Kernel: arch set_pte_at().  The ``set_pte`` tracepoint of a swap entry
+    carries a ``swap`` field with the entry's kind.
+    """
+    lockdep_assert_held(mm.page_table_lock)
+    await WRITE_ONCE(ptep, pte)
+    _pte_trace("set_pte", mm, addr, pte)
+
+
+async def ptep_get_and_clear(mm: MmStruct, addr: int, ptep: Cell[PteVal]) -> PteVal:
     """Clear a PTE and return its old value (the caller holds the lock).
 
     Kernel: arch ptep_get_and_clear().
@@ -196,25 +237,18 @@ async def ptep_get_and_clear(
     old = ptep.value
     await WRITE_ONCE(ptep, None)
     if old is not None:
-        trace(
-            "pte_clear",
-            mm=mm.name,
-            addr=addr,
-            page=old.page.pfn,
-            generation=old.page.generation,
-            write=old.write,
-        )
+        _pte_trace("pte_clear", mm, addr, old)
     return old
 
 
-async def ptep_set_wrprotect(mm: MmStruct, addr: int, ptep: Cell[Pte | None]) -> None:
+async def ptep_set_wrprotect(mm: MmStruct, addr: int, ptep: Cell[PteVal]) -> None:
     """Clear the write bit of a present PTE (the caller holds the lock).
 
     Kernel: arch ptep_set_wrprotect().
     """
     lockdep_assert_held(mm.page_table_lock)
     old = ptep.value
-    assert old is not None, "[hmmsim internal bug] write-protecting pte_none"
+    assert pte_present(old), "[hmmsim internal bug] write-protecting a non-present PTE"
     pte = pte_wrprotect(old)
     await WRITE_ONCE(ptep, pte)
     trace(
@@ -228,7 +262,7 @@ async def ptep_set_wrprotect(mm: MmStruct, addr: int, ptep: Cell[Pte | None]) ->
 
 
 async def ptep_set_access_flags(
-    vma: VmAreaStruct, address: int, ptep: Cell[Pte | None], entry: Pte, dirty: bool
+    vma: VmAreaStruct, address: int, ptep: Cell[PteVal], entry: Pte, dirty: bool
 ) -> bool:
     """Install ``entry`` if it differs from the PTE (the caller holds the lock).
 
@@ -307,7 +341,7 @@ async def check_stable_address_space(mm: MmStruct) -> VmFault:
 
 
 async def do_anonymous_page(  # noqa: PLR0911 - the C's exits, in its order
-    vma: VmAreaStruct, address: int, ptep: Cell[Pte | None], flags: FaultFlag
+    vma: VmAreaStruct, address: int, ptep: Cell[PteVal], flags: FaultFlag
 ) -> VmFault:
     """Map the zero page (read fault) or a new zeroed page at an empty PTE.
 
@@ -369,7 +403,7 @@ async def __do_fault(vma: VmAreaStruct, address: int) -> tuple[VmFault, Page | N
 
 
 async def finish_fault(
-    vma: VmAreaStruct, address: int, ptep: Cell[Pte | None], page: Page, write: bool
+    vma: VmAreaStruct, address: int, ptep: Cell[PteVal], page: Page, write: bool
 ) -> VmFault:
     """Map a page-cache page at ``address`` unless someone else did first.
 
@@ -398,9 +432,7 @@ async def finish_fault(
     return VmFault(0)
 
 
-async def do_read_fault(
-    vma: VmAreaStruct, address: int, ptep: Cell[Pte | None]
-) -> VmFault:
+async def do_read_fault(vma: VmAreaStruct, address: int, ptep: Cell[PteVal]) -> VmFault:
     """Map the page-cache page of a read fault.
 
     Kernel: mm/memory.c do_read_fault() (v5.5; no fault-around).
@@ -412,7 +444,7 @@ async def do_read_fault(
 
 
 async def do_shared_fault(
-    vma: VmAreaStruct, address: int, ptep: Cell[Pte | None]
+    vma: VmAreaStruct, address: int, ptep: Cell[PteVal]
 ) -> VmFault:
     """Map the page-cache page of a write fault on a shared mapping.
 
@@ -426,7 +458,7 @@ async def do_shared_fault(
 
 
 async def do_fault(
-    vma: VmAreaStruct, address: int, ptep: Cell[Pte | None], flags: FaultFlag
+    vma: VmAreaStruct, address: int, ptep: Cell[PteVal], flags: FaultFlag
 ) -> VmFault:
     """Resolve a fault on an empty PTE of a VMA with ``vm_ops``.
 
@@ -441,7 +473,7 @@ async def do_fault(
 
 
 async def wp_page_reuse(
-    vma: VmAreaStruct, address: int, ptep: Cell[Pte | None], orig_pte: Pte
+    vma: VmAreaStruct, address: int, ptep: Cell[PteVal], orig_pte: Pte
 ) -> None:
     """Keep the faulting PTE's page, writable if the VMA allows (lock held; released).
 
@@ -460,7 +492,7 @@ async def wp_page_reuse(
 async def wp_page_copy(
     vma: VmAreaStruct,
     address: int,
-    ptep: Cell[Pte | None],
+    ptep: Cell[PteVal],
     orig_pte: Pte,
     old_page: Page | None,
 ) -> VmFault:
@@ -535,7 +567,7 @@ async def wp_page_copy(
 
 
 async def do_wp_page(
-    vma: VmAreaStruct, address: int, ptep: Cell[Pte | None], orig_pte: Pte
+    vma: VmAreaStruct, address: int, ptep: Cell[PteVal], orig_pte: Pte
 ) -> VmFault:
     """Handle a write fault on a read-only PTE (lock held; released).
 
@@ -568,6 +600,78 @@ async def do_wp_page(
     return await wp_page_copy(vma, address, ptep, orig_pte, page)
 
 
+async def do_swap_page(vmf: VmFaultStruct) -> VmFault:
+    """Handle a fault on a non-present PTE (a swap entry).
+
+    Kernel: mm/memory.c do_swap_page() (v6.16), non-swap-entry part.  A
+    migration entry waits for the migration to end (migration_entry_wait)
+    and returns, so the fault is retried.  A device-private entry calls its
+    page map's ``migrate_to_ram``: under the PTE lock the entry is checked
+    again, and only if the device page can be locked without waiting is a
+    reference taken, the lock dropped and the callback called; otherwise the
+    fault returns and is retried (v6.15's 1afaeb8293c9: a busy page is
+    being migrated by someone else).
+
+    Patch switch 16ce101db85d (kernel.fixes, CVE-2022-3523): without it the
+    callback is called straight from the entry read locklessly at fault
+    entry, with neither the PTE lock nor a reference (v6.0), so a
+    concurrent migration can free the device page, and its map, while
+    ``migrate_to_ram`` runs on it.  MODEL: reverting it also drops
+    1afaeb8293c9's page lock, which was added inside the locked section
+    16ce101db85d created.
+
+    Returns:
+        The callback's VM_FAULT_* code, 0 when the fault must be retried, or
+        VM_FAULT_SIGBUS for an entry the model does not know.
+    """
+    vma = vmf.vma
+    mm = vma.vm_mm
+    ret = VmFault(0)
+
+    # MODEL: pte_unmap_same() is always true without highmem (x86-64).
+    entry = pte_to_swp_entry(vmf.orig_pte)
+    if non_swap_entry(entry):
+        if is_migration_entry(entry):
+            await migration_entry_wait(mm, vmf.address)
+        elif is_device_private_entry(entry):
+            # MODEL: no per-VMA locks, so no FAULT_FLAG_VMA_LOCK retry.
+            vmf.page = pfn_swap_entry_to_page(entry)
+            if not fix_applied(mm, "16ce101db85d"):
+                # v6.0: no PTE lock, no reference, no page lock.
+                pgmap = await page_pgmap_checked(vmf.page, "do_swap_page")
+                assert pgmap.ops is not None
+                ret = await pgmap.ops.migrate_to_ram(vmf)
+                trace("do_swap_page", mm=mm.name, addr=vmf.address, ret=int(ret))
+                return ret
+            ptep = vmf.pte
+            assert ptep is not None
+            await spin_lock(mm.page_table_lock)
+            if ptep.value is not vmf.orig_pte:
+                # pte_same() failed: someone else handled it (goto unlock).
+                await spin_unlock(mm.page_table_lock)
+                return ret
+            # A reference while the entry keeps the page from being freed.
+            if await trylock_page(vmf.page):
+                await get_page(vmf.page)
+                await spin_unlock(mm.page_table_lock)
+                pgmap = await page_pgmap_checked(vmf.page, "do_swap_page")
+                assert pgmap.ops is not None
+                ret = await pgmap.ops.migrate_to_ram(vmf)
+                await unlock_page(vmf.page)
+                await put_page(vmf.page)
+            else:
+                await spin_unlock(mm.page_table_lock)
+        else:  # pragma: no cover - MODEL: no other non-swap entries
+            ret = VM_FAULT_SIGBUS
+        # goto out
+        trace("do_swap_page", mm=mm.name, addr=vmf.address, ret=int(ret))
+        return ret
+    # MODEL: no swap devices, so no real swap entry reaches this point.
+    raise AssertionError(  # pragma: no cover
+        f"[hmmsim internal bug] swap entry {entry!r} without swap devices"
+    )
+
+
 async def handle_pte_fault(
     vma: VmAreaStruct, address: int, flags: FaultFlag
 ) -> VmFault:
@@ -584,9 +688,15 @@ async def handle_pte_fault(
             return await do_anonymous_page(vma, address, ptep, flags)
         return await do_fault(vma, address, ptep, flags)
 
+    if not pte_present(orig_pte):
+        vmf = VmFaultStruct(
+            vma=vma, address=address, flags=flags, orig_pte=orig_pte, pte=ptep
+        )
+        return await do_swap_page(vmf)
+
     await spin_lock(mm.page_table_lock)
     entry = ptep.value
-    if entry is not orig_pte or entry is None:
+    if entry is not orig_pte or not pte_present(entry):
         # pte_same() failed: someone changed it meanwhile.
         await spin_unlock(mm.page_table_lock)
         return VmFault(0)
@@ -669,9 +779,11 @@ async def zap_pte_range(tlb: MmuGather, vma: VmAreaStruct, addr: int, end: int) 
     await spin_lock(mm.page_table_lock)
     while addr < end:
         ptep = mm.ptes.get(addr)
-        if ptep is not None and pte_present(ptep.value):
+        if ptep is not None and is_swap_pte(ptep.value):
+            await zap_nonpresent_ptes(vma, ptep, addr)
+        elif ptep is not None and pte_present(ptep.value):
             ptent = await ptep_get_and_clear(mm, addr, ptep)
-            assert ptent is not None, (
+            assert pte_present(ptent), (
                 "[hmmsim internal bug] PTE vanished under its lock"
             )
             # MODEL: tlb_remove_tlb_entry only widens the flush range.
@@ -686,6 +798,33 @@ async def zap_pte_range(tlb: MmuGather, vma: VmAreaStruct, addr: int, end: int) 
         addr += PAGE_SIZE
     await spin_unlock(mm.page_table_lock)
     return addr
+
+
+async def zap_nonpresent_ptes(vma: VmAreaStruct, ptep: Cell[PteVal], addr: int) -> None:
+    """Zap one swap entry (the caller holds the page-table lock).
+
+    Kernel: mm/memory.c zap_nonpresent_ptes() (v6.16; MODEL: one entry, no
+    ``details``, no rss counters).  A device-private entry holds a map
+    count and a reference on its device page: both are dropped now, not
+    batched in the mmu_gather, so the last one frees the page through its
+    map's ``page_free`` (kernel.memremap).  A migration entry holds
+    neither: the migration owns the page and restores or replaces nothing
+    once the PTE is gone.
+    """
+    mm = vma.vm_mm
+    entry = pte_to_swp_entry(ptep.value)
+    if is_device_private_entry(entry):
+        page = pfn_swap_entry_to_page(entry)
+        # Device-private memory only backs anonymous memory so far.
+        WARN_ON_ONCE(not vma_is_anonymous(vma), "device-private entry in a file VMA")
+        await page_remove_rmap(page)
+        await put_page(page)
+    elif is_migration_entry(entry):
+        pass  # MODEL: rss counters are not modelled
+    else:  # pragma: no cover - MODEL: the model has no other swap entries
+        WARN_ON_ONCE(True, f"unknown swap entry {entry!r}")
+    # clear_not_present_full_ptes
+    await ptep_get_and_clear(mm, addr, ptep)
 
 
 async def unmap_page_range(
@@ -742,8 +881,8 @@ async def unmap_vmas(
 async def copy_one_pte(
     dst_mm: MmStruct,
     src_mm: MmStruct,
-    dst_pte: Cell[Pte | None],
-    src_pte: Cell[Pte | None],
+    dst_pte: Cell[PteVal],
+    src_pte: Cell[PteVal],
     vma: VmAreaStruct,
     addr: int,
 ) -> int:
@@ -756,6 +895,29 @@ async def copy_one_pte(
     """
     pte = src_pte.value
     assert pte is not None, "[hmmsim internal bug] copying pte_none"
+    if not pte_present(pte):
+        # A swap entry (v5.5 copies it here; v6.16's copy_nonpresent_pte).
+        entry = pte_to_swp_entry(pte)
+        if is_migration_entry(entry):
+            if is_writable_migration_entry(entry) and is_cow_mapping(vma.vm_flags):
+                # Both mms must fault before writing again: make it a read
+                # entry in the parent too.
+                pte = swp_entry_to_pte(
+                    make_readable_migration_entry(pfn_swap_entry_to_page(entry))
+                )
+                await set_pte_at(src_mm, addr, src_pte, pte)
+        elif is_device_private_entry(entry):
+            dpage = pfn_swap_entry_to_page(entry)
+            # The child's entry is a mapping like a present one: it takes a
+            # reference and a map count (device pages cannot be pinned, so
+            # the rmap dup cannot fail).
+            await get_page(dpage)
+            await page_dup_rmap(dpage)
+            if is_writable_device_private_entry(entry) and is_cow_mapping(vma.vm_flags):
+                pte = swp_entry_to_pte(make_readable_device_private_entry(dpage))
+                await set_pte_at(src_mm, addr, src_pte, pte)
+        await set_pte_at(dst_mm, addr, dst_pte, pte)
+        return 0
     # A private mapping: write-protect the PTE in the parent and the child.
     if is_cow_mapping(vma.vm_flags) and pte_write(pte):
         await ptep_set_wrprotect(src_mm, addr, src_pte)

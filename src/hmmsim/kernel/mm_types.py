@@ -8,13 +8,21 @@ Deviations:
       Python list sorted by address, changed only under ``mmap_sem`` for write
       (or by the last user in exit_mmap).
     * MODEL: page tables have one level: ``mm.ptes`` maps a page-aligned
-      virtual address to its own ``Cell[Pte | None]`` (``None`` is pte_none).
+      virtual address to its own ``Cell[PteVal]`` (``None`` is pte_none).
       A PTE is written with WRITE_ONCE under ``mm->page_table_lock`` (which
       stands for the split pte lock) and may be read locklessly (READ_ONCE),
-      as the hmm walk does.  PMD/PUD levels, huge pages, swap, migration and
-      device-private entries are not modelled.
-    * MODEL: a PTE holds the page, a write bit and the special bit (set only
-      for the zero page); no young/dirty bits.
+      as the hmm walk does.  PMD/PUD levels and huge pages are not modelled.
+    * MODEL: a ``pte_t`` value is one of three Python values (:data:`PteVal`):
+      None (pte_none), a present :class:`Pte` (the page, a write bit and the
+      special bit, set only for the zero page; no young/dirty bits), or a
+      :class:`SwapPte`, a non-present entry holding a :class:`SwpEntry`
+      (swp_entry_to_pte).  Only the entries that name a page exist: device
+      private and migration entries (kernel.swapops); no swap device, no
+      device-exclusive, hwpoison or marker entries, no soft-dirty/uffd-wp
+      bits in swap PTEs.
+    * MODEL: ``swp_entry_t`` keeps the entry type and the page itself
+      (:class:`SwpEntry`): the C stores the page's pfn as the offset and
+      finds the page with pfn_to_page; ``swp_offset`` returns the pfn.
     * MODEL: a VMA is anonymous unless ``vm_ops`` is set; the only other kind
       is a shared anonymous mapping (``VM_SHARED``), backed by a shmem file
       (``vm_file``, see kernel.shmem).  ``vma->anon_vma`` is not modelled.
@@ -25,6 +33,14 @@ Deviations:
     * MODEL: ``struct page`` carries ghost fields for the oracle: ``state``
       (free or in use), ``generation`` (bumped at each allocation) and
       ``contents`` (one int standing for the page's bytes).
+    * MODEL: of ``page->flags`` only ``PG_locked`` is modelled, as its own
+      :class:`~hmmsim.sync.BitLock` (``Page.pg_locked``; kernel.pagemap's
+      lock_page and friends).  ``page->pgmap`` and ``zone_device_data`` are
+      plain fields, set for ZONE_DEVICE pages only (kernel.memremap).
+    * MODEL: ``struct vm_fault`` is :class:`VmFaultStruct` (the name
+      ``VmFault`` is the ``vm_fault_t`` return code of kernel.types) with the
+      fields a ``dev_pagemap_ops.migrate_to_ram`` callee reads; the generic
+      fault handlers of kernel.memory still take the fields as arguments.
     * MODEL: ``task_struct`` keeps only a pid, a name, its mm and the
       ``signal->oom_mm`` pointer set by mark_oom_victim.
     * MODEL: ghost counters for the oracle live in ``MmStruct`` (see the
@@ -44,12 +60,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeAlias, TypeGuard
 
-from hmmsim.kernel.types import PAGE_MASK, PAGE_SHIFT, VmFlags
-from hmmsim.sync import Cell, RwSemaphore, SpinLock, new_oid
+from hmmsim.errors import ModelError
+from hmmsim.kernel.types import PAGE_MASK, PAGE_SHIFT, FaultFlag, VmFlags
+from hmmsim.sync import BitLock, Cell, RwSemaphore, SpinLock, new_oid
 
 if TYPE_CHECKING:
+    from hmmsim.kernel.memremap import DevPagemap
     from hmmsim.kernel.mmu_notifier import MmuNotifierCore, MmuNotifierMm
 
 __all__ = [
@@ -59,9 +77,14 @@ __all__ = [
     "PageMappingTag",
     "PageState",
     "Pte",
+    "PteVal",
     "RcuHead",
+    "SwapPte",
+    "SwpEntry",
+    "SwpType",
     "TaskStruct",
     "VmAreaStruct",
+    "VmFaultStruct",
     "VmOperationsStruct",
     "mk_pte",
     "pte_mkspecial",
@@ -70,6 +93,7 @@ __all__ = [
     "pte_page",
     "pte_pfn",
     "pte_present",
+    "pte_present_or_none",
     "pte_special",
     "pte_write",
     "pte_wrprotect",
@@ -114,6 +138,10 @@ class Page:
         state: ghost: FREE or IN_USE.
         generation: ghost: number of times this frame was allocated.
         contents: ghost: the page's data as one integer.
+        pgmap: ``page->pgmap``: the ZONE_DEVICE page map, None for RAM.
+        zone_device_data: ``page->zone_device_data``: the device driver's
+            private pointer (ZONE_DEVICE pages only).
+        pg_locked: the ``PG_locked`` bit of ``page->flags`` (kernel.pagemap).
         oid: object id; loads, stores, refcount changes and freeing are Ops on it.
     """
 
@@ -124,7 +152,14 @@ class Page:
     state: PageState = PageState.FREE
     generation: int = 0
     contents: int = 0
+    pgmap: DevPagemap | None = None
+    zone_device_data: object = None
+    pg_locked: BitLock = field(default_factory=lambda: BitLock("PG_locked"))
     oid: int = field(default_factory=new_oid)
+
+    def __post_init__(self) -> None:
+        self.pg_locked.name = f"page#{self.pfn} PG_locked"
+        self.pg_locked.lockdep_class = "PG_locked"
 
     @property
     def name(self) -> str:
@@ -155,19 +190,81 @@ class Pte:
         return f"Pte(pfn={self.page.pfn}, {'rw' if self.write else 'ro'}{special})"
 
 
+class SwpType(enum.Enum):
+    """MODEL: the swap types of the non-present entries the model has.
+
+    Kernel: include/linux/swap.h SWP_DEVICE_WRITE, SWP_DEVICE_READ,
+    SWP_MIGRATION_READ, SWP_MIGRATION_WRITE (the types above the swap
+    devices'; no read-exclusive migration, device-exclusive or hwpoison).
+    """
+
+    SWP_DEVICE_WRITE = "device-private-write"
+    SWP_DEVICE_READ = "device-private-read"
+    SWP_MIGRATION_READ = "migration-read"
+    SWP_MIGRATION_WRITE = "migration-write"
+
+
+@dataclass(frozen=True, slots=True)
+class SwpEntry:
+    """Models ``swp_entry_t`` for entries that name a page (see Deviations).
+
+    Attributes:
+        type: the entry type (swp_type).
+        page: the page the entry names (the C stores its pfn as swp_offset).
+    """
+
+    type: SwpType
+    page: Page
+
+    def __repr__(self) -> str:
+        return f"SwpEntry({self.type.value}, pfn={self.page.pfn})"
+
+
+@dataclass(frozen=True, slots=True)
+class SwapPte:
+    """Models a non-present, non-empty ``pte_t``: a swap entry (swp_entry_to_pte)."""
+
+    entry: SwpEntry
+
+    def __repr__(self) -> str:
+        return f"SwapPte({self.entry.type.value}, pfn={self.entry.page.pfn})"
+
+
+#: MODEL: a ``pte_t`` value: None (pte_none), present, or a swap entry.
+PteVal: TypeAlias = "Pte | SwapPte | None"
+
+
 def mk_pte(page: Page, write: bool) -> Pte:
     """Build a present PTE for ``page``."""
     return Pte(page, write)
 
 
-def pte_none(pte: Pte | None) -> bool:
+def pte_none(pte: PteVal) -> bool:
     """Return whether the entry is empty."""
     return pte is None
 
 
-def pte_present(pte: Pte | None) -> bool:
-    """Return whether the entry maps a page (no swap entries in the model)."""
-    return pte is not None
+def pte_present(pte: PteVal) -> TypeGuard[Pte]:
+    """Return whether the entry maps a page (not empty, not a swap entry)."""
+    return isinstance(pte, Pte)
+
+
+def pte_present_or_none(pte: PteVal, where: str) -> Pte | None:
+    """MODEL: ``pte`` read by code of a variant that has no swap entries.
+
+    The v5.3 and v5.5 variants model no device memory, so no swap entry can
+    reach their page-table walks; one that does comes from a world that
+    mixes variants, which is a model error.
+
+    Raises:
+        ModelError: ``pte`` is a swap entry; the message names ``where``.
+    """
+    if isinstance(pte, SwapPte):
+        raise ModelError(
+            f"{where}: {pte!r} in a variant without device memory or migration "
+            "(swap entries exist only in the current variant)"
+        )
+    return pte
 
 
 def pte_write(pte: Pte) -> bool:
@@ -283,7 +380,7 @@ class MmStruct:
     page_table_lock: SpinLock
     flags: Cell[int]
     mmap: list[VmAreaStruct] = field(default_factory=list)
-    ptes: dict[int, Cell[Pte | None]] = field(default_factory=dict)
+    ptes: dict[int, Cell[PteVal]] = field(default_factory=dict)
     hmm: object | None = None
     mmu_notifier_mm: MmuNotifierMm | None = None
     # MODEL: which mm/mmu_notifier.c this mm is served by (see Deviations)
@@ -300,7 +397,7 @@ class MmStruct:
         return f"MmStruct({self.name!r})"
 
 
-def pte_offset_map(mm: MmStruct, addr: int) -> Cell[Pte | None]:
+def pte_offset_map(mm: MmStruct, addr: int) -> Cell[PteVal]:
     """Return the PTE cell that maps ``addr`` (allocating the table on demand).
 
     MODEL: page-table pages are allocated lazily and never freed; an empty
@@ -309,9 +406,30 @@ def pte_offset_map(mm: MmStruct, addr: int) -> Cell[Pte | None]:
     addr &= PAGE_MASK
     cell = mm.ptes.get(addr)
     if cell is None:
-        cell = Cell(f"{mm.name}.pte[{addr:#x}]", None)
+        cell = Cell[PteVal](f"{mm.name}.pte[{addr:#x}]", None)
         mm.ptes[addr] = cell
     return cell
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
+class VmFaultStruct:
+    """Models ``struct vm_fault`` (include/linux/mm.h, v6.16), reduced.
+
+    Attributes:
+        vma: ``vmf->vma``.
+        address: ``vmf->address`` (page aligned).
+        flags: ``vmf->flags`` (FAULT_FLAG_*).
+        orig_pte: ``vmf->orig_pte``: the entry read at fault entry.
+        pte: ``vmf->pte``: the PTE cell.
+        page: ``vmf->page``: for a device-private fault, the device page.
+    """
+
+    vma: VmAreaStruct
+    address: int
+    flags: FaultFlag
+    orig_pte: PteVal = None
+    pte: Cell[PteVal] | None = None
+    page: Page | None = None
 
 
 @dataclass(slots=True, kw_only=True, eq=False)

@@ -3,7 +3,8 @@
 Removing write permission write-protects every present PTE of the range
 inside a blockable ``MMU_NOTIFY_PROTECTION_VMA`` notifier bracket.  Adding
 write permission to private memory leaves the PTEs read-only; the next write
-fault makes them writable.
+fault makes them writable.  A writable migration or device-private entry
+(``current`` only) becomes a read one in either case (v5.3 and v6.16 alike).
 
 Deviations:
     * MODEL: ``do_mprotect_pkey`` takes the mm and the new ``VM_READ`` /
@@ -28,6 +29,16 @@ from hmmsim.kernel.mmu_notifier import (
     mmu_notifier_invalidate_range_end,
     mmu_notifier_invalidate_range_start,
     mmu_notifier_range_init,
+)
+from hmmsim.kernel.swapops import (
+    is_swap_pte,
+    is_writable_device_private_entry,
+    is_writable_migration_entry,
+    make_readable_device_private_entry,
+    make_readable_migration_entry,
+    pfn_swap_entry_to_page,
+    pte_to_swp_entry,
+    swp_entry_to_pte,
 )
 from hmmsim.kernel.trace import trace
 from hmmsim.kernel.types import (
@@ -64,13 +75,31 @@ async def change_pte_range(
     await spin_lock(mm.page_table_lock)
     while addr < end:
         ptep = mm.ptes.get(addr)
-        if ptep is not None and pte_present(ptep.value) and not newflags & VM_WRITE:
+        oldpte = None if ptep is None else ptep.value
+        if ptep is not None and pte_present(oldpte) and not newflags & VM_WRITE:
             oldpte = await ptep_get_and_clear(mm, addr, ptep)
-            assert oldpte is not None, (
+            assert pte_present(oldpte), (
                 "[hmmsim internal bug] PTE vanished under its lock"
             )
             await set_pte_at(mm, addr, ptep, pte_wrprotect(oldpte))
             pages += 1
+        elif ptep is not None and is_swap_pte(oldpte):
+            # A swap entry names no permission the fault could check later:
+            # a writable migration or device-private entry becomes a read
+            # one whatever the new protection (the fault upgrades it again).
+            entry = pte_to_swp_entry(oldpte)
+            newpte = None
+            if is_writable_migration_entry(entry):
+                newpte = swp_entry_to_pte(
+                    make_readable_migration_entry(pfn_swap_entry_to_page(entry))
+                )
+            elif is_writable_device_private_entry(entry):
+                newpte = swp_entry_to_pte(
+                    make_readable_device_private_entry(pfn_swap_entry_to_page(entry))
+                )
+            if newpte is not None:
+                await set_pte_at(mm, addr, ptep, newpte)
+                pages += 1
         addr += PAGE_SIZE
     await spin_unlock(mm.page_table_lock)
     return pages

@@ -24,6 +24,11 @@ Deviations:
       always reads 0.
     * MODEL: ``free_unref_page_list`` takes a Python list of pages (the
       kernel's ``struct list_head`` threaded through ``page->lru``).
+    * MODEL: ZONE_DEVICE pages (kernel.memremap) are not the allocator's:
+      pfn_to_page finds them in the execution's ``pgmap_array``, and
+      put_page hands a device page whose count drops to 0 to
+      free_zone_device_folio, as v6.16's __folio_put does (device-private
+      pages idle at refcount 0 since v6.1).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from hmmsim.kernel.debug import VM_BUG_ON
+from hmmsim.kernel.memremap import DEVICE_PFN_BASE, free_zone_device_folio, pgmap_array
 from hmmsim.kernel.mm_types import Page, PageState
 from hmmsim.kernel.trace import trace
 from hmmsim.sync import current_execution, new_oid
@@ -97,6 +103,8 @@ def pfn_to_page(pfn: int) -> Page:
     """Return the struct page of frame ``pfn``."""
     if is_zero_pfn(pfn):
         return ZERO_PAGE(0)
+    if pfn >= DEVICE_PFN_BASE:
+        return pgmap_array()[pfn]
     return page_allocator().pages[pfn]
 
 
@@ -189,12 +197,17 @@ async def get_page(page: Page) -> None:
 async def put_page(page: Page) -> None:
     """Drop a reference on ``page``; free it when it was the last one.
 
-    Kernel: include/linux/mm.h put_page() -> mm/swap.c __put_page().
+    Kernel: include/linux/mm.h put_page() -> mm/swap.c __put_page() (v5.3);
+    a ZONE_DEVICE page goes to free_zone_device_folio instead, as in v6.16's
+    __folio_put (the model's variants only have device pages in ``current``).
     """
     await shared_access(page, write=True, func="put_page")
     VM_BUG_ON(page.refcount <= 0, "put_page on a page with no reference")
     page.refcount -= 1
     if page.refcount == 0:
+        if page.pgmap is not None:
+            await free_zone_device_folio(page)
+            return
         await free_page(page)
 
 

@@ -39,6 +39,7 @@ from hmmsim.kernel.mm_types import (
     VmAreaStruct,
     pte_offset_map,
     pte_page,
+    pte_present,
 )
 from hmmsim.kernel.mmu_notifier import (
     MmuNotifierRange,
@@ -169,7 +170,8 @@ async def try_to_unmap_one(page: Page, vma: VmAreaStruct, address: int) -> bool:
     await spin_lock(mm.page_table_lock)
     pte = ptep.value
     unmapped = False
-    if pte is not None and pte_page(pte) is page:
+    # MODEL: reclaim only unmaps present RAM pages (see Deviations).
+    if pte_present(pte) and pte_page(pte) is page:
         await ptep_get_and_clear(mm, address, ptep)
         unmapped = True
     await spin_unlock(mm.page_table_lock)

@@ -23,7 +23,13 @@ import errno
 
 from hmmsim.kernel.fault import X86_PF_PROT, X86_PF_USER, X86_PF_WRITE, access_error
 from hmmsim.kernel.memory import handle_mm_fault
-from hmmsim.kernel.mm_types import MmStruct, pte_offset_map, pte_page, pte_write
+from hmmsim.kernel.mm_types import (
+    MmStruct,
+    pte_offset_map,
+    pte_page,
+    pte_present,
+    pte_write,
+)
 from hmmsim.kernel.mmap import find_vma
 from hmmsim.kernel.trace import trace
 from hmmsim.kernel.types import (
@@ -50,7 +56,7 @@ async def _user_access(
     while True:
         await spin_lock(mm.page_table_lock)
         pte = ptep.value
-        if pte is not None and (not write or pte_write(pte)):
+        if pte_present(pte) and (not write or pte_write(pte)):
             page = pte_page(pte)
             await shared_access(
                 page, write=write, func="cpu_store" if write else "cpu_load"

@@ -56,7 +56,7 @@ from typing import Any, Final
 
 from hmmsim.engine import Cause, Finding, current_execution
 from hmmsim.kernel.drivers.device import Device
-from hmmsim.kernel.mm_types import MmStruct, PageState
+from hmmsim.kernel.mm_types import MmStruct, Page, PageState, PteVal, SwapPte, SwpType
 from hmmsim.kernel.trace import register_probe
 from hmmsim.oracle.teardown import TeardownLog, attach_teardown_probes, check_teardown
 
@@ -235,10 +235,10 @@ def _attach_cause_probes(view: HmmWorldView) -> None:
                 continue
             page = slot.pte.page
             cell = mm.ptes.get(addr)
-            cpu = cell.value if cell is not None else None
+            cpu = cpu_mapping(cell.value if cell is not None else None)
             if page.state is PageState.FREE:
                 note += ", which was already free"
-            elif cpu is None or cpu.page is not page:
+            elif cpu is None or cpu[0] is not page:
                 note += ", which the CPU page table no longer maps there"
             elif _open_invalidations(mm):
                 note += " while an invalidation was open: the page was about to go"
@@ -323,14 +323,14 @@ def attach_contract_probes(view: HmmWorldView) -> None:
             )
             return
         cell = mm.ptes.get(addr)
-        pte = cell.value if cell is not None else None
-        if pte is None or pte.page.pfn != f["page"] or (f["write"] and not pte.write):
-            now = "nothing" if pte is None else f"page#{pte.page.pfn}"
+        pte = cpu_mapping(cell.value if cell is not None else None)
+        if pte is None or pte[0].pfn != f["page"] or (f["write"] and not pte[1]):
+            now = "nothing" if pte is None else f"page#{pte[0].pfn}"
             _report(
                 "device-stale-mapping",
                 f"{f['device']} reached page#{f['page']} at {addr:#x}, but the CPU "
                 f"page table maps {addr:#x} to {now}"
-                + (" read-only" if pte is not None and not pte.write else ""),
+                + (" read-only" if pte is not None and not pte[1] else ""),
                 fatal=True,
                 causes=log.device_causes(f["device"], addr, f["page"]),
             )
@@ -346,7 +346,12 @@ def attach_contract_probes(view: HmmWorldView) -> None:
                 continue
             dpte = slot.pte
             if name == "set_pte":
-                same = dpte.page.pfn == f["page"] and (f["write"] or not dpte.write)
+                # A migration entry takes the page from the CPU: not the same.
+                same = (
+                    dpte.page.pfn == f["page"]
+                    and (f["write"] or not dpte.write)
+                    and not str(f.get("swap", "")).startswith("migration")
+                )
                 if same:
                     continue
             _report(
@@ -421,7 +426,7 @@ def check_end(view: HmmWorldView) -> Iterable[Finding]:
     for dev in view.devices:
         for addr, dpte in dev.mapped():
             cell = mm.ptes.get(addr)
-            pte = cell.value if cell is not None else None
+            pte = cpu_mapping(cell.value if cell is not None else None)
             page = dpte.page
             if page.state is PageState.FREE or page.generation != dpte.generation:
                 yield Finding(
@@ -435,7 +440,7 @@ def check_end(view: HmmWorldView) -> Iterable[Finding]:
                         view.causes.device_causes(dev.name, addr, page.pfn), step
                     ),
                 )
-            elif pte is None or pte.page is not page:
+            elif pte is None or pte[0] is not page:
                 yield Finding(
                     kind="device-stale-mapping",
                     message=(
@@ -468,6 +473,11 @@ def snapshot(view: HmmWorldView) -> dict[str, object]:
     state["open invalidations"] = _open_invalidations(mm)
     for addr, cell in sorted(mm.ptes.items()):
         pte = cell.value
+        if isinstance(pte, SwapPte):
+            state[f"cpu pte {addr:#x}"] = (
+                f"{pte.entry.type.value} entry of page#{pte.entry.page.pfn}"
+            )
+            continue
         state[f"cpu pte {addr:#x}"] = (
             "-" if pte is None else _page_text(pte.page, pte.write)
         )
@@ -478,6 +488,26 @@ def snapshot(view: HmmWorldView) -> dict[str, object]:
                 "-" if dpte is None else _page_text(dpte.page, dpte.write)
             )
     return state
+
+
+def cpu_mapping(pte: PteVal) -> tuple[Page, bool] | None:
+    """The page a CPU PTE lets a device mirror, and whether writable.
+
+    A present PTE maps its page; a device-private entry maps its device page
+    (the owning device may mirror it: hmm_range_fault reports it to the
+    page map's owner); an empty PTE or a migration entry maps nothing (a
+    migration invalidates the mirrors before it installs its entries).
+    """
+    if pte is None:
+        return None
+    if isinstance(pte, SwapPte):
+        kind = pte.entry.type
+        if kind is SwpType.SWP_DEVICE_WRITE:
+            return (pte.entry.page, True)
+        if kind is SwpType.SWP_DEVICE_READ:
+            return (pte.entry.page, False)
+        return None
+    return (pte.page, pte.write)
 
 
 def _page_text(page: Any, write: bool) -> str:

@@ -56,7 +56,14 @@ from hmmsim.kernel.drivers.dummy_mirror import (
 from hmmsim.kernel.drivers.kvm_mmu import Kvm, kvm_mmu_page_fault, kvm_register
 from hmmsim.kernel.fixes import check_fixes
 from hmmsim.kernel.fork import mm_alloc
-from hmmsim.kernel.mm_types import MmStruct, PageState, Pte, TaskStruct
+from hmmsim.kernel.mm_types import (
+    MmStruct,
+    PageState,
+    PteVal,
+    SwapPte,
+    SwpType,
+    TaskStruct,
+)
 from hmmsim.kernel.mmap import vm_mmap
 from hmmsim.kernel.mmu_notifier import MmuNotifierCore, mmu_notifier_range_blockable
 from hmmsim.kernel.oom_kill import mark_oom_victim
@@ -704,8 +711,7 @@ class World:
             for dev in self.view.devices
         )
         ptes = tuple(
-            (addr, None if c.value is None else c.value.page.pfn)
-            for addr, c in sorted(self.mm.ptes.items())
+            (addr, _pte_summary(c.value)) for addr, c in sorted(self.mm.ptes.items())
         )
         results = tuple(sorted((k, repr(v)) for k, v in self.results.items()))
         return (notifiers, devices, ptes, results)
@@ -805,6 +811,10 @@ class PageView:
         state: ``"free"`` or ``"in-use"`` (the frame's allocator state).
         refcount: the frame's reference count.
         mapcount: the PTEs mapping the frame.
+        swap: ``""`` for a present or empty PTE; for a non-present one the
+            kind of swap entry it holds (``"device-private-write"``,
+            ``"device-private-read"``, ``"migration-read"`` or
+            ``"migration-write"``); ``pfn`` is then the page it names.
     """
 
     addr: int
@@ -813,6 +823,7 @@ class PageView:
     state: str
     refcount: int
     mapcount: int
+    swap: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -893,10 +904,31 @@ def _device_view(dev: Device) -> tuple[DeviceEntryView, ...]:
     )
 
 
-def _page_view(addr: int, pte: Pte | None) -> PageView:
+def _pte_summary(pte: PteVal) -> object:
+    """The pfn a PTE maps (None if empty); a swap entry adds its kind."""
+    if pte is None:
+        return None
+    if isinstance(pte, SwapPte):
+        return (pte.entry.type.value, pte.entry.page.pfn)
+    return pte.page.pfn
+
+
+def _page_view(addr: int, pte: PteVal) -> PageView:
     if pte is None:
         return PageView(
             addr=addr, pfn=None, writable=False, state="", refcount=0, mapcount=0
+        )
+    if isinstance(pte, SwapPte):
+        page = pte.entry.page
+        return PageView(
+            addr=addr,
+            pfn=page.pfn,
+            writable=pte.entry.type
+            in {SwpType.SWP_DEVICE_WRITE, SwpType.SWP_MIGRATION_WRITE},
+            state=page.state.value,
+            refcount=page.refcount,
+            mapcount=page.mapcount,
+            swap=pte.entry.type.value,
         )
     page = pte.page
     return PageView(

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from hmmsim.engine import Instance
 from hmmsim.kernel import mmu_notifier_current, mmu_notifier_v55
 from hmmsim.kernel.drivers.dummy_mirror import HMM_RANGE_DEFAULT_TIMEOUT
+from hmmsim.kernel.mm_types import Pte
 from hmmsim.kernel.mmap import find_vma
 from hmmsim.kernel.oom_kill import oom_reap_task
 from hmmsim.kernel.types import PAGE_SHIFT, PAGE_SIZE
@@ -107,9 +108,10 @@ def _reclaim(world: World) -> Callable[[], Awaitable[int]]:
         # it and frees it after the notifier bracket.
         vma = find_vma(world.mm, BASE)
         cell = world.mm.ptes[BASE]
-        if vma is None or cell.value is None:
+        pte = cell.value
+        if vma is None or not isinstance(pte, Pte):
             return 0
-        return await shrink_inactive_list(cell.value.page, vma, BASE)
+        return await shrink_inactive_list(pte.page, vma, BASE)
 
     return reclaim
 

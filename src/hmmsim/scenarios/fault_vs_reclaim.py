@@ -11,6 +11,7 @@ bracket's end.
 from __future__ import annotations
 
 from hmmsim.engine import Instance
+from hmmsim.kernel.mm_types import Pte
 from hmmsim.kernel.mmap import find_vma
 from hmmsim.kernel.vmscan import shrink_inactive_list
 from hmmsim.scenarios import register
@@ -39,7 +40,7 @@ def build(make_world: WorldFactory, variant: str) -> Instance:
         # its own), unmaps it and frees it after the notifier bracket.
         pte = world.mm.ptes[BASE].value
         vma = find_vma(world.mm, BASE)
-        assert pte is not None
+        assert isinstance(pte, Pte)
         assert vma is not None
         return await shrink_inactive_list(pte.page, vma, BASE)
 

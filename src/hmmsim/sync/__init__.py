@@ -15,6 +15,13 @@ from hmmsim.sync._base import (
     report,
     tracepoint,
 )
+from hmmsim.sync.bitlock import (
+    BitLock,
+    clear_bit_unlock,
+    test_and_set_bit_lock,
+    wait_on_bit,
+    wait_on_bit_lock,
+)
 from hmmsim.sync.debug import (
     BUG_ON,
     WARN_ON,
@@ -95,6 +102,7 @@ __all__ = [
     "WARN_ON",
     "WARN_ON_ONCE",
     "WRITE_ONCE",
+    "BitLock",
     "Cell",
     "Kref",
     "Mutex",
@@ -104,6 +112,7 @@ __all__ = [
     "WaitQueueHead",
     "audit",
     "call_srcu",
+    "clear_bit_unlock",
     "cond_resched",
     "current_execution",
     "current_task",
@@ -149,11 +158,14 @@ __all__ = [
     "srcu_read_lock",
     "srcu_read_unlock",
     "synchronize_srcu",
+    "test_and_set_bit_lock",
     "tracepoint",
     "up_read",
     "up_write",
     "wait_event",
     "wait_event_timeout",
+    "wait_on_bit",
+    "wait_on_bit_lock",
     "wake_up",
     "wake_up_all",
 ]

@@ -40,7 +40,14 @@ from hmmsim.kernel.debug import BUG_ON
 from hmmsim.kernel.drivers.device import Device, device_pte_clear, device_pte_set
 from hmmsim.kernel.gup import FOLL_WRITE, FollFlags, check_vma_flags
 from hmmsim.kernel.memory import handle_mm_fault
-from hmmsim.kernel.mm_types import MmStruct, Page, pte_offset_map, pte_page, pte_write
+from hmmsim.kernel.mm_types import (
+    MmStruct,
+    Page,
+    pte_offset_map,
+    pte_page,
+    pte_present,
+    pte_write,
+)
 from hmmsim.kernel.mmap import find_vma
 from hmmsim.kernel.mmu_notifier import (
     MmuNotifier,
@@ -243,7 +250,7 @@ async def kvm_gfn_to_pfn(kvm: Kvm, addr: int, write: bool) -> Page | None:
     while True:
         await spin_lock(mm.page_table_lock)
         pte = ptep.value
-        if pte is not None and (not write or pte_write(pte)):
+        if pte_present(pte) and (not write or pte_write(pte)):
             page = pte_page(pte)
             await get_page(page)
             await spin_unlock(mm.page_table_lock)
