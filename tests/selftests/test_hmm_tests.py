@@ -38,7 +38,7 @@ from hmmsim.kernel.drivers.dmirror import (
     dmirror_write,
 )
 from hmmsim.kernel.fork import dup_mm, mm_alloc, mmput
-from hmmsim.kernel.mm_types import MmStruct, TaskStruct
+from hmmsim.kernel.mm_types import MmStruct, Pte, TaskStruct
 from hmmsim.kernel.mmap import sys_munmap, vm_mmap
 from hmmsim.kernel.mprotect import do_mprotect_pkey
 from hmmsim.kernel.page_alloc import is_zero_pfn
@@ -169,7 +169,7 @@ def test_anon_read() -> None:
         t.ASSERT_EQ(0, await do_mprotect_pkey(mm, buffer.ptr, buffer.size, VM_READ))
         t.ASSERT_EQ((0, 0), await cpu_load(mm, buffer.ptr + PAGE_SIZE))
         zero_pte = mm.ptes[buffer.ptr + PAGE_SIZE].value
-        t.ASSERT_EQ(True, zero_pte is not None and is_zero_pfn(zero_pte.page.pfn))
+        t.ASSERT_EQ(True, isinstance(zero_pte, Pte) and is_zero_pfn(zero_pte.page.pfn))
 
         ret = await hmm_dmirror_cmd(fd, HMM_DMIRROR_READ, buffer, NPAGES)
         t.ASSERT_EQ(0, ret)

@@ -27,12 +27,13 @@ and include/linux/hmm.h of the same series.
 Deviations:
     * MODEL: one page-table level (see pagewalk, mm_types): no PMD/PUD,
       huge or hugetlb entries (``hmm_vma_handle_pmd``, ``hmm_vma_walk_pud``,
-      ``hmm_vma_walk_hugetlb_entry`` and the order field are not modelled),
-      no swap, migration, device-private or device-exclusive entries.  The
-      only non-present PTE is pte_none.  EXTENSION POINT: the
-      ``not pte_present`` branch of :func:`hmm_vma_handle_pte` is where the
-      device-private (``range->dev_private_owner``) and migration-entry
-      cases go; ``dev_private_owner`` is kept in :class:`HmmRange` for them.
+      ``hmm_vma_walk_hugetlb_entry`` and the order field are not modelled).
+      The non-present PTEs are device-private entries (reported with the
+      device pfn when their page map's ``owner`` is
+      ``range->dev_private_owner``, otherwise faulted, which migrates them
+      to RAM) and migration entries (waited for, then -EBUSY re-walks); no
+      swap-device, device-exclusive or marker entries.  No
+      HMM_PFN_DMA_MAPPED/P2PDMA flags.
     * MODEL: ``hmm_pfns`` entries are Python ints; the pfn is the model
       page's ``pfn``.  ``hmm_pfn_to_page`` looks it up in the model's page
       array.
@@ -62,6 +63,8 @@ from hmmsim.kernel.hmm_flags import (
     HMM_PFN_WRITE,
 )
 from hmmsim.kernel.memory import handle_mm_fault, vm_normal_page
+from hmmsim.kernel.memremap import page_pgmap
+from hmmsim.kernel.migrate import migration_entry_wait
 from hmmsim.kernel.mm_types import (
     MmStruct,
     Page,
@@ -78,6 +81,15 @@ from hmmsim.kernel.mmu_notifier_current import (
 )
 from hmmsim.kernel.page_alloc import is_zero_pfn, pfn_to_page
 from hmmsim.kernel.pagewalk import MmWalk, walk_page_range
+from hmmsim.kernel.swapops import (
+    is_device_private_entry,
+    is_migration_entry,
+    is_writable_device_private_entry,
+    non_swap_entry,
+    pfn_swap_entry_to_page,
+    pte_to_swp_entry,
+    swp_offset,
+)
 from hmmsim.kernel.trace import trace
 from hmmsim.kernel.types import (
     FAULT_FLAG_REMOTE,
@@ -138,8 +150,7 @@ class HmmRange:
         default_flags: request flags for every page (HMM_PFN_REQ_*).
         pfn_flags_mask: which per-page request bits of ``hmm_pfns`` count.
         dev_private_owner: owner of the device-private pages the caller
-            wants reported instead of faulted back (MODEL: kept for the
-            device-private extension; no such page exists yet).
+            wants reported (the device pfn) instead of faulted back to RAM.
     """
 
     name: str = "range"
@@ -348,13 +359,42 @@ async def hmm_vma_handle_pte(  # noqa: PLR0911 - the C's exits, in its order
             return await _fault(walk, addr, end, required_fault)
         return _out(range, i, new_pfn_flags)
 
-    assert pte is not None
-    if not pte_present(pte):  # pragma: no cover - MODEL: no swap entries yet
-        # EXTENSION POINT (see Deviations): device-private pages of
-        # range->dev_private_owner are reported, other swap, device-private
-        # or exclusive entries are faulted, migration entries waited for,
-        # anything else is -EFAULT.
-        return -errno.EFAULT
+    if not pte_present(pte):
+        entry = pte_to_swp_entry(pte)
+
+        # The caller's own device-private pages are reported, not faulted
+        # back to RAM.  MODEL: the page map never changes, so reading it
+        # from the lockless entry needs no Op (as in C).
+        if (
+            is_device_private_entry(entry)
+            and page_pgmap(pfn_swap_entry_to_page(entry)).owner
+            is range.dev_private_owner
+        ):
+            cpu_flags: int = HMM_PFN_VALID
+            if is_writable_device_private_entry(entry):
+                cpu_flags |= HMM_PFN_WRITE
+            new_pfn_flags = swp_offset(entry) | cpu_flags
+            return _out(range, i, new_pfn_flags)
+
+        required_fault = hmm_pte_need_fault(hmm_vma_walk, pfn_req_flags, 0)
+        if not required_fault:
+            return _out(range, i, new_pfn_flags)
+
+        # MODEL: every entry of the model is a non-swap entry.
+        if not non_swap_entry(entry):  # pragma: no cover - no swap devices
+            return await _fault(walk, addr, end, required_fault)
+
+        # Another owner's device page: the fault migrates it to RAM.
+        if is_device_private_entry(entry):
+            return await _fault(walk, addr, end, required_fault)
+
+        if is_migration_entry(entry):
+            hmm_vma_walk.last = addr
+            await migration_entry_wait(walk.mm, addr)
+            return -errno.EBUSY
+
+        # Report an error for everything else.
+        return -errno.EFAULT  # pragma: no cover - MODEL: no other entries
 
     cpu_flags = pte_to_hmm_pfn_flags(range, pte)
     required_fault = hmm_pte_need_fault(hmm_vma_walk, pfn_req_flags, cpu_flags)

@@ -53,6 +53,13 @@ Deviations:
     * MODEL: ``struct vm_fault`` is not modelled: the fault handlers take the
       VMA, the address, the PTE cell and, where needed, the PTE value read
       at fault entry (``vmf->orig_pte``) and the page (``vmf->page``).
+      Only do_swap_page (v6.16) takes one (``mm_types.VmFaultStruct``), since
+      it hands it to a driver's ``migrate_to_ram``.
+    * MODEL: swap entries exist only in the ``current`` variant (device
+      memory, kernel.memremap): do_swap_page, zap_nonpresent_ptes and the
+      swap-entry branch of copy_one_pte follow v6.16; a real swap device is
+      not modelled.  do_swap_page imports kernel.migrate inside the function
+      (mm/migrate.c uses set_pte_at of this module: an import cycle here).
 """
 
 from __future__ import annotations
@@ -64,7 +71,6 @@ from hmmsim.kernel.atomic import test_bit
 from hmmsim.kernel.debug import WARN_ON_ONCE, lockdep_assert_held
 from hmmsim.kernel.fixes import fix_applied
 from hmmsim.kernel.memremap import page_pgmap_checked
-from hmmsim.kernel.migrate import migration_entry_wait
 from hmmsim.kernel.mm_types import (
     MmStruct,
     Page,
@@ -632,6 +638,10 @@ async def do_swap_page(vmf: VmFaultStruct) -> VmFault:
     entry = pte_to_swp_entry(vmf.orig_pte)
     if non_swap_entry(entry):
         if is_migration_entry(entry):
+            # MODEL: imported here: mm/migrate.c and mm/memory.c call each
+            # other (see Deviations).
+            from hmmsim.kernel.migrate import migration_entry_wait  # noqa: PLC0415
+
             await migration_entry_wait(mm, vmf.address)
         elif is_device_private_entry(entry):
             # MODEL: no per-VMA locks, so no FAULT_FLAG_VMA_LOCK retry.

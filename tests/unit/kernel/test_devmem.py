@@ -9,12 +9,16 @@ from tests.support.kernel_harness import BASE, make_mm, run_one, run_tasks
 
 from hmmsim.errors import ModelError
 from hmmsim.kernel import fixes
+from hmmsim.kernel import mmu_notifier_current as cur
 from hmmsim.kernel.fork import dup_mm
+from hmmsim.kernel.hmm_current import HmmRange, hmm_range_fault
+from hmmsim.kernel.hmm_flags import HMM_PFN_REQ_FAULT, HMM_PFN_VALID, HMM_PFN_WRITE
 from hmmsim.kernel.memory import handle_mm_fault, set_pte_at
 from hmmsim.kernel.memremap import (
     DEVICE_PFN_BASE,
     MEMORY_DEVICE_PRIVATE,
     DevPagemap,
+    Range,
     is_device_private_page,
     is_zone_device_page,
     memremap_pages,
@@ -23,16 +27,28 @@ from hmmsim.kernel.memremap import (
     zone_device_page_init,
 )
 from hmmsim.kernel.mm_types import (
+    MmStruct,
     Page,
     PageState,
+    PteVal,
     SwapPte,
     TaskStruct,
     VmFaultStruct,
+    mk_pte,
     pte_none,
+    pte_offset_map,
     pte_present,
     pte_present_or_none,
 )
 from hmmsim.kernel.mmap import do_munmap, find_vma
+from hmmsim.kernel.mmu_notifier import MmuNotifierRange
+from hmmsim.kernel.mmu_notifier_current import (
+    MmuIntervalNotifier,
+    StaticMmuIntervalNotifierOps,
+    mmu_interval_notifier_insert,
+    mmu_interval_read_begin,
+    mmu_interval_set_seq,
+)
 from hmmsim.kernel.mprotect import do_mprotect_pkey
 from hmmsim.kernel.page_alloc import alloc_page, get_page, pfn_to_page, put_page
 from hmmsim.kernel.pagemap import (
@@ -42,6 +58,7 @@ from hmmsim.kernel.pagemap import (
     unlock_page,
     wait_on_page_locked,
 )
+from hmmsim.kernel.rmap import page_add_new_anon_rmap, page_remove_rmap
 from hmmsim.kernel.swapops import (
     SWP_DEVICE_READ,
     SWP_DEVICE_WRITE,
@@ -65,7 +82,21 @@ from hmmsim.kernel.swapops import (
     swp_type,
 )
 from hmmsim.kernel.types import FAULT_FLAG_WRITE, VM_READ, VmFault
-from hmmsim.sync import schedule, spin_lock, spin_unlock
+from hmmsim.sync import (
+    READ_ONCE,
+    WRITE_ONCE,
+    Cell,
+    WaitQueueHead,
+    down_read,
+    down_write,
+    schedule,
+    spin_lock,
+    spin_unlock,
+    up_read,
+    up_write,
+    wait_event,
+    wake_up_all,
+)
 
 
 class FakeDevmem:
@@ -91,11 +122,10 @@ def make_pgmap(ops: FakeDevmem, nr_pages: int = 2) -> DevPagemap:
     return pgmap
 
 
-async def map_device_page(mm: object, pgmap: DevPagemap, *, write: bool = True) -> Page:
+async def map_device_page(
+    mm: MmStruct, pgmap: DevPagemap, *, write: bool = True
+) -> Page:
     """Hand out a device page and map it at BASE with a device-private entry."""
-    from hmmsim.kernel.mm_types import MmStruct, pte_offset_map  # noqa: PLC0415
-
-    assert isinstance(mm, MmStruct)
     page = pgmap.pages[0]
     await zone_device_page_init(page)
     await unlock_page(page)
@@ -109,6 +139,44 @@ async def map_device_page(mm: object, pgmap: DevPagemap, *, write: bool = True) 
     await set_pte_at(mm, BASE, pte_offset_map(mm, BASE), swp_entry_to_pte(make(page)))
     await spin_unlock(mm.page_table_lock)
     return page
+
+
+def published_cell() -> tuple[Cell[tuple[MmStruct, Page] | None], WaitQueueHead]:
+    """A cell one task publishes (mm, page) in, and the queue the other waits on."""
+    return Cell("published", None), WaitQueueHead("published")
+
+
+async def wait_published(
+    cell: Cell[tuple[MmStruct, Page] | None], wq: WaitQueueHead
+) -> tuple[MmStruct, Page]:
+    """Sleep until the other task published its (mm, page)."""
+
+    async def ready() -> bool:
+        return await READ_ONCE(cell) is not None
+
+    await wait_event(wq, ready)
+    value = cell.value
+    assert value is not None
+    return value
+
+
+async def publish_migration_entry(
+    cell: Cell[tuple[MmStruct, Page] | None], wq: WaitQueueHead
+) -> tuple[MmStruct, Page, Cell[PteVal]]:
+    """Lock a new page, put a migration entry for it at BASE, publish, wake."""
+    mm = await make_mm()
+    page = await alloc_page()
+    assert page is not None
+    await lock_page(page)
+    ptep = pte_offset_map(mm, BASE)
+    await spin_lock(mm.page_table_lock)
+    await set_pte_at(
+        mm, BASE, ptep, swp_entry_to_pte(make_writable_migration_entry(page))
+    )
+    await spin_unlock(mm.page_table_lock)
+    await WRITE_ONCE(cell, (mm, page))
+    await wake_up_all(wq)
+    return mm, page, ptep
 
 
 class TestSwapops:
@@ -174,7 +242,7 @@ class TestSwapops:
         swap = swp_entry_to_pte(make_readable_migration_entry(Page(pfn=1)))
 
         assert pte_present_or_none(None, "walk") is None
-        with pytest.raises(ModelError, match="^walk: SwapPte"):
+        with pytest.raises(ModelError, match=r"^walk: SwapPte"):
             pte_present_or_none(swap, "walk")
 
 
@@ -269,7 +337,7 @@ class TestMemremap:
         assert got[1] == (0, PageState.FREE, True, 1)
         assert got[2:5] == [(True, True), True, (False, False)]
         start = DEVICE_PFN_BASE << 12
-        assert (got[5].start, got[5].end) == (start, start + 3 * 4096 - 1)  # type: ignore[attr-defined]
+        assert got[5] == Range(start, start + 3 * 4096 - 1)
 
     def test_device_private_map_needs_owner(self) -> None:
         """A device-private map without an owner is refused with a WARN."""
@@ -420,45 +488,23 @@ class TestDoSwapPage:
     def test_migration_entry_fault_waits_for_the_page_lock(self) -> None:
         """A fault on a migration entry returns only after the migration unlocks the page."""
         order: list[str] = []
-        state: dict[str, object] = {}
-
-        async def migrator() -> None:
-            from hmmsim.kernel.mm_types import pte_offset_map  # noqa: PLC0415
-
-            mm = await make_mm()
-            page = await alloc_page()
-            assert page is not None
-            await lock_page(page)
-            await spin_lock(mm.page_table_lock)
-            await set_pte_at(
-                mm,
-                BASE,
-                pte_offset_map(mm, BASE),
-                swp_entry_to_pte(make_writable_migration_entry(page)),
-            )
-            await spin_unlock(mm.page_table_lock)
-            state["mm"] = mm
-            # Let the faulting task run while the page stays locked.
-            from hmmsim.sync import msleep  # noqa: PLC0415
-
-            await msleep(1)
-            order.append("migration done")
-            await unlock_page(page)
+        published, wq = published_cell()
 
         async def faulter() -> None:
-            from hmmsim.kernel.mm_types import MmStruct  # noqa: PLC0415
-
-            await schedule()  # every task runs to its first Op at start
-            mm = state["mm"]
-            assert isinstance(mm, MmStruct)
+            mm, _page = await wait_published(published, wq)
             vma = find_vma(mm, BASE)
             assert vma is not None
             order.append(
                 f"fault {int(await handle_mm_fault(vma, BASE, FAULT_FLAG_WRITE))}"
             )
 
+        async def migrator() -> None:
+            _mm, page, _ptep = await publish_migration_entry(published, wq)
+            order.append("migration done")
+            await unlock_page(page)
+
         def setup() -> list[tuple[str, object]]:
-            return [("migrator", migrator()), ("faulter", faulter())]
+            return [("faulter", faulter()), ("migrator", migrator())]
 
         run = run_tasks(setup)  # type: ignore[arg-type]
 
@@ -477,7 +523,6 @@ class TestZapAndCopy:
         async def body() -> None:
             mm = await make_mm()
             page = await map_device_page(mm, make_pgmap(ops))
-            from hmmsim.sync import down_write, up_write  # noqa: PLC0415
 
             await down_write(mm.mmap_sem)
             got.append(await do_munmap(mm, BASE, 4096))
@@ -524,3 +569,168 @@ class TestZapAndCopy:
         run_one(body)
 
         assert got == [0, (SWP_DEVICE_READ, True)]
+
+
+class MigratingDevmem(FakeDevmem):
+    """Callbacks whose migrate_to_ram moves the device page to a new RAM page."""
+
+    async def migrate_to_ram(self, vmf: VmFaultStruct) -> VmFault:
+        await super().migrate_to_ram(vmf)
+
+        dpage, ptep, mm = vmf.page, vmf.pte, vmf.vma.vm_mm
+        assert dpage is not None
+        assert ptep is not None
+        new = await alloc_page()
+        assert new is not None
+        await spin_lock(mm.page_table_lock)
+        page_add_new_anon_rmap(new, vmf.vma, vmf.address)
+        await set_pte_at(mm, vmf.address, ptep, mk_pte(new, True))
+        await spin_unlock(mm.page_table_lock)
+        await page_remove_rmap(dpage)
+        await put_page(dpage)
+        return VmFault(0)
+
+
+class TestHmmRangeFaultDevicePrivate:
+    """hmm_range_fault (current) on device-private and migration entries."""
+
+    @staticmethod
+    async def _range(mm: MmStruct, owner: object, flags: int) -> HmmRange:
+
+        async def invalidate(
+            sub: MmuIntervalNotifier, r: MmuNotifierRange, seq: int
+        ) -> bool:
+            await mmu_interval_set_seq(sub, seq)
+            return True
+
+        assert isinstance(mm, MmStruct)
+        mm.notifier_core = cur
+        sub = MmuIntervalNotifier(name="sub")
+        ops = StaticMmuIntervalNotifierOps(invalidate=invalidate)
+        assert 0 == await mmu_interval_notifier_insert(sub, mm, 0, 1 << 40, ops)
+        rng = HmmRange(
+            notifier=sub,
+            start=BASE,
+            end=BASE + 4096,
+            hmm_pfns=[0],
+            default_flags=flags,
+            dev_private_owner=owner,
+        )
+        rng.notifier_seq = await mmu_interval_read_begin(sub)
+        return rng
+
+    @staticmethod
+    async def _fault(mm: MmStruct, rng: HmmRange) -> int:
+
+        assert isinstance(mm, MmStruct)
+        assert isinstance(rng, HmmRange)
+        await down_read(mm.mmap_sem)
+        ret = await hmm_range_fault(rng)
+        await up_read(mm.mmap_sem)
+        return ret
+
+    def test_owner_gets_the_device_pfn_without_a_fault(self) -> None:
+        """The page map's owner sees its own page: device pfn, VALID and WRITE, no migration."""
+
+        ops = MigratingDevmem()
+        got: list[object] = []
+
+        async def body() -> None:
+            mm = await make_mm()
+            page = await map_device_page(mm, make_pgmap(ops))
+            rng = await self._range(mm, ops, HMM_PFN_REQ_FAULT)
+            got.append(await self._fault(mm, rng))
+            got.append(rng.hmm_pfns == [page.pfn | HMM_PFN_VALID | HMM_PFN_WRITE])
+
+        run_one(body)
+
+        assert got == [0, True]
+        assert [] == ops.faults
+
+    def test_read_only_device_entry_reports_no_write(self) -> None:
+        """A read device-private entry is reported VALID without WRITE."""
+
+        ops = MigratingDevmem()
+        got: list[object] = []
+
+        async def body() -> None:
+            mm = await make_mm()
+            page = await map_device_page(mm, make_pgmap(ops), write=False)
+            rng = await self._range(mm, ops, 0)
+            got.append(await self._fault(mm, rng))
+            got.append(rng.hmm_pfns == [page.pfn | HMM_PFN_VALID])
+
+        run_one(body)
+
+        assert got == [0, True]
+
+    def test_other_owner_faults_the_page_back_to_ram(self) -> None:
+        """Another driver's device page is migrated by the fault; the RAM page is reported."""
+
+        ops = MigratingDevmem()
+        got: list[object] = []
+
+        async def body() -> None:
+            mm = await make_mm()
+            page = await map_device_page(mm, make_pgmap(ops))
+            rng = await self._range(mm, object(), HMM_PFN_REQ_FAULT)
+            got.append(await self._fault(mm, rng))
+            pte = mm.ptes[BASE].value
+            assert pte_present(pte)
+            got.append(rng.hmm_pfns == [pte.page.pfn | HMM_PFN_VALID | HMM_PFN_WRITE])
+            got.append(page.state)
+
+        run_one(body)
+
+        assert got == [0, True, PageState.FREE]
+        assert [(2, True)] == ops.faults
+        assert [DEVICE_PFN_BASE] == ops.freed
+
+    def test_other_owner_without_a_fault_request_reports_nothing(self) -> None:
+        """Not asked to fault, another owner's page is reported as 0 and stays on the device."""
+        ops = MigratingDevmem()
+        got: list[object] = []
+
+        async def body() -> None:
+            mm = await make_mm()
+            await map_device_page(mm, make_pgmap(ops))
+            rng = await self._range(mm, object(), 0)
+            got.append(await self._fault(mm, rng))
+            got.append(rng.hmm_pfns)
+
+        run_one(body)
+
+        assert got == [0, [0]]
+        assert [] == ops.faults
+
+    def test_migration_entry_waits_and_rewalks(self) -> None:
+        """A migration entry makes the walk wait for the page lock and walk again (-EBUSY inside)."""
+
+        order: list[str] = []
+        got: list[object] = []
+        published, wq = published_cell()
+
+        async def walker() -> None:
+            mm, page = await wait_published(published, wq)
+            rng = await self._range(mm, None, HMM_PFN_REQ_FAULT)
+            got.append(await self._fault(mm, rng))
+            order.append("walk done")
+            got.append(rng.hmm_pfns == [page.pfn | HMM_PFN_VALID | HMM_PFN_WRITE])
+
+        async def migrator() -> None:
+            mm, page, ptep = await publish_migration_entry(published, wq)
+            assert isinstance(mm, MmStruct)
+            order.append("walker blocked")
+            await spin_lock(mm.page_table_lock)
+            await set_pte_at(mm, BASE, ptep, mk_pte(page, True))
+            await spin_unlock(mm.page_table_lock)
+            await unlock_page(page)
+
+        def setup() -> list[tuple[str, object]]:
+            return [("walker", walker()), ("migrator", migrator())]
+
+        run = run_tasks(setup)  # type: ignore[arg-type]
+
+        assert got == [0, True]
+        assert ["walker blocked", "walk done"] == order
+        assert [BASE] == [e["addr"] for e in run.named("migration_entry_wait")]

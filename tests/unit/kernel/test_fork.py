@@ -37,6 +37,7 @@ from hmmsim.kernel.mm_types import (
     MmStruct,
     Page,
     PageState,
+    Pte,
     TaskStruct,
     mk_pte,
     pte_mkspecial,
@@ -304,25 +305,25 @@ class TestWriteProtectFault:
             await spin_lock(mm.page_table_lock)
             await ptep_set_wrprotect(mm, BASE, ptep)
             orig = ptep.value
-            assert orig is not None
+            assert isinstance(orig, Pte)
             out.append(orig.write)
             await wp_page_reuse(vma, BASE, ptep, orig)  # unlocks
             now = ptep.value
-            assert now is not None
+            assert isinstance(now, Pte)
             out.append((now.write, now.page is orig.page))
             await spin_lock(mm.page_table_lock)
             await ptep_set_wrprotect(mm, BASE, ptep)
             orig = ptep.value
-            assert orig is not None
+            assert isinstance(orig, Pte)
             # Mapped once: do_wp_page reuses.
             out.append(await do_wp_page(vma, BASE, ptep, orig))
             orig = ptep.value
-            assert orig is not None
+            assert isinstance(orig, Pte)
             old = orig.page
             old.refcount += 1  # the reference do_wp_page would have taken
             out.append(await wp_page_copy(vma, BASE, ptep, orig, old))
             new = ptep.value
-            assert new is not None
+            assert isinstance(new, Pte)
             out.append((new.page is old, new.page.contents, old.state))
 
         run = run_one(body)

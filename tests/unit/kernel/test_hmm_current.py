@@ -28,7 +28,7 @@ from hmmsim.kernel.hmm_flags import (
     HMM_PFN_VALID,
     HMM_PFN_WRITE,
 )
-from hmmsim.kernel.mm_types import MmStruct
+from hmmsim.kernel.mm_types import MmStruct, Pte
 from hmmsim.kernel.mmu_notifier import MmuNotifierRange
 from hmmsim.kernel.mmu_notifier_current import (
     MmuIntervalNotifier,
@@ -85,7 +85,7 @@ async def fault(mm: MmStruct, rng: HmmRange) -> int:
 
 def page_pfn(mm: MmStruct, addr: int) -> int:
     pte = mm.ptes[addr].value
-    assert pte is not None
+    assert isinstance(pte, Pte)
     return pte.page.pfn
 
 

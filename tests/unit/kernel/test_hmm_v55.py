@@ -14,7 +14,7 @@ from hmmsim.kernel.hmm_v55 import (
     hmm_device_entry_to_pfn,
     hmm_range_fault,
 )
-from hmmsim.kernel.mm_types import MmStruct
+from hmmsim.kernel.mm_types import MmStruct, Pte
 from hmmsim.kernel.mmu_notifier import MmuNotifierRange
 from hmmsim.kernel.mmu_notifier_v55 import (
     MmuIntervalNotifier,
@@ -78,7 +78,7 @@ class TestHmmRangeFault:
             seen.append(await fault(mm, rng))
             seen.extend(bool(e & rng.flags[HMM_PFN_VALID]) for e in rng.pfns)
             cell = mm.ptes[BASE]
-            assert cell.value is not None
+            assert isinstance(cell.value, Pte)
             seen.append(hmm_device_entry_to_page(rng, rng.pfns[0]) is cell.value.page)
             seen.append(
                 hmm_device_entry_to_pfn(rng, rng.pfns[0]) == cell.value.page.pfn

@@ -10,7 +10,7 @@ from tests.support.kernel_harness import BASE, NPAGES, make_mm, run_one, run_tas
 from hmmsim.kernel.atomic import set_bit
 from hmmsim.kernel.fork import mm_alloc, mmdrop, mmget, mmget_not_zero, mmgrab, mmput
 from hmmsim.kernel.memory import handle_mm_fault
-from hmmsim.kernel.mm_types import PageState, pte_offset_map
+from hmmsim.kernel.mm_types import PageState, Pte, pte_offset_map
 from hmmsim.kernel.mmap import __do_munmap as do_munmap_downgrade
 from hmmsim.kernel.mmap import do_munmap, find_vma, sys_munmap, vm_munmap
 from hmmsim.kernel.mmu_notifier import (
@@ -190,12 +190,12 @@ class TestHandleMmFault:
             await down_read(mm.mmap_sem)
             out.append(await handle_mm_fault(vma, BASE, FaultFlag(0)))
             pte = pte_offset_map(mm, BASE).value
-            assert pte is not None
+            assert isinstance(pte, Pte)
             out.append((pte.write, pte.special, is_zero_pfn(pte.page.pfn)))
             out.append(await handle_mm_fault(vma, BASE, FAULT_FLAG_WRITE))
             await up_read(mm.mmap_sem)
             pte = pte_offset_map(mm, BASE).value
-            assert pte is not None
+            assert isinstance(pte, Pte)
             out.append((pte.write, pte.special, is_zero_pfn(pte.page.pfn)))
             out.append((pte.page.contents, pte.page.mapcount, pte.page.refcount))
 
@@ -219,7 +219,7 @@ class TestHandleMmFault:
             assert vma is not None
             out.append(await handle_mm_fault(vma, BASE, FAULT_FLAG_WRITE))
             pte = pte_offset_map(mm, BASE).value
-            assert pte is not None
+            assert isinstance(pte, Pte)
             out.append(pte.write)
             out.append(await handle_mm_fault(vma, BASE, FAULT_FLAG_WRITE))
             out.append(pte_offset_map(mm, BASE).value is pte)
@@ -482,7 +482,7 @@ class TestMprotect:
             await mmu_notifier_register(mn, mm)
             out.append(await do_mprotect_pkey(mm, BASE, 2 * PAGE_SIZE, VM_READ))
             pte = pte_offset_map(mm, BASE).value
-            assert pte is not None
+            assert isinstance(pte, Pte)
             out.append(pte.write)
             out.append([(v.vm_start, v.vm_end, int(v.vm_flags)) for v in mm.mmap])
 

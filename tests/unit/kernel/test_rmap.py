@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.support.kernel_harness import BASE, make_mm, run_one
 
-from hmmsim.kernel.mm_types import PageState
+from hmmsim.kernel.mm_types import PageState, Pte
 from hmmsim.kernel.mmap import find_vma
 from hmmsim.kernel.page_alloc import alloc_page
 from hmmsim.kernel.rmap import try_to_unmap_one
@@ -22,7 +22,7 @@ class TestTryToUnmapOne:
             mm = await make_mm()
             await cpu_store(mm, BASE, 1)
             pte = mm.ptes[BASE].value
-            assert pte is not None
+            assert isinstance(pte, Pte)
             vma = find_vma(mm, BASE)
             assert vma is not None
             got.append(await try_to_unmap_one(pte.page, vma, BASE + 3))

@@ -13,7 +13,7 @@ from tests.support.kernel_harness import (
 )
 
 from hmmsim.kernel import hmm
-from hmmsim.kernel.mm_types import Page, PageState
+from hmmsim.kernel.mm_types import Page, PageState, Pte
 from hmmsim.kernel.mmap import find_vma
 from hmmsim.kernel.page_alloc import (
     alloc_page,
@@ -48,7 +48,7 @@ class TestShrinkInactiveList:
             await register_mirror(hmm, mm, StubMirrorOps(0))
             pte = mm.ptes[BASE].value
             vma = find_vma(mm, BASE)
-            assert pte is not None
+            assert isinstance(pte, Pte)
             assert vma is not None
             out.append(await shrink_inactive_list(pte.page, vma, BASE))
             out.append((mm.ptes[BASE].value, pte.page.state, pte.page.refcount))
@@ -74,7 +74,7 @@ class TestShrinkInactiveList:
             await cpu_store(mm, BASE, 1)
             pte = mm.ptes[BASE].value
             vma = find_vma(mm, BASE)
-            assert pte is not None
+            assert isinstance(pte, Pte)
             assert vma is not None
             page_list: list[Page] = []
             out.append(await isolate_lru_pages(pte.page, page_list))
@@ -99,7 +99,7 @@ class TestShrinkInactiveList:
             await cpu_store(mm, BASE, 1)
             pte = mm.ptes[BASE].value
             vma = find_vma(mm, BASE)
-            assert pte is not None
+            assert isinstance(pte, Pte)
             assert vma is not None
             page = pte.page
             await get_page(page)  # e.g. a driver's hmm_range_fault reference
@@ -125,7 +125,7 @@ class TestShrinkInactiveList:
             await cpu_store(mm, BASE, 1)
             pte = mm.ptes[BASE].value
             vma = find_vma(mm, BASE)
-            assert pte is not None
+            assert isinstance(pte, Pte)
             assert vma is not None
             page = pte.page
             await page_dup_rmap(page)  # a second PTE (e.g. a fork child)

@@ -18,6 +18,7 @@ from hmmsim.kernel.drivers.device import (
     device_pte_clear,
     device_pte_set,
 )
+from hmmsim.kernel.mm_types import Pte
 from hmmsim.kernel.mmap import vm_munmap
 from hmmsim.kernel.page_alloc import alloc_page, put_page
 from hmmsim.kernel.types import PAGE_SIZE
@@ -48,7 +49,7 @@ class TestProbes:
             attach_contract_probes(view)
             await cpu_store(mm, BASE, 3)
             pte = mm.ptes[BASE].value
-            assert pte is not None
+            assert isinstance(pte, Pte)
             await device_pte_set(dev, BASE, pte.page, True)
             assert 3 == await device_access(dev, BASE, False)
             await device_access(dev, BASE, True, 4)
@@ -68,7 +69,7 @@ class TestProbes:
             attach_contract_probes(HmmWorldView(mm=mm, devices=[dev]))
             await cpu_store(mm, BASE, 3)
             pte = mm.ptes[BASE].value
-            assert pte is not None
+            assert isinstance(pte, Pte)
             await device_pte_set(dev, BASE, pte.page, True)
             await vm_munmap(mm, BASE, PAGE_SIZE)
             await device_access(dev, BASE, False)
