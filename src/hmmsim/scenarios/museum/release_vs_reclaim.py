@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from hmmsim.engine import Instance
 from hmmsim.kernel.drivers.kvm_mmu import kvm_unregister
+from hmmsim.kernel.mm_types import Pte
 from hmmsim.kernel.mmap import find_vma
 from hmmsim.kernel.mmu_notifier import FIX_RELEASE_REFIX, mmu_notifier_release
 from hmmsim.kernel.vmscan import shrink_inactive_list
@@ -55,7 +56,7 @@ def build(make_world: WorldFactory, variant: str) -> Instance:
         # reaches its PTE without mmap_sem.
         pte = world.mm.ptes[BASE].value
         vma = find_vma(world.mm, BASE)
-        assert pte is not None
+        assert isinstance(pte, Pte)
         assert vma is not None
         return await shrink_inactive_list(pte.page, vma, BASE)
 
