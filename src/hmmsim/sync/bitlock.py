@@ -23,6 +23,9 @@ Deviations:
       no owner, so clearing it from another task is allowed (the bit moves
       out of the setter's held list).  Clearing a clear bit is a
       ``bad-unlock`` finding (the kernel's VM_BUG_ON_FOLIO in folio_unlock).
+      A task that ends with the bit still set is a ``lock-leak``, even if
+      another task would clear it later: every model path clears the bits
+      it sets itself.
     * MODEL: lockdep does not track bit locks (nor does the kernel's): taking
       one adds no lock-order edge.  A held bit lock is in the task's held
       list, so locks taken under it do get edges from its class.
