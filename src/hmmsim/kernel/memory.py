@@ -624,7 +624,8 @@ async def do_swap_page(vmf: VmFaultStruct) -> VmFault:
     concurrent migration can free the device page, and its map, while
     ``migrate_to_ram`` runs on it.  MODEL: reverting it also drops
     1afaeb8293c9's page lock, which was added inside the locked section
-    16ce101db85d created.
+    16ce101db85d created.  Patch switch 1afaeb8293c9 alone (v6.1 to v6.14):
+    the reference but no page lock.
 
     Returns:
         The callback's VM_FAULT_* code, 0 when the fault must be retried, or
@@ -661,7 +662,16 @@ async def do_swap_page(vmf: VmFaultStruct) -> VmFault:
                 await spin_unlock(mm.page_table_lock)
                 return ret
             # A reference while the entry keeps the page from being freed.
-            if await trylock_page(vmf.page):
+            if not fix_applied(mm, "1afaeb8293c9"):
+                # v6.1 to v6.14: no page lock, so every fault on the page
+                # starts its own migration of it.
+                await get_page(vmf.page)
+                await spin_unlock(mm.page_table_lock)
+                pgmap = await page_pgmap_checked(vmf.page, "do_swap_page")
+                assert pgmap.ops is not None
+                ret = await pgmap.ops.migrate_to_ram(vmf)
+                await put_page(vmf.page)
+            elif await trylock_page(vmf.page):
                 await get_page(vmf.page)
                 await spin_unlock(mm.page_table_lock)
                 pgmap = await page_pgmap_checked(vmf.page, "do_swap_page")

@@ -465,6 +465,25 @@ class TestDoSwapPage:
 
         assert [(1, False)] == ops.faults
 
+    def test_without_1afaeb8293c9_the_callback_has_a_reference_but_no_lock(
+        self,
+    ) -> None:
+        """v6.1 to v6.14: the fault takes a reference under the PTE lock, not the page lock."""
+        ops = FakeDevmem()
+
+        async def body() -> None:
+            mm = await make_mm()
+            mm.reverted_fixes = fixes.check_fixes(["1afaeb8293c9"])
+            page = await map_device_page(mm, make_pgmap(ops))
+            vma = find_vma(mm, BASE)
+            assert vma is not None
+            await handle_mm_fault(vma, BASE, FAULT_FLAG_WRITE)
+            assert page.refcount == 1
+
+        run_one(body)
+
+        assert [(2, False)] == ops.faults
+
     def test_busy_device_page_makes_the_fault_retry(self) -> None:
         """A device page locked by someone else is not migrated: the fault returns 0."""
         ops = FakeDevmem()
