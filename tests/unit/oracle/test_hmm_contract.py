@@ -18,17 +18,26 @@ from hmmsim.kernel.drivers.device import (
     device_pte_clear,
     device_pte_set,
 )
-from hmmsim.kernel.mm_types import Pte
+from hmmsim.kernel.memory import set_pte_at
+from hmmsim.kernel.mm_types import Page, Pte, mk_pte
 from hmmsim.kernel.mmap import vm_munmap
 from hmmsim.kernel.page_alloc import alloc_page, put_page
+from hmmsim.kernel.swapops import (
+    make_readable_device_private_entry,
+    make_writable_device_private_entry,
+    make_writable_migration_entry,
+    swp_entry_to_pte,
+)
 from hmmsim.kernel.types import PAGE_SIZE
 from hmmsim.kernel.uaccess import cpu_store
 from hmmsim.oracle.hmm_contract import (
     HmmWorldView,
     attach_contract_probes,
     check_end,
+    cpu_mapping,
     snapshot,
 )
+from hmmsim.sync import WRITE_ONCE, Cell, spin_lock, spin_unlock
 
 
 def _kinds(run_findings: tuple[Finding, ...]) -> list[str]:
@@ -186,3 +195,65 @@ class TestEnd:
         run_one(body)
 
         assert ["range-stuck-invalid"] == [f.kind for f in end]
+
+
+class TestSwapEntries:
+    """What a CPU swap entry lets a device mirror."""
+
+    def test_cpu_mapping_of_each_entry_kind(self) -> None:
+        """Present and device-private entries map their page; none and migration map nothing."""
+        page = Page(pfn=5)
+
+        assert (page, True) == cpu_mapping(mk_pte(page, True))
+        assert (page, True) == cpu_mapping(
+            swp_entry_to_pte(make_writable_device_private_entry(page))
+        )
+        assert (page, False) == cpu_mapping(
+            swp_entry_to_pte(make_readable_device_private_entry(page))
+        )
+        assert (
+            cpu_mapping(swp_entry_to_pte(make_writable_migration_entry(page))) is None
+        )
+        assert cpu_mapping(None) is None
+
+    def test_a_migration_entry_under_a_device_mapping_breaks_the_contract(self) -> None:
+        """Installing a migration entry while the device maps the page is notifier-contract."""
+
+        async def body() -> None:
+            mm = await make_mm()
+            dev = Device(name="gpu0", mm=mm)
+            attach_contract_probes(HmmWorldView(mm=mm, devices=[dev]))
+            await cpu_store(mm, BASE, 3)
+            pte = mm.ptes[BASE].value
+            assert isinstance(pte, Pte)
+            await device_pte_set(dev, BASE, pte.page, True)
+            await spin_lock(mm.page_table_lock)
+            await set_pte_at(
+                mm,
+                BASE,
+                mm.ptes[BASE],
+                swp_entry_to_pte(make_writable_migration_entry(pte.page)),
+            )
+            await spin_unlock(mm.page_table_lock)
+            await device_pte_clear(dev, BASE)
+
+        run = run_one(body)
+
+        assert ["notifier-contract"] == _kinds(run.result.findings)
+
+    def test_snapshot_names_the_swap_entry(self) -> None:
+        """The timeline's state excerpt shows a swap entry's kind and page."""
+        got: list[object] = []
+
+        async def body() -> None:
+            mm = await make_mm()
+            page = Page(pfn=5)
+            cell = mm.ptes.setdefault(BASE, Cell("pte", None))
+            await WRITE_ONCE(
+                cell, swp_entry_to_pte(make_writable_device_private_entry(page))
+            )
+            got.append(snapshot(HmmWorldView(mm=mm, devices=[]))[f"cpu pte {BASE:#x}"])
+
+        run_one(body)
+
+        assert ["device-private-write entry of page#5"] == got

@@ -16,6 +16,8 @@ from hmmsim.config import ExploreConfig
 from hmmsim.engine import Finding, explore, replay
 from hmmsim.errors import ConfigError, ScenarioError
 from hmmsim.kernel.fork import mm_alloc
+from hmmsim.kernel.mm_types import Page, mk_pte
+from hmmsim.kernel.swapops import make_writable_device_private_entry, swp_entry_to_pte
 from hmmsim.scenarios import _world, get
 from hmmsim.scenarios.base import MAIN_GROUP
 from hmmsim.scenarios.races import all_races, battery, race
@@ -464,3 +466,30 @@ class TestCulprits:
         ]
         assert "release callback" in contract.finding.message
         assert "invalidate_range_start" not in contract.finding.message
+
+
+class TestSwapEntryViews:
+    """World.state() and final_state name a swap entry and the page it holds."""
+
+    def test_a_device_private_entry_is_a_writable_swap_view_of_its_page(self) -> None:
+        """PageView of a writable device-private entry: its page, writable, the kind."""
+        page = Page(pfn=9, refcount=1, mapcount=1)
+        pte = swp_entry_to_pte(make_writable_device_private_entry(page))
+
+        view = _world._page_view(0x1000, pte)
+
+        assert (view.pfn, view.writable, view.swap, view.refcount) == (
+            9,
+            True,
+            "device-private-write",
+            1,
+        )
+        assert ("device-private-write", 9) == _world._pte_summary(pte)
+
+    def test_a_present_pte_has_no_swap_kind(self) -> None:
+        """A present PTE's view keeps swap empty and its summary is the pfn."""
+        page = Page(pfn=4)
+
+        assert "" == _world._page_view(0, mk_pte(page, False)).swap
+        assert 4 == _world._pte_summary(mk_pte(page, False))
+        assert _world._pte_summary(None) is None
