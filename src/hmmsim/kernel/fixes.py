@@ -37,6 +37,9 @@ __all__ = ["FIXES", "check_fixes", "fix_applied"]
 FIXES: Final[Mapping[str, str]] = MappingProxyType(
     {
         "000000000000": "hmmsim self-test switch (no kernel change)",
+        "2bcbeaefde2f": (
+            "mm/hmm: always return EBUSY for invalid ranges in hmm_range_{fault,snapshot}"
+        ),
         "751efd8610d3": (
             "mmu_notifier_unregister NULL Pointer deref and multiple ->release() callouts"
         ),

@@ -52,6 +52,10 @@ Deviations:
       ``hmm_vma_range_done`` (moved to nouveau in v5.3) and the devmem parts
       are not modelled.
     * MODEL: milliseconds are not converted to jiffies (time is not modelled).
+    * MODEL: patch switch ``2bcbeaefde2f`` (museum exhibit
+      fault-vs-mprotect-unlock): reverted, an invalidated range makes
+      hmm_range_fault drop ``mmap_sem`` and return -EAGAIN, and
+      hmm_range_snapshot return -EAGAIN with it held (v5.3-rc1).
     * MODEL: patch switch ``6d7c3cde93c1`` (hmmsim.kernel.fixes; museum
       exhibit hmm-free-vs-notifier): reverted, hmm_free kfrees the struct at
       once and the callbacks find it with v5.2's mm_get_hmm (VM_BUG_ON on
@@ -475,6 +479,11 @@ def _hmm_from_notifier(mn: MmuNotifier, func: str) -> Hmm:
     kasan_check(hmm, func)
     return hmm
 
+
+#: Patch switch (hmmsim.kernel.fixes): "mm/hmm: always return EBUSY for invalid
+#: ranges in hmm_range_{fault,snapshot}".  Reverted, an invalidated range gives
+#: -EAGAIN: hmm_range_fault drops mmap_sem first, hmm_range_snapshot does not.
+FIX_INVALID_RANGE_EBUSY = "2bcbeaefde2f"
 
 #: Patch switch (hmmsim.kernel.fixes): "mm/hmm: fix use after free with struct
 #: hmm in the mmu notifiers".  Reverted, struct hmm is kfree'd at once and the
@@ -1163,7 +1172,7 @@ async def hmm_range_unregister(range: HmmRange) -> None:
     range.poisoned = True
 
 
-async def hmm_range_snapshot(range: HmmRange) -> int:
+async def hmm_range_snapshot(range: HmmRange) -> int:  # noqa: PLR0911 - C flow
     """Fill ``range->pfns`` from the CPU page table without faulting.
 
     Kernel: mm/hmm.c hmm_range_snapshot() (v5.3).  The caller holds
@@ -1183,6 +1192,9 @@ async def hmm_range_snapshot(range: HmmRange) -> int:
     while True:
         # Force a retry when the range was invalidated.
         if not await READ_ONCE(range.valid):
+            if not fix_applied(hmm.mm, FIX_INVALID_RANGE_EBUSY):
+                # Before 2bcbeaefde2f: -EAGAIN, mmap_sem still held.
+                return -errno.EAGAIN
             return -errno.EBUSY
 
         vma = find_vma(hmm.mm, start)
@@ -1222,7 +1234,7 @@ async def hmm_range_snapshot(range: HmmRange) -> int:
     return (hmm_vma_walk.last - range.start) >> PAGE_SHIFT
 
 
-async def hmm_range_fault(range: HmmRange, block: bool) -> int:  # noqa: PLR0911 - C flow
+async def hmm_range_fault(range: HmmRange, block: bool) -> int:  # noqa: PLR0911, PLR0912 - C flow
     """Fill ``range->pfns``, faulting pages in as requested.
 
     Kernel: mm/hmm.c hmm_range_fault() (v5.3).  The caller holds
@@ -1247,7 +1259,12 @@ async def hmm_range_fault(range: HmmRange, block: bool) -> int:  # noqa: PLR0911
     while True:
         # Force a retry when the range was invalidated.
         if not await READ_ONCE(range.valid):
-            ret = -errno.EBUSY
+            if not fix_applied(hmm.mm, FIX_INVALID_RANGE_EBUSY):
+                # Before 2bcbeaefde2f: -EAGAIN, with mmap_sem dropped.
+                await up_read(hmm.mm.mmap_sem)
+                ret = -errno.EAGAIN
+            else:
+                ret = -errno.EBUSY
             trace("hmm_range_fault", range=range.name, ret=ret, err=err_name(ret))
             return ret
 

@@ -440,6 +440,11 @@ def _hmm_from_notifier(mn: MmuNotifier, func: str) -> Hmm:
     return hmm
 
 
+#: Patch switch (hmmsim.kernel.fixes): "mm/hmm: always return EBUSY for invalid
+#: ranges in hmm_range_{fault,snapshot}".  Reverted, an invalidated range gives
+#: -EAGAIN: hmm_range_fault drops mmap_sem first, hmm_range_snapshot does not.
+FIX_INVALID_RANGE_EBUSY = "2bcbeaefde2f"
+
 #: Patch switch (hmmsim.kernel.fixes): "mm/hmm: fix use after free with struct
 #: hmm in the mmu notifiers".  Reverted, struct hmm is kfree'd at once and the
 #: notifier callbacks find it through ``mm->hmm`` (mm_get_hmm), as in v5.2.
@@ -1124,7 +1129,7 @@ async def hmm_range_unregister(range: HmmRange) -> None:
     range.poisoned = True
 
 
-async def hmm_range_snapshot(range: HmmRange) -> int:
+async def hmm_range_snapshot(range: HmmRange) -> int:  # noqa: PLR0911 - C flow
     """Fill ``range->pfns`` from the CPU page table without faulting.
 
     Kernel: mm/hmm.c hmm_range_snapshot() (v5.3).  The caller holds
@@ -1144,6 +1149,9 @@ async def hmm_range_snapshot(range: HmmRange) -> int:
     while True:
         # Force a retry when the range was invalidated.
         if not await READ_ONCE(range.valid):
+            if not fix_applied(hmm.mm, FIX_INVALID_RANGE_EBUSY):
+                # Before 2bcbeaefde2f: -EAGAIN, mmap_sem still held.
+                return -errno.EAGAIN
             return -errno.EBUSY
 
         vma = find_vma(hmm.mm, start)
@@ -1183,7 +1191,7 @@ async def hmm_range_snapshot(range: HmmRange) -> int:
     return (hmm_vma_walk.last - range.start) >> PAGE_SHIFT
 
 
-async def hmm_range_fault(range: HmmRange, block: bool) -> int:  # noqa: PLR0911 - C flow
+async def hmm_range_fault(range: HmmRange, block: bool) -> int:  # noqa: PLR0911, PLR0912 - C flow
     """Fill ``range->pfns``, faulting pages in as requested.
 
     Kernel: mm/hmm.c hmm_range_fault() (v5.3).  The caller holds
@@ -1208,7 +1216,12 @@ async def hmm_range_fault(range: HmmRange, block: bool) -> int:  # noqa: PLR0911
     while True:
         # Force a retry when the range was invalidated.
         if not await READ_ONCE(range.valid):
-            ret = -errno.EBUSY
+            if not fix_applied(hmm.mm, FIX_INVALID_RANGE_EBUSY):
+                # Before 2bcbeaefde2f: -EAGAIN, with mmap_sem dropped.
+                await up_read(hmm.mm.mmap_sem)
+                ret = -errno.EAGAIN
+            else:
+                ret = -errno.EBUSY
             trace("hmm_range_fault", range=range.name, ret=ret, err=err_name(ret))
             return ret
 

@@ -12,7 +12,12 @@ from hmmsim.scenarios import get
 from hmmsim.scenarios.museum._reverts import revert_variant, reverting_world
 
 #: The exhibits of the mirror half (HMM mirroring and the notifier core).
-SLUGS = ("hmm-free-vs-notifier", "release-vs-unregister", "release-vs-reclaim")
+SLUGS = (
+    "hmm-free-vs-notifier",
+    "release-vs-unregister",
+    "release-vs-reclaim",
+    "fault-vs-munmap-unlock",
+)
 
 #: Every exploration here is exhaustive well below this bound.
 BOUND = ExploreConfig(max_executions=5_000, shrink=False)
@@ -125,3 +130,17 @@ def test_release_vs_unregister_is_verified_on_v5_3() -> None:
 
     assert ExitReason.EXHAUSTED == result.exit_reason
     assert Status.VERIFIED == result.status
+
+
+def test_fault_vs_munmap_unlock_counterexample_is_the_double_up_read() -> None:
+    """2bcbeaefde2f's bug: hmm_range_fault dropped mmap_sem and the driver drops it again."""
+    events, task = _counterexample_events("fault-vs-munmap-unlock", "bad-unlock")
+
+    names = [name for _, name in events]
+    assert "device" == task
+    # munmap's invalidation is open when the device's walk finds the range invalid.
+    assert names.index("mmu_notifier_invalidate_range_start") < names.index(
+        "hmm_range_fault"
+    )
+    # Only its increment of hmm->notifiers precedes the walk: not yet ended.
+    assert 1 == names[: names.index("hmm_range_fault")].count("hmm_notifiers")
