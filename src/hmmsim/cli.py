@@ -7,12 +7,15 @@ Subcommands (``docs/cli.md`` is the full reference)::
     hmmsim replay TOKEN | REPORT.json [--file PATH.py]
     hmmsim compare SCENARIO [VARIANT VARIANT ...] [options]   (alias: explain)
     hmmsim pin TOKEN [--file PATH.py] [-o TEST.py] [--expect absent|present]
+    hmmsim museum [list]
+    hmmsim museum check|show [SLUG ...] [--jobs N] [--json FILE] [--report DIR]
 
 Exit codes:
 
     0    the command completed, whatever it found
     1    a violation was found and --fail-on-violation was given (or a result
-         differed from the scenario's expectation and --fail-on-unexpected was)
+         differed from the scenario's expectation and --fail-on-unexpected was);
+         ``museum check``: an exhibit does not hold its pin
     2    usage, input or model error: unknown scenario or variant, a file
          that is missing, does not import or defines no scenario, absurd
          bounds, a bad or tampered replay token, an output file that cannot
@@ -56,6 +59,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from hmmsim.config import ExploreConfig
+    from hmmsim.museum import MuseumEntry
     from hmmsim.runs import ScenarioRun
     from hmmsim.scenarios import Scenario
     from hmmsim.service import Unit
@@ -348,7 +352,53 @@ def _parser() -> _Parser:
         help="the test asserts the kind no longer occurs (absent, the default: "
         "a regression test for a fix) or still occurs (present)",
     )
+    _museum_parser(sub)
     return parser
+
+
+def _museum_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    museum = sub.add_parser(
+        "museum",
+        help="the race museum: upstream fixes, each reproduced before and "
+        "verified after (docs/museum.md)",
+    )
+    actions = museum.add_subparsers(dest="museum_command", metavar="ACTION")
+    actions.add_parser("list", help="list the exhibits (the default)")
+    for name, text in (
+        (
+            "check",
+            "explore every exhibit's before and after exhaustively and "
+            "judge its pin (exit 1 if one fails)",
+        ),
+        ("show", "check exhibits and print each in full, with its CPU diagram"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument(
+            "slugs",
+            nargs="*",
+            metavar="SLUG",
+            help="exhibits to check (default: all; see 'hmmsim museum list')",
+        )
+        action.add_argument(
+            "--jobs",
+            "-j",
+            type=int,
+            metavar="N",
+            help="explore on N worker processes (default: one per CPU)",
+        )
+        action.add_argument(
+            "--json",
+            metavar="FILE",
+            help="write the museum's JSON report to FILE ('-': stdout)",
+        )
+        action.add_argument(
+            "--report",
+            metavar="DIR",
+            help="write museum.html (and its counterexample pages) to DIR",
+        )
+        action.add_argument(
+            "--quiet", "-q", action="store_true", help="no progress; verdicts only"
+        )
 
 
 # -- scenarios and configs ---------------------------------------------------
@@ -885,6 +935,101 @@ def _cmd_pin(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _museum_entries(args: argparse.Namespace) -> tuple[list[MuseumEntry], bool]:
+    """Explore the chosen exhibits' before and after variants; judge each."""
+    from hmmsim import museum  # noqa: PLC0415 - start-up time
+    from hmmsim.service import Unit, resolve_config  # noqa: PLC0415
+
+    items = museum.select(args.slugs)
+    if not items:
+        raise ConfigError("museum: no exhibit is registered")
+    _check_targets(args)
+    units = []
+    for item in items:
+        scenario = museum.scenario_of(item)
+        # An exhibit is judged by exhaustive DPOR, whatever the profile says.
+        config = resolve_config(
+            scenario, overrides={"strategy": "dpor", "stop_on_first": False}
+        )
+        units += [
+            Unit(scenario=scenario, variant=v, config=config, file=None)
+            for v in (item.before, item.after)
+        ]
+    args.store, args.no_store, args.cluster = None, True, None
+    runs, interrupted = _explore_all(units, args)
+    if interrupted:
+        return [], True
+    entries = [
+        museum.examine(item, runs[2 * i], runs[2 * i + 1])
+        for i, item in enumerate(items)
+    ]
+    return entries, False
+
+
+def _write_museum_files(
+    entries: Sequence[MuseumEntry], args: argparse.Namespace
+) -> bool:
+    from hmmsim.report.museum import museum_json  # noqa: PLC0415 - start-up time
+    from hmmsim.service import write_output  # noqa: PLC0415
+
+    fine = True
+    if args.json is not None and args.json != "-":
+        try:
+            write_output(args.json, museum_json(entries, version=__version__))
+        except OSError as exc:
+            _err(f"error: --json {args.json}: cannot write: {exc.strerror or exc}")
+            fine = False
+    if args.report is not None:
+        from hmmsim.report.html import write_museum  # noqa: PLC0415 - start-up
+
+        try:
+            page = write_museum(
+                args.report, entries, version=__version__, **_report_meta(args)
+            )
+        except OSError as exc:
+            _err(f"error: --report {args.report}: cannot write: {exc.strerror or exc}")
+            fine = False
+        else:
+            if not args.quiet:
+                _err(f"HTML museum: {page}")
+    return fine
+
+
+def _cmd_museum(args: argparse.Namespace) -> int:
+    global _status_if_pipe_closes  # noqa: PLW0603 - read by main() on EPIPE
+    from hmmsim.report import museum as museum_report  # noqa: PLC0415
+
+    if args.museum_command in (None, "list"):
+        from hmmsim.museum import exhibits  # noqa: PLC0415 - start-up time
+
+        _out(museum_report.render_list(exhibits()))
+        return EXIT_OK
+    entries, interrupted = _museum_entries(args)
+    if interrupted:
+        _err("interrupted; no exhibit was judged")
+        return EXIT_INTERRUPTED
+    failed = [e for e in entries if not e.judgement.passed]
+    status = EXIT_VIOLATION if failed else EXIT_OK
+    _status_if_pipe_closes = status
+    if args.json == "-":
+        _out(museum_report.museum_json(entries, version=__version__))
+    elif args.museum_command == "show" and not args.quiet:
+        for i, entry in enumerate(entries):
+            _out(
+                ("\n" if i else "") + museum_report.render_entry(entry, width=_width())
+            )
+    else:
+        _out(museum_report.render_verdicts(entries))
+    sys.stdout.flush()
+    if not _write_museum_files(entries, args) and status == EXIT_OK:
+        status = EXIT_USAGE
+    for entry in failed:
+        _err(
+            f"error: exhibit {entry.exhibit.slug} fails its pin: {entry.judgement.reason}"
+        )
+    return status
+
+
 _COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "list": _cmd_list,
     "check": _cmd_check,
@@ -892,6 +1037,7 @@ _COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "compare": _cmd_compare,
     "explain": _cmd_compare,
     "pin": _cmd_pin,
+    "museum": _cmd_museum,
 }
 
 

@@ -86,3 +86,46 @@ def explore_unmeasured(name: str, variant: str, max_executions: int) -> dict[str
         )
     result: dict[str, Any] = json.loads(done.stdout)
     return result
+
+
+_MUSEUM_CHILD = """
+import json, sys
+from hmmsim import museum
+from hmmsim.service import resolve_config, run
+
+item = museum.exhibit(sys.argv[1])
+scenario = museum.scenario_of(item)
+config = resolve_config(scenario, overrides={"strategy": "dpor", "stop_on_first": False})
+before, after = (run(scenario, v, config=config) for v in (item.before, item.after))
+entry = museum.examine(item, before, after)
+json.dump(
+    {
+        "passed": entry.judgement.passed,
+        "reason": entry.judgement.reason,
+        "before": sorted(before.result.kinds),
+        "after": after.status.value,
+        "tasks": list(entry.trace.tasks) if entry.trace is not None else [],
+    },
+    sys.stdout,
+)
+"""
+
+
+def museum_unmeasured(slug: str) -> dict[str, Any]:
+    """Check one museum exhibit (exhaustive DPOR) in an untraced child.
+
+    Returns whether it holds its pin and why, before's kinds, after's
+    outcome and the task names of before's counterexample.
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", _MUSEUM_CHILD, slug],
+        cwd=ROOT,
+        env=_untraced_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"checking exhibit {slug} failed:\n{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result

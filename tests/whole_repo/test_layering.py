@@ -56,7 +56,16 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
     # The run result of the service layer (ScenarioRun): data that report renders.
     "runs": frozenset({"engine", "errors", "config", "scenarios", "runs"}),
     "report": frozenset(
-        {"engine", "oracle", "report", "errors", "config", "scenarios", "runs"}
+        {
+            "engine",
+            "oracle",
+            "report",
+            "errors",
+            "config",
+            "scenarios",
+            "runs",
+            "museum",
+        }
     ),
     # The race museum: exhibits pin scenarios (and may define them) to fixes.
     "museum": frozenset(

@@ -49,13 +49,37 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from hmmsim.engine import (
+    Counterexample,
+    ExecutionResult,
+    Finding,
+    Status,
+    Trace,
+    replay,
+)
 from hmmsim.errors import ConfigError, InternalError, ScenarioError
+from hmmsim.runs import ScenarioRun
+from hmmsim.scenarios import Scenario, get
 from hmmsim.scenarios.base import NAME_PATTERN
 
-__all__ = ["Exhibit", "exhibit", "exhibits", "register_exhibit"]
+__all__ = [
+    "Exhibit",
+    "Judgement",
+    "MuseumEntry",
+    "examine",
+    "exhibit",
+    "exhibits",
+    "judge",
+    "located_trace",
+    "primary_counterexample",
+    "register_exhibit",
+    "scenario_of",
+    "select",
+]
 
 _COMMIT: Final = re.compile(r"^[0-9a-f]{12}$")
 _DATE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -123,6 +147,11 @@ class Exhibit:
             if not str(getattr(self, name)).strip():
                 raise ScenarioError(f"exhibit {self.slug!r}: {name} is empty")
 
+    @property
+    def primary(self) -> str:
+        """The kind whose counterexample the diagram draws (the first of ``kinds``)."""
+        return self.kinds[0]
+
 
 _EXHIBITS: dict[str, Exhibit] = {}
 _LOADED: list[bool] = []  # non-empty once the exhibit modules are imported
@@ -183,3 +212,176 @@ def exhibit(slug: str) -> Exhibit:
     except KeyError:
         known = ", ".join(e.slug for e in exhibits()) or "none"
         raise ConfigError(f"unknown exhibit {slug!r} (known: {known})") from None
+
+
+def select(slugs: Sequence[str] = ()) -> list[Exhibit]:
+    """Return the exhibits named by ``slugs`` in museum order (all when empty).
+
+    Raises:
+        ConfigError: an unknown slug; the message lists the known ones.
+    """
+    chosen = {exhibit(slug).slug for slug in slugs}
+    return [e for e in exhibits() if not chosen or e.slug in chosen]
+
+
+def scenario_of(item: Exhibit) -> Scenario:
+    """Return the exhibit's scenario after checking it has both variants.
+
+    Raises:
+        ConfigError: the scenario or one of the variants is unknown.
+    """
+    scenario = get(item.scenario)
+    scenario.check_variant(item.before)
+    scenario.check_variant(item.after)
+    return scenario
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Judgement:
+    """Whether an exhibit holds its pin, with a one-line reason.
+
+    Attributes:
+        slug: the exhibit.
+        passed: before reported every kind of the exhibit (with a replayable
+            counterexample) and after was verified.
+        reason: one line saying why (or what was found).
+    """
+
+    slug: str
+    passed: bool
+    reason: str
+
+
+def _kinds(run: ScenarioRun) -> str:
+    return ", ".join(run.result.kinds) or "no violation"
+
+
+def judge(item: Exhibit, before: ScenarioRun, after: ScenarioRun) -> Judgement:
+    """Judge ``item`` on its two runs (before's first, then after's).
+
+    ``before`` must report every kind of ``item.kinds``, each with a
+    counterexample; ``after`` must be *verified*: exhausted, complete and
+    without step-limit executions, never merely incomplete.
+    """
+
+    def failed(reason: str) -> Judgement:
+        return Judgement(slug=item.slug, passed=False, reason=reason)
+
+    if before.error is not None:
+        return failed(f"before ({item.before}) ended in an error: {before.error}")
+    found = {cx.kind for cx in before.result.counterexamples}
+    missing = [k for k in item.kinds if k not in found]
+    if missing:
+        return failed(
+            f"before ({item.before}) did not report {', '.join(missing)} "
+            f"(found: {_kinds(before)}; {before.result.exit_reason.value})"
+        )
+    if after.error is not None:
+        return failed(f"after ({item.after}) ended in an error: {after.error}")
+    if after.status is not Status.VERIFIED:
+        what = after.status.value
+        detail = _kinds(after) if after.result.kinds else after.result.describe_exit()
+        return failed(f"after ({item.after}) is not verified: {what} ({detail})")
+    return Judgement(
+        slug=item.slug,
+        passed=True,
+        reason=(
+            f"before ({item.before}) reports {', '.join(item.kinds)} in "
+            f"{before.result.executions} executions; after ({item.after}) is "
+            f"verified in {after.result.executions} executions"
+        ),
+    )
+
+
+def primary_counterexample(item: Exhibit, before: ScenarioRun) -> Counterexample | None:
+    """Return before's counterexample of the exhibit's primary kind, if found."""
+    return next(
+        (cx for cx in before.result.counterexamples if cx.kind == item.primary), None
+    )
+
+
+def located_trace(before: ScenarioRun, cx: Counterexample) -> ExecutionResult:
+    """Replay ``cx`` on ``before`` with source locations: the diagram's input.
+
+    The replay is strict: a counterexample that does not replay is no
+    exhibit (ReplayDiverged).
+
+    The locations name the kernel function of every step, which the diagram
+    shows as the commit messages do.
+
+    Raises:
+        ReplayDiverged: the model did not follow the schedule.
+    """
+    program = before.scenario.program(before.variant)
+    result = replay(
+        program,
+        cx.schedule,
+        capture=True,
+        capture_locations=True,
+        max_steps=max(before.config.max_steps, len(cx.schedule.tasks)),
+    )
+    assert result.trace is not None, "[hmmsim internal bug] replay captured no trace"
+    return result
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MuseumEntry:
+    """One exhibit checked: its runs, the judgement and the diagram's input.
+
+    Attributes:
+        exhibit: the exhibit.
+        before: the run of the kernel before the fix.
+        after: the run of the kernel after it.
+        judgement: whether it holds its pin.
+        counterexample: before's counterexample of the primary kind, if any.
+        trace: that counterexample replayed with source locations, if any.
+        findings: the findings of that replay.
+    """
+
+    exhibit: Exhibit
+    before: ScenarioRun
+    after: ScenarioRun
+    judgement: Judgement
+    counterexample: Counterexample | None = None
+    trace: Trace | None = None
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def replay_command(self) -> str:
+        """The command that replays the counterexample ("" without one)."""
+        if self.counterexample is None:
+            return ""
+        return self.before.replay_command(self.counterexample)
+
+
+def examine(item: Exhibit, before: ScenarioRun, after: ScenarioRun) -> MuseumEntry:
+    """Judge ``item`` and replay its primary counterexample with locations.
+
+    A counterexample whose replay does not show the primary kind again fails
+    the exhibit (a pin must be replayable).
+
+    Raises:
+        ReplayDiverged: the counterexample does not follow its schedule.
+    """
+    judgement = judge(item, before, after)
+    cx = primary_counterexample(item, before)
+    if cx is None:
+        return MuseumEntry(
+            exhibit=item, before=before, after=after, judgement=judgement
+        )
+    again = located_trace(before, cx)
+    if judgement.passed and item.primary not in {f.kind for f in again.findings}:
+        judgement = Judgement(
+            slug=item.slug,
+            passed=False,
+            reason=f"before's {item.primary} counterexample does not replay",
+        )
+    return MuseumEntry(
+        exhibit=item,
+        before=before,
+        after=after,
+        judgement=judgement,
+        counterexample=cx,
+        trace=again.trace,
+        findings=again.findings,
+    )

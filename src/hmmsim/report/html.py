@@ -6,6 +6,12 @@ scripts, no external assets, so it opens from a CI artifact as it is):
 - ``index.html``: one row per scenario, one column per variant; each cell
   gives the outcome, the violation kinds (each linking to its page), the
   executions and whether the exploration was exhausted;
+- ``museum.html`` (:func:`write_museum`, ``hmmsim museum check --report``):
+  the race museum, one section per exhibit with its commit, release,
+  summary, verdict, CPU diagram, rule, bounds, hand-check record and replay
+  command; the swimlane page of each exhibit's counterexample goes to
+  ``museum-cx/``; the index links to the museum page when the directory
+  has one;
 - ``cx/<scenario>--<variant>--<kind>.html``: the counterexample as swimlanes,
   one lane per task, with the one-sentence explanation on top, the set-up
   steps folded into a ``<details>`` element (the state they leave shown
@@ -43,7 +49,9 @@ from typing import Final
 import jinja2
 
 from hmmsim.engine import Cause, Counterexample, Finding
+from hmmsim.museum import MuseumEntry
 from hmmsim.oracle import explain
+from hmmsim.report.museum import entry_diagram
 from hmmsim.report.timeline import (
     CAUSE_MARK,
     OTHER_MARK,
@@ -56,7 +64,12 @@ from hmmsim.report.timeline import (
 )
 from hmmsim.runs import ScenarioRun
 
-__all__ = ["counterexample_path", "write_report"]
+__all__ = ["MUSEUM_PAGE", "counterexample_path", "write_museum", "write_report"]
+
+#: The museum's page in a report directory.
+MUSEUM_PAGE: Final = "museum.html"
+#: The directory of the museum's counterexample pages.
+_MUSEUM_CX: Final = "museum-cx"
 
 _CSS: Final = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 0 1.5em 1.5em; color: #222; }
@@ -103,6 +116,8 @@ code, .lane, .state, pre { font-family: ui-monospace, monospace; font-size: 13px
 ul.causes { color: #1d4f91; }
 details.setup { margin: 1em 0; } details.setup summary { cursor: pointer; }
 .after-setup code { background: #eef; padding: 0 2px; }
+pre.diagram { background: #f8f8f8; padding: 6px; overflow-x: auto; }
+section { border-top: 1px solid #ccc; margin-top: 1.5em; }
 pre.replay { background: #f3f3f3; padding: 6px; overflow-x: auto;
   user-select: all; -webkit-user-select: all; cursor: text; }
 .legend { font-size: 12px; color: #444; border: 1px solid #ddd; padding: 4px 8px;
@@ -149,7 +164,7 @@ _LEGEND_CX: Final = """<div class="legend">
 _INDEX: Final = (
     """{% extends "base.html" %}{% block body %}
 <h1>hmmsim {{ version }} report</h1>
-<p>{{ runs|length }} runs: {{ totals }}.</p>
+<p>{{ runs|length }} runs: {{ totals }}.{% if museum %} See also <a href="museum.html">the race museum</a>.{% endif %}</p>
 """
     + _LEGEND_INDEX
     + """<table class="matrix">
@@ -170,7 +185,7 @@ _INDEX: Final = (
 
 _CX: Final = (
     """{% extends "base.html" %}{% block body %}
-<p><a href="../index.html">&larr; all results</a></p>
+<p><a href="../{{ back }}">&larr; {{ back_text }}</a></p>
 <h1>{{ scenario }} / {{ variant }}: {{ kind }}
 {% if unexpected %}<span class="tag unexpected">UNEXPECTED</span>{% elif expected %}<span class="tag expected">expected on {{ variant }}</span>{% endif %}</h1>
 <p class="explanation">{{ explanation }}</p>
@@ -211,9 +226,45 @@ task <code>setup</code> (click to show)</summary>
 """
 )
 
+_MUSEUM: Final = """{% extends "base.html" %}{% block body %}
+{% if index %}<p><a href="index.html">&larr; all results</a></p>{% endif %}
+<h1>The race museum</h1>
+<p>Upstream HMM and mmu-notifier concurrency fixes: each exhibit's kernel just before the fix
+shows the race as a replayable counterexample, and the kernel just after it is verified
+exhaustively within the stated bounds. {{ passed }} of {{ entries|length }} exhibits hold their pins.</p>
+<table class="matrix"><thead><tr><th>commit</th><th>release</th><th>exhibit</th><th>before</th><th>after</th><th>verdict</th></tr></thead>
+{% for e in entries %}<tr><td><code>{{ e.exhibit.commit }}</code></td><td>{{ e.exhibit.release }}</td>
+<td><a href="#{{ e.exhibit.slug }}">{{ e.exhibit.subject }}</a></td>
+<td class="{{ e.before.status.value }}">{{ e.exhibit.before }}: {{ e.before.status.value }}{% if e.before.result.kinds %} ({{ e.before.result.kinds|join(", ") }}){% endif %}</td>
+<td class="{{ e.after.status.value }}">{{ e.exhibit.after }}: {{ e.after.status.value }}</td>
+<td class="{{ 'verified' if e.judgement.passed else 'unexpected' }}">{{ 'PASS' if e.judgement.passed else 'FAIL' }}</td></tr>
+{% endfor %}</table>
+{% for e in entries %}<section id="{{ e.exhibit.slug }}">
+<h2><code>{{ e.exhibit.commit }}</code> {{ e.exhibit.subject }}</h2>
+<p>First released in <b>{{ e.exhibit.release }}</b> ({{ e.exhibit.date }}); exhibit <code>{{ e.exhibit.slug }}</code>:
+scenario <code>{{ e.exhibit.scenario }}</code>, before <code>{{ e.exhibit.before }}</code>,
+after <code>{{ e.exhibit.after }}</code>, kinds {% for k in e.exhibit.kinds %}<code>{{ k }}</code>{% if not loop.last %}, {% endif %}{% endfor %}.</p>
+<p class="{{ 'verified' if e.judgement.passed else 'unexpected' }}"><b>{{ 'PASS' if e.judgement.passed else 'FAIL' }}</b>: {{ e.judgement.reason }}</p>
+<p>{{ e.exhibit.summary }}</p>
+{% if diagrams[loop.index0] %}<h3>The race on {{ e.exhibit.before }} ({{ e.exhibit.primary }})</h3>
+<pre class="diagram">{{ diagrams[loop.index0] }}</pre>{% endif %}
+{% if pages[loop.index0] %}<p><a href="{{ pages[loop.index0] }}">The whole counterexample, step by step</a></p>{% endif %}
+<p><b>Rule.</b> {{ e.exhibit.rule }}</p>
+<p><b>Bounds.</b> {{ e.exhibit.bounds }}</p>
+<p><b>Checked by hand.</b> {{ e.exhibit.checked }}</p>
+{% if e.replay_command %}<p><small>Replay (click to select):</small></p><pre class="replay">{{ e.replay_command }}</pre>{% endif %}
+</section>
+{% endfor %}{% endblock %}
+"""
+
 _ENV: Final = jinja2.Environment(
     loader=jinja2.DictLoader(
-        {"base.html": _BASE, "index.html": _INDEX, "cx.html": _CX}
+        {
+            "base.html": _BASE,
+            "index.html": _INDEX,
+            "cx.html": _CX,
+            "museum.html": _MUSEUM,
+        }
     ),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
@@ -383,7 +434,14 @@ class _Meta:
     revision: str
 
 
-def _cx_page(run: ScenarioRun, index: int, cx: Counterexample, meta: _Meta) -> str:
+def _cx_page(
+    run: ScenarioRun,
+    index: int,
+    cx: Counterexample,
+    meta: _Meta,
+    *,
+    back: tuple[str, str] = ("index.html", "all results"),
+) -> str:
     trace = run.trace_of(index)
     lanes: list[_Lane] = []
     trailing: list[dict[str, object]] = []
@@ -438,6 +496,8 @@ def _cx_page(run: ScenarioRun, index: int, cx: Counterexample, meta: _Meta) -> s
         noise=noise,
         trailing=trailing,
         command_line=run.replay_command(cx),
+        back=back[0],
+        back_text=back[1],
     )
 
 
@@ -517,6 +577,73 @@ def write_report(
                 totals=", ".join(f"{counts[k]} {k}" for k in sorted(counts)) or "none",
                 variants=variants,
                 rows=rows,
+                museum=(root / MUSEUM_PAGE).exists(),
             ),
         )
     return index
+
+
+def write_museum(
+    directory: Path | str,
+    entries: Sequence[MuseumEntry],
+    *,
+    version: str,
+    command: str = "",
+    generated: str = "",
+    revision: str = "",
+) -> Path:
+    """Write ``museum.html`` and its counterexample pages; return the page's path.
+
+    Each exhibit's before counterexamples get swimlane pages in
+    ``museum-cx/`` (stale ones are removed); ``index.html`` and ``cx/`` are
+    left alone, and the museum page links to the index when there is one.
+
+    Raises:
+        OSError: the directory cannot be created or written.
+    """
+    root = Path(directory)
+    meta = _Meta(
+        version=version, command=command, generated=generated, revision=revision
+    )
+    with _locked(root):
+        (root / _MUSEUM_CX).mkdir(exist_ok=True)
+        written: set[str] = set()
+        pages: list[str] = []
+        for entry in entries:
+            page = ""
+            for i, cx in enumerate(entry.before.result.counterexamples):
+                name = counterexample_path(entry.before, cx).replace(
+                    "cx/", f"{_MUSEUM_CX}/", 1
+                )
+                written.add(Path(name).name)
+                _write(
+                    root / name,
+                    _cx_page(
+                        entry.before, i, cx, meta, back=(MUSEUM_PAGE, "the museum")
+                    ),
+                )
+                if cx is entry.counterexample:
+                    page = name
+            pages.append(page)
+        for stale in (root / _MUSEUM_CX).iterdir():
+            if stale.name not in written and stale.suffix == ".html":
+                stale.unlink()
+        path = root / MUSEUM_PAGE
+        _write(
+            path,
+            _ENV.get_template("museum.html").render(
+                css=_CSS,
+                title=f"hmmsim {version}: the race museum",
+                heading=f"hmmsim race museum: {len(entries)} exhibits",
+                version=version,
+                command=command,
+                generated=generated,
+                revision=revision,
+                index=(root / "index.html").exists(),
+                entries=entries,
+                passed=sum(1 for e in entries if e.judgement.passed),
+                diagrams=[entry_diagram(e, width=110) for e in entries],
+                pages=pages,
+            ),
+        )
+    return path

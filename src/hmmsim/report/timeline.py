@@ -67,6 +67,7 @@ __all__ = [
     "render_timeline",
     "timeline_rows",
     "trailing_findings",
+    "wrap_text",
 ]
 
 #: Marks the step of the counterexample's own violation.
@@ -417,6 +418,15 @@ def _wrap(text: str, width: int, indent: int = 2) -> list[str]:
     if current.strip() or not lines:
         lines.append(current.rstrip())
     return [lines[0]] + [pad + line for line in lines[1:]]
+
+
+def wrap_text(text: str, width: int, indent: int = 2) -> list[str]:
+    """Wrap ``text`` to ``width`` as the timelines do (breaks after ``( ,``, ``->``).
+
+    Continuation lines are indented by ``indent`` spaces beyond the first
+    line's own indentation; a piece longer than a line is cut.
+    """
+    return _wrap(text, width, indent)
 
 
 #: Prefix of a state change shown under the op (when there is no state column).
