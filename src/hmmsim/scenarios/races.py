@@ -56,6 +56,8 @@ class Race:
             ``make_world(variant, mirrors=..)`` and returns its instance.
         config: exploration defaults (``ExploreConfig`` fields).
         battery: whether user drivers get it (``hmmsim.driverkit``).
+        group: the scenario group it belongs to (``MUSEUM_GROUP``: a museum
+            race, left out of :func:`all_races` unless asked for).
     """
 
     name: str
@@ -64,6 +66,7 @@ class Race:
     build: RaceBuild
     config: Mapping[str, object] = field(default_factory=lambda: DEFAULT_CONFIG)
     battery: bool = True
+    group: str = MAIN_GROUP
 
     def program(self, make_world: WorldFactory) -> Callable[[str], Instance]:
         """Return the ``variant -> Instance`` builder of this race over ``make_world``."""
@@ -80,6 +83,7 @@ def race(
     description: str,
     config: Mapping[str, object] | None = None,
     battery: bool = True,
+    group: str = MAIN_GROUP,
 ) -> Callable[[RaceBuild], Race]:
     """Decorate a ``build(make_world, variant)`` function: make it a known :class:`Race`.
 
@@ -96,7 +100,8 @@ def race(
             description=description,
             build=build,
             config=MappingProxyType({**DEFAULT_CONFIG, **(config or {})}),
-            battery=battery,
+            battery=battery and group == MAIN_GROUP,
+            group=group,
         )
         _RACES[name] = made
         return made
@@ -113,7 +118,7 @@ def race_scenario(
     config: Mapping[str, object] | None = None,
     kernel_version: str = KERNEL_VERSIONS,
     default_variant: str = "v5.3",
-    group: str = MAIN_GROUP,
+    group: str | None = None,
 ) -> Scenario:
     """Return the scenario that runs ``chosen`` over ``make_world``.
 
@@ -126,8 +131,8 @@ def race_scenario(
         config: exploration defaults, over the race's own.
         kernel_version: for report headers.
         default_variant: the variant run when none is named.
-        group: the scenario's group (``MUSEUM_GROUP`` keeps it out of the
-            matrix of ``check --all``).
+        group: the scenario's group (default: the race's; ``MUSEUM_GROUP``
+            keeps it out of the matrix of ``check --all``).
     """
     return Scenario(
         name=chosen.name,
@@ -139,12 +144,16 @@ def race_scenario(
         kernel_version=kernel_version,
         default_variant=default_variant,
         expect=dict(expect or {}),
-        group=group,
+        group=chosen.group if group is None else group,
     )
 
 
-def all_races() -> list[Race]:
-    """Return every race, built-in modules imported, in registration order."""
+def all_races(group: str | None = MAIN_GROUP) -> list[Race]:
+    """Return the races of ``group`` (None: all imported), in registration order.
+
+    The built-in modules are imported first; museum races appear only once
+    their modules were imported (a lookup of a museum scenario by name).
+    """
     # Imported here: the package's registry imports the modules that use this one.
     from hmmsim.scenarios import (  # noqa: PLC0415
         BUILTIN_MODULES,
@@ -159,7 +168,7 @@ def all_races() -> list[Race]:
         active.load_builtins()
     for module in BUILTIN_MODULES:
         importlib.import_module(module)
-    return list(_RACES.values())
+    return [r for r in _RACES.values() if group in (None, r.group)]
 
 
 def battery() -> list[Race]:

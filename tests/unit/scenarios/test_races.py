@@ -116,6 +116,38 @@ class TestOneHarness:
             )
 
 
+class TestMuseumRaces:
+    def test_museum_races_stay_out_of_the_battery_and_all_races(self) -> None:
+        """A museum race is listed only when asked for, and never in the battery."""
+        from hmmsim.scenarios import MUSEUM_GROUP, all_scenarios  # noqa: PLC0415
+
+        museum = {s.name for s in all_scenarios(MUSEUM_GROUP)}
+        everything = {r.name: r for r in all_races(None)}
+
+        assert museum
+        assert not museum & {r.name for r in all_races()}
+        assert not museum & {r.name for r in battery()}
+        assert all(
+            MUSEUM_GROUP == everything[n].group for n in museum if n in everything
+        )
+
+    def test_a_museum_race_is_never_a_battery_race(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """race(group=museum) makes a non-battery race, listed only when asked for."""
+        from hmmsim.scenarios import races  # noqa: PLC0415
+
+        monkeypatch.setattr(races, "_RACES", dict(races._RACES))
+        made = race(
+            name="museum-race-test", title="t", description="d", group="museum"
+        )(lambda make_world, variant: None)  # type: ignore[arg-type,return-value]
+
+        assert not made.battery
+        assert "museum" == made.group
+        assert made not in all_races()
+        assert made in all_races(None)
+
+
 class TestStandardScenarios:
     """mirror_scenarios: variants of one API, names, expectations."""
 

@@ -61,6 +61,7 @@ RACE = race(
         "Checks that no callback runs on a freed struct hmm."
     ),
     battery=False,
+    group=MUSEUM_GROUP,
 )(build)
 
 SCENARIO = register(
