@@ -362,7 +362,11 @@ def _museum_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
         help="the race museum: upstream fixes, each reproduced before and "
         "verified after (docs/museum.md)",
     )
-    actions = museum.add_subparsers(dest="museum_command", metavar="ACTION")
+    actions = museum.add_subparsers(
+        dest="museum_command",
+        metavar="ACTION",
+        help="list (default), check or show",
+    )
     actions.add_parser("list", help="list the exhibits (the default)")
     for name, text in (
         (
