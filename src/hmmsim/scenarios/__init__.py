@@ -34,7 +34,13 @@ from typing import Final
 
 from hmmsim.engine import Instance
 from hmmsim.errors import ConfigError, InternalError, ScenarioError
-from hmmsim.scenarios.base import MAIN_GROUP, MUSEUM_GROUP, NAME_PATTERN, Scenario
+from hmmsim.scenarios.base import (
+    MAIN_GROUP,
+    MUSEUM_GROUP,
+    MUSEUM_PACKAGE,
+    NAME_PATTERN,
+    Scenario,
+)
 
 __all__ = [
     "BUILTIN_MODULES",
@@ -72,10 +78,6 @@ BUILTIN_MODULES: Final[tuple[str, ...]] = (
     "hmmsim.scenarios.unbind_vs_fault",
     "hmmsim.scenarios.two_pages",
 )
-
-#: The package whose modules define the race museum's scenarios (imported on
-#: demand, every module of it, in name order).
-MUSEUM_PACKAGE: Final = "hmmsim.scenarios.museum"
 
 
 class Registry:

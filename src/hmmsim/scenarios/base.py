@@ -45,7 +45,7 @@ from hmmsim.config import ExploreConfig
 from hmmsim.engine import Instance, Program
 from hmmsim.errors import ConfigError, ScenarioError
 
-__all__ = ["MAIN_GROUP", "MUSEUM_GROUP", "NAME_PATTERN", "Scenario"]
+__all__ = ["MAIN_GROUP", "MUSEUM_GROUP", "MUSEUM_PACKAGE", "NAME_PATTERN", "Scenario"]
 
 #: Scenario and variant names: lower case, digits, ``-``, ``_`` and ``.``
 #: (for kernel versions such as ``v5.3``).  They end
@@ -58,6 +58,10 @@ MAIN_GROUP: Final = "main"
 #: The group of the race museum's scenarios (``hmmsim museum``): found by
 #: name (``check NAME``, ``replay``, pinned tokens), but not in the matrix.
 MUSEUM_GROUP: Final = "museum"
+
+#: The package whose modules define the race museum's scenarios (imported on
+#: demand, every module of it, in name order).
+MUSEUM_PACKAGE: Final = "hmmsim.scenarios.museum"
 
 _CONFIG_FIELDS: Final = frozenset(f.name for f in dataclasses.fields(ExploreConfig))
 

@@ -34,7 +34,7 @@ from hmmsim.scenarios._world import (
     WorldFactory,
     reference_world,
 )
-from hmmsim.scenarios.base import MAIN_GROUP, Scenario
+from hmmsim.scenarios.base import MAIN_GROUP, MUSEUM_GROUP, MUSEUM_PACKAGE, Scenario
 
 __all__ = ["Race", "all_races", "battery", "race", "race_scenario"]
 
@@ -83,15 +83,24 @@ def race(
     description: str,
     config: Mapping[str, object] | None = None,
     battery: bool = True,
-    group: str = MAIN_GROUP,
+    group: str | None = None,
 ) -> Callable[[RaceBuild], Race]:
     """Decorate a ``build(make_world, variant)`` function: make it a known :class:`Race`.
+
+    ``group`` defaults to ``MUSEUM_GROUP`` for a build function defined in a
+    module of ``MUSEUM_PACKAGE`` and to ``MAIN_GROUP`` elsewhere; a museum
+    race is never in the battery.
 
     Raises:
         ScenarioError: a race of that name exists already.
     """
 
     def decorate(build: RaceBuild) -> Race:
+        chosen = group
+        if chosen is None:
+            module = getattr(build, "__module__", "") or ""
+            museum = module.startswith(MUSEUM_PACKAGE + ".")
+            chosen = MUSEUM_GROUP if museum else MAIN_GROUP
         if name in _RACES:
             raise ScenarioError(f"race {name!r} is defined twice")
         made = Race(
@@ -100,8 +109,8 @@ def race(
             description=description,
             build=build,
             config=MappingProxyType({**DEFAULT_CONFIG, **(config or {})}),
-            battery=battery and group == MAIN_GROUP,
-            group=group,
+            battery=battery and chosen == MAIN_GROUP,
+            group=chosen,
         )
         _RACES[name] = made
         return made

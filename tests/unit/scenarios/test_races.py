@@ -147,6 +147,24 @@ class TestMuseumRaces:
         assert made not in all_races()
         assert made in all_races(None)
 
+    def test_a_race_of_a_museum_module_is_a_museum_race(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A race defined in hmmsim.scenarios.museum gets the museum group by itself."""
+        from hmmsim.scenarios import races  # noqa: PLC0415
+
+        monkeypatch.setattr(races, "_RACES", dict(races._RACES))
+
+        def build(make_world: Any, variant: str) -> Any:
+            """Build nothing."""
+            return None
+
+        build.__module__ = "hmmsim.scenarios.museum.fake"
+        made = race(name="museum-race-inferred", title="t", description="d")(build)
+
+        assert "museum" == made.group
+        assert not made.battery
+
 
 class TestStandardScenarios:
     """mirror_scenarios: variants of one API, names, expectations."""
