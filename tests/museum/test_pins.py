@@ -12,11 +12,25 @@ import subprocess
 import sys
 
 import pytest
-from tests.support.unmeasured import ROOT, _untraced_env, museum_unmeasured
+from tests.support.unmeasured import (
+    ROOT,
+    _untraced_env,
+    explore_unmeasured,
+    museum_unmeasured,
+)
 
 from hmmsim import museum
+from hmmsim.scenarios import MUSEUM_GROUP, all_scenarios
 
 EXHIBITS = museum.exhibits()
+
+#: Every declared verdict of every museum scenario variant.
+VERDICTS = [
+    pytest.param(s.name, v, frozenset(s.expect[v]), id=f"{s.name}-{v}")
+    for s in all_scenarios(MUSEUM_GROUP)
+    for v in s.variants
+    if v in s.expect
+]
 
 
 @pytest.mark.slow
@@ -29,6 +43,18 @@ def test_exhibit_holds_its_pin(item: museum.Exhibit) -> None:
     assert set(item.kinds) <= set(result["before"])
     assert "verified" == result["after"]
     assert set(item.columns) <= set(result["tasks"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "variant", "kinds"), VERDICTS)
+def test_museum_scenario_verdicts_hold(
+    name: str, variant: str, kinds: frozenset[str]
+) -> None:
+    """Each museum scenario variant exhausts with exactly its declared kinds."""
+    result = explore_unmeasured(name, variant, max_executions=100_000)
+
+    assert "EXHAUSTED" == result["exit_reason"]
+    assert sorted(kinds) == result["kinds"]
 
 
 def test_every_exhibit_scenario_is_found_without_the_museum() -> None:

@@ -37,6 +37,9 @@ __all__ = ["FIXES", "check_fixes", "fix_applied"]
 FIXES: Final[Mapping[str, str]] = MappingProxyType(
     {
         "000000000000": "hmmsim self-test switch (no kernel change)",
+        "c2655835fd8c": (
+            "mm/mmu_notifiers: ensure range_end() is paired with range_start()"
+        ),
         "2bcbeaefde2f": (
             "mm/hmm: always return EBUSY for invalid ranges in hmm_range_{fault,snapshot}"
         ),

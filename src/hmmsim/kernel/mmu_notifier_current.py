@@ -61,6 +61,9 @@ Deviations:
     * MODEL: ``mmu_notifier_range_update_to_read_only`` and the
       ``MMU_NOTIFY_MIGRATE`` / ``MMU_NOTIFY_EXCLUSIVE`` events and
       ``range->owner`` (device-private migration) are not modelled.
+    * MODEL: patch switch c2655835fd8c (:mod:`hmmsim.kernel.fixes`, for the
+      race museum): reverted, ``mn_hlist_invalidate_range_start`` neither
+      WARNs about a failing subscriber's end nor unwinds (v5.5..v5.11).
     * MODEL: ``mmu_notifier_mm_destroy`` stays as an alias of
       ``mmu_notifier_subscriptions_destroy``: it is the entry point name the
       model's dispatch (``MmuNotifierCore``) calls for every core.
@@ -82,6 +85,7 @@ from hmmsim.kernel.debug import (
     non_block_end,
     non_block_start,
 )
+from hmmsim.kernel.fixes import fix_applied
 from hmmsim.kernel.fork import mmdrop, mmgrab
 from hmmsim.kernel.mm_types import MmStruct
 from hmmsim.kernel.mmu_notifier import (
@@ -120,6 +124,9 @@ from hmmsim.sync import (
     wait_event,
     wake_up_all,
 )
+
+#: "mm/mmu_notifiers: ensure range_end() is paired with range_start()" (v5.12).
+C2655835FD8C = "c2655835fd8c"
 
 __all__ = [
     "ULONG_MAX",
@@ -536,6 +543,10 @@ async def mn_hlist_invalidate_range_start(
     start failed, so a subscriber that can fail its start must not have an
     end: the kernel WARNs when one does, and calls that end too.
 
+    With c2655835fd8c reverted (``hmmsim.kernel.fixes``, for the museum) the
+    function is v5.5..v5.11's: no WARN about an end and no unwind, so the
+    subscribers whose start succeeded are never ended.
+
     Returns:
         0, or the error of a failing callback.
     """
@@ -568,18 +579,19 @@ async def mn_hlist_invalidate_range_start(
                 )
                 # A start that may fail cannot have an end: the end below
                 # would run although this start did nothing.
-                WARN_ON(
-                    ops.invalidate_range_end is not None,
-                    f"{mn.name} failed invalidate_range_start but has an "
-                    "invalidate_range_end",
-                )
+                if fix_applied(mm, C2655835FD8C):  # MODEL: patch switch
+                    WARN_ON(
+                        ops.invalidate_range_end is not None,
+                        f"{mn.name} failed invalidate_range_start but has an "
+                        "invalidate_range_end",
+                    )
                 ret = _ret
             # MODEL: ghost state for the oracle
             if _ret == 0 or blockable:
                 mn.ghost_balance += 1
         mn = await _v53._hlist_next_rcu(mmn_mm, mn)
 
-    if ret:
+    if ret and fix_applied(mm, C2655835FD8C):  # MODEL: patch switch
         # Only a non-blockable range gets here.  The subscribers whose start
         # succeeded expect their end: call every end now (c2655835fd8c).
         mn = await _v53._hlist_first_rcu(mmn_mm)

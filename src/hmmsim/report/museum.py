@@ -108,9 +108,9 @@ def _function(location: str) -> str:
 def _shows(function: str, op: str) -> bool:
     """Whether ``function`` gets a line of its own above ``op``.
 
-    Not when the op names it already (``test_bit(mm->flags)`` in
-    ``test_bit``), nor for the model's own helpers (a leading ``_``), whose
-    ops stay under the kernel function drawn last.
+    Not when the op names it already (``get_page(page#0)`` in ``get_page``),
+    nor for the model's own helpers (a leading ``_``): their ops stay under
+    the kernel function drawn last, as a call inside it would.
     """
     return (
         bool(function)
@@ -160,12 +160,9 @@ def build_diagram(
         column = position[row.task]
         function = _function(steps[row.index].location)
         indent = ""
-        if _shows(function, row.op):
-            if current.get(row.task) != function:
-                lines.append(DiagramLine(column=column, text=f"{function}()"))
-                current[row.task] = function
-        elif not function.startswith("_"):
-            current.pop(row.task, None)  # the op names its own function
+        if _shows(function, row.op) and current.get(row.task) != function:
+            lines.append(DiagramLine(column=column, text=f"{function}()"))
+            current[row.task] = function
         if row.task in current:
             indent = "  "
         lines.append(DiagramLine(column=column, text=indent + row.op, mark=row.mark))

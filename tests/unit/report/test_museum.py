@@ -123,7 +123,7 @@ class TestDiagram:
             "    -                     -                     -\n"
             "    do_a()\n"
             "      spin_lock(l)\n"
-            "    do_a_more(x)\n"
+            "      do_a_more(x)\n"
             "<<<                       kfree(p)\n"
             "                            -> freed addr=0x10\n"
             "<<< b freed p\n"
