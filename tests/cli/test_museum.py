@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import json
 from pathlib import Path
 
 import pytest
 from tests.cli.conftest import CliRunner
 from tests.support.toy_exhibits import BROKEN, TOY, toy_museum
+from tests.support.toy_scenarios import interrupt_scenario, toy_scenarios
 
+from hmmsim import museum
 from hmmsim.cli import main
 
 
@@ -143,3 +147,70 @@ def test_show_prints_each_exhibit_with_its_diagram(
     assert ">>> lost-update: counter is 1" in ran.out
     assert "Rule: Hold the lock across read and write." in ran.out
     assert "hmmsim replay hs1.counter/buggy:lost-update." in ran.out
+
+
+class TestFailures:
+    def test_an_interrupted_check_judges_nothing_and_exits_130(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Ctrl-C during the exploration stops the command with status 130."""
+        scenario = dataclasses.replace(
+            interrupt_scenario(), variants=("buggy", "other")
+        )
+        item = dataclasses.replace(
+            TOY, slug="toy-interrupt", scenario="interrupt", after="other"
+        )
+        with toy_scenarios(scenario), toy_museum(monkeypatch, item):
+            code = main(["museum", "check", "-j", "1", "-q"])
+        captured = capsys.readouterr()
+
+        assert 130 == code
+        assert "" == captured.out
+        assert "hmmsim: interrupted; no exhibit was judged" in captured.err
+
+    def test_an_empty_museum_lists_nothing_and_checks_nothing(
+        self, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without exhibits, list says so and check is a one-line error."""
+        monkeypatch.setattr(museum, "_EXHIBITS", {})
+        monkeypatch.setattr(museum, "_LOADED", [True])
+
+        listed = cli("museum", "list")
+        checked = cli("museum", "check")
+
+        assert (0, "no exhibit is registered\n") == (listed.code, listed.out)
+        assert 2 == checked.code
+        assert [
+            "hmmsim: error: museum: no exhibit is registered"
+        ] == checked.err.splitlines()
+
+    @pytest.mark.parametrize(
+        ("option", "target"),
+        [
+            ("--json", "hmmsim.service.write_output"),
+            ("--report", "hmmsim.report.html.write_museum"),
+        ],
+    )
+    def test_a_file_that_cannot_be_written_is_status_2(
+        self,
+        cli: CliRunner,
+        monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path,
+        option: str,
+        target: str,
+    ) -> None:
+        """A failing write of the JSON or the page is one error line and status 2."""
+
+        def full(*args: object, **kwargs: object) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(target, full)
+        where = str(tmp_path / ("m.json" if option == "--json" else "site"))
+        with toy_museum(monkeypatch):
+            ran = cli("museum", "check", "-j", "1", "-q", option, where)
+
+        assert 2 == ran.code
+        assert ran.out.startswith("PASS toy-counter")
+        assert [
+            f"hmmsim: error: {option} {where}: cannot write: No space left on device"
+        ] == ran.err.splitlines()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pkgutil
 
 import pytest
 from tests.support.toy_exhibits import BROKEN, TOY, toy_museum
@@ -11,7 +12,7 @@ from tests.support.toy_scenarios import COUNTER, toy_scenarios
 from hmmsim import museum
 from hmmsim.config import ExploreConfig
 from hmmsim.engine import ExitReason
-from hmmsim.errors import ConfigError
+from hmmsim.errors import ConfigError, InternalError
 from hmmsim.runs import ScenarioRun
 from hmmsim.service import run
 
@@ -145,6 +146,20 @@ class TestSelect:
             assert COUNTER is museum.scenario_of(TOY)
             with pytest.raises(ConfigError, match="has no variant 'v9'"):
                 museum.scenario_of(dataclasses.replace(TOY, after="v9"))
+
+    def test_an_exhibit_module_that_fails_to_import_is_an_internal_error(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A broken exhibit module is never skipped: InternalError names it."""
+        broken = pkgutil.ModuleInfo(None, "no_such_exhibit_module", False)  # type: ignore[arg-type]
+        monkeypatch.setattr(museum, "_EXHIBITS", {})
+        monkeypatch.setattr(museum, "_LOADED", [])
+        monkeypatch.setattr(pkgutil, "iter_modules", lambda path: [broken])
+
+        with pytest.raises(
+            InternalError, match="no_such_exhibit_module failed to import"
+        ):
+            museum.exhibits()
 
     def test_the_shipped_exhibits_load_and_list_twice(self) -> None:
         """exhibits() stays a function after the exhibit package is imported."""

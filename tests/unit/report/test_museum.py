@@ -185,6 +185,18 @@ class TestText:
             text.rstrip().splitlines()[-1].startswith("hmmsim replay hs1.counter/buggy")
         )
 
+    def test_an_entry_without_a_counterexample_has_no_diagram_or_replay(
+        self, fixed: ScenarioRun
+    ) -> None:
+        """A failed exhibit whose before found nothing prints no diagram, no command."""
+        failed = museum.examine(TOY, fixed, fixed)
+
+        text = report.render_entry(failed, width=80)
+
+        assert "The race on" not in text
+        assert text.endswith("(found: no violation; exhausted)\n")
+        assert "" == report.entry_diagram(failed)
+
     def test_verdicts_count_the_pins_held(self, entry: museum.MuseumEntry) -> None:
         """One line per exhibit and a total."""
         text = report.render_verdicts([entry])
