@@ -458,6 +458,7 @@ class Execution:
         step_tasks = self.step_tasks
         add_step = step_tasks.append
         resume = self._resume
+        pending = self._pending
         progress = self.progress
         spinning = progress.spinning
         max_steps = self.max_steps
@@ -513,50 +514,79 @@ class Execution:
                     self._record_step(task, op)
                     self.step = step + 1
             else:
+                # _resume, inlined: the common case is one send and one store.
                 try:
-                    resume(task)
-                finally:
+                    next_op = task.coro.send(None)
+                except BaseException as exc:  # sorted out by _resume_raised
+                    try:
+                        self._resume_raised(task, exc)
+                    finally:
+                        self.step = step + 1
+                else:
                     self.step = step + 1
+                    if self.unawaited is not None or type(next_op) is not Op:
+                        self._bad_resume(task, next_op)
+                    task.pending = pending[tid] = next_op
             if solo >= SOLO_STEPS:
                 progress.after_step(task, step + 1 - solo)
 
     def _resume(self, task: Task) -> None:
+        """Run ``task`` up to its next Op (or its end); the loop inlines this."""
         try:
             op = task.coro.send(None)
-        except StopIteration:
-            task.pending = self._pending[task.id] = None
-            if task is self._setup:
-                self._setup_done(task)
-            self._task_finished(task)
+        except BaseException as exc:  # sorted out by _resume_raised
+            self._resume_raised(task, exc)
             return
-        except (_StopExecution, HmmsimError):
-            # A fatal finding unwinding, or a tool or scenario error (strict
-            # replay diverging inside a data choice): never a model exception.
-            raise
-        except HungTask as exc:
-            task.pending = self._pending[task.id] = None
-            self._task_hung(task, exc)
-        except SystemExit as exc:
-            raise ModelError(
-                f"{_model_site(exc)}task {task.name} called sys.exit({exc.code!r}); "
-                "a model reports problems as findings and never exits"
-            ) from None
-        except Exception as exc:
-            task.pending = self._pending[task.id] = None
-            self._task_raised(task, exc)
+        if self.unawaited is not None or type(op) is not Op:
+            self._bad_resume(task, op)
+        task.pending = self._pending[task.id] = op
+
+    def _resume_raised(self, task: Task, exc: BaseException) -> None:
+        """The task's coroutine raised ``exc`` instead of awaiting an Op."""
+        try:
+            if isinstance(exc, StopIteration):
+                task.pending = self._pending[task.id] = None
+                if task is self._setup:
+                    self._setup_done(task)
+                self._task_finished(task)
+                return
+            if isinstance(exc, (_StopExecution, HmmsimError)):
+                # A fatal finding unwinding, or a tool or scenario error
+                # (strict replay diverging inside a data choice): never a
+                # model exception.
+                raise exc
+            if isinstance(exc, HungTask):
+                task.pending = self._pending[task.id] = None
+                self._task_hung(task, exc)
+            if isinstance(exc, SystemExit):
+                raise ModelError(
+                    f"{_model_site(exc)}task {task.name} called "
+                    f"sys.exit({exc.code!r}); a model reports problems as "
+                    "findings and never exits"
+                ) from None
+            if isinstance(exc, Exception):
+                task.pending = self._pending[task.id] = None
+                self._task_raised(task, exc)
+            raise exc  # KeyboardInterrupt, the watchdog's budget and memory
         finally:
-            if self.unawaited is not None:
-                message, self.unawaited = self.unawaited, None
-                raise ScenarioError(
-                    f"task {task.name!r}: {message} (a forgotten 'await' in the model?)"
-                )
+            self._check_unawaited(task)
+
+    def _check_unawaited(self, task: Task) -> None:
+        if self.unawaited is not None:
+            message, self.unawaited = self.unawaited, None
+            raise ScenarioError(
+                f"task {task.name!r}: {message} (a forgotten 'await' in the model?)"
+            )
+
+    def _bad_resume(self, task: Task, op: object) -> None:
+        """The step dropped a coroutine, or the task awaited something not an Op."""
+        self._check_unawaited(task)
         if not isinstance(op, Op):
             task.coro.close()
             raise ScenarioError(
                 f"task {task.name!r} awaited {op!r}, which is not an hmmsim primitive "
                 "(model tasks may only await hmmsim.sync operations)"
             )
-        task.pending = self._pending[task.id] = op
 
     # -- the set-up phase and its snapshot -----------------------------------
 
