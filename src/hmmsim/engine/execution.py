@@ -31,7 +31,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Final, NoReturn, Protocol
+from typing import Any, Final, Literal, NoReturn, Protocol
 
 from hmmsim.engine.lockdep import LockGraph, LockListener, LockOrderChecker
 from hmmsim.engine.ops import Op
@@ -148,10 +148,13 @@ def current_execution() -> Execution:
 
 def current_task() -> Task:
     """Return the task that is running (for primitives)."""
-    task = current_execution().current
-    if task is None:
+    running = _current  # one global lookup: primitives call this on every step
+    if running is not None:
+        task = running.current
+        if task is not None:
+            return task
         raise ScenarioError("a model primitive was used outside a task")
-    return task
+    raise ScenarioError("a model primitive was used outside an hmmsim execution")
 
 
 class Execution:
@@ -469,11 +472,14 @@ class Execution:
         while solo + 1 < len(step_tasks) and step_tasks[-2 - solo] == prev:
             solo += 1  # after a restored set-up: its solo run goes on
         while True:
-            enabled = [
-                t.id
-                for t in tasks
-                if (op := t.pending) is not None and (op.guard is None or op.guard())
-            ]
+            # A plain loop: a comprehension is a function call of its own.
+            enabled: list[int] = []
+            for t in tasks:
+                op = t.pending
+                if op is not None:
+                    guard = op.guard
+                    if guard is None or guard():
+                        enabled.append(t.id)
             if not enabled:
                 return self._stuck()
             if spinning:
@@ -845,27 +851,46 @@ def _definition_site(program: Program) -> str:
     return f"{code.co_filename}:{code.co_firstlineno}: " if code is not None else ""
 
 
-@contextmanager
-def _blamed(what: str) -> Iterator[None]:
-    """Turn an exception of model code called outside a task into a ModelError."""
-    try:
-        yield
-    except (
-        _StopExecution,
-        HmmsimError,
-        KeyboardInterrupt,
-        BudgetExpired,
-        MemoryExceeded,
-    ):
-        raise
-    except HungTask as exc:
-        raise ModelError(
-            f"{_model_site(exc)}{what} ran for {exc.args[0]:g} s without returning"
-        ) from None
-    except (Exception, SystemExit) as exc:
-        raise ModelError(
-            f"{_model_site(exc)}{what} raised {type(exc).__name__}: {exc}"
-        ) from None
+class _blamed:  # noqa: N801 - used like the function it replaces: with _blamed(...)
+    """Turn an exception of model code called outside a task into a ModelError.
+
+    A class rather than a generator-based context manager: the engine enters
+    it for every execution (building the world, the end check, the final
+    state).
+    """
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: object, exc: BaseException | None, tb: object
+    ) -> Literal[False]:
+        if exc is None or isinstance(
+            exc,
+            (
+                _StopExecution,
+                HmmsimError,
+                KeyboardInterrupt,
+                BudgetExpired,
+                MemoryExceeded,
+            ),
+        ):
+            return False
+        if isinstance(exc, HungTask):
+            raise ModelError(
+                f"{_model_site(exc)}{self.what} ran for {exc.args[0]:g} s "
+                "without returning"
+            ) from None
+        if isinstance(exc, (Exception, SystemExit)):
+            raise ModelError(
+                f"{_model_site(exc)}{self.what} raised {type(exc).__name__}: {exc}"
+            ) from None
+        return False
 
 
 def _await_site(task: Task) -> str:

@@ -99,5 +99,5 @@ async def shared_access(obj: _HasOid, *more: _HasOid, write: bool, func: str) ->
         func,
         obj,
         None,
-        tuple(o.oid for o in more),
+        tuple([o.oid for o in more]) if more else (),
     )
