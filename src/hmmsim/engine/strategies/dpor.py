@@ -173,12 +173,14 @@ class _Node:
         """Return the sleep set of the state after the chosen task's step."""
         op = self.chosen_op
         assert op is not None, f"{_BUG} dpor node without the chosen Op"
+        asleep = self.sleep
+        done = self.done
+        if not (asleep or done):
+            return {}
         fatal = self.fatal
-        sleep = {t: o for t, o in self.sleep.items() if not dependent(o, op)}
+        sleep = {t: o for t, o in asleep.items() if not dependent(o, op)}
         sleep.update(
-            (t, o)
-            for t, o in self.done.items()
-            if t not in fatal and not dependent(o, op)
+            {t: o for t, o in done.items() if t not in fatal and not dependent(o, op)}
         )
         return sleep
 
@@ -439,19 +441,22 @@ class DporStrategy:
                 self._blocked_races(execution, enabled)
         pos = self._pos
         stack = self._stack
-        if pos == len(stack) and pos <= self._base:
-            return self._open_unit(execution, enabled, n)
         if pos < len(stack):
+            # Replaying the prefix of the execution (most steps): no race
+            # detection, no clock work.
             node = stack[pos]
-            if not isinstance(node, _Node) or node.enabled != enabled:
+            if type(node) is not _Node or node.enabled != enabled:
                 raise ModelError(
                     NONDETERMINISTIC
                     + f"dpor replay diverged at choice {pos}: the program offers tasks "
                     f"{enabled} where it offered {_describe(node)}"
                 )
             self._pos = pos + 1
-            node.chosen_op = execution.pending(node.chosen)
-            return node.chosen
+            chosen = node.chosen
+            node.chosen_op = execution.pending(chosen)
+            return chosen
+        if pos == len(stack) and pos <= self._base:
+            return self._open_unit(execution, enabled, n)
         return self._open(execution, enabled, n)
 
     def next_int(self, execution: ExecutionView, bound: int, label: str) -> int:
@@ -673,20 +678,27 @@ class DporStrategy:
         write = op.write
         clocks = self._clocks
         previous = clocks[q]
-        races = self._races_of(q, op, previous)
         clock = previous.copy()
         objects = self._objects
+        # The races of the step (as _races_of finds them) and its clock, in
+        # one pass over the objects it touches.
+        races: list[int] = []
         records = []
-        for oid in _objects_of(op):
+        main = op.oid
+        oids = _objects_of(op) if op.more_oids else () if main == LOCAL else (main,)
+        for oid in oids:
             record = objects.get(oid)
             if record is None:
                 record = objects[oid] = _Accesses()
             else:
+                self._races_with(record, q, op, previous, races)
                 if record.write_clock is not None:
                     clock.join(record.write_clock)
                 if write and record.read_clock is not None:
                     clock.join(record.read_clock)
             records.append(record)
+        if len(races) > 1:
+            races = sorted(set(races), reverse=True)
         clock.set(q, j + 1)
         clocks[q] = clock
         self._task_steps[q].append(j)
@@ -771,42 +783,41 @@ class DporStrategy:
 
     # -- races ----------------------------------------------------------------
 
-    def _races_of(
-        self, p: int, x: Op, clock: VectorClock, x_clock: VectorClock | None = None
-    ) -> list[int]:
+    def _races_of(self, p: int, x: Op, clock: VectorClock) -> list[int]:
         """Return the steps that race with ``x``, next Op of ``p`` (clock ``clock``).
 
         They are the steps ``x`` immediately depends on that do not happen
         before ``p``: the reads since the last write (if ``x`` writes) and
         else the last write (skipping RELEASEs never co-enabled with ``x``),
-        latest first.  If given, ``x_clock`` is joined with the clocks of the
-        steps ``x`` depends on, making it the clock ``x`` would have.
+        latest first.
         """
         races: list[int] = []
         objects = self._objects
-        write = x.write
-        for oid in _objects_of(x):
+        main = x.oid
+        oids = _objects_of(x) if x.more_oids else () if main == LOCAL else (main,)
+        for oid in oids:
             record = objects.get(oid)
-            if record is None:
-                continue
-            if x_clock is not None:
-                if record.write_clock is not None:
-                    x_clock.join(record.write_clock)
-                if write and record.read_clock is not None:
-                    x_clock.join(record.read_clock)
-            found = False
-            if write:
-                for t, i in record.readers.items():
-                    if not clock.covers(t, i):
-                        races.append(i)
-                        found = True
-            if not found:
-                i = self._last_racing_write(record, p, x, clock)
-                if i >= 0:
-                    races.append(i)
+            if record is not None:
+                self._races_with(record, p, x, clock, races)
         if len(races) > 1:
             races = sorted(set(races), reverse=True)
         return races
+
+    def _races_with(
+        self, record: _Accesses, p: int, x: Op, clock: VectorClock, races: list[int]
+    ) -> None:
+        """Append the steps of ``record`` that ``x`` races with (see ``_races_of``)."""
+        if x.write and record.readers:
+            found = False
+            for t, i in record.readers.items():
+                if not clock.covers(t, i):
+                    races.append(i)
+                    found = True
+            if found:
+                return
+        i = self._last_racing_write(record, p, x, clock)
+        if i >= 0:
+            races.append(i)
 
     def _blocked_races(self, execution: ExecutionView, enabled: list[int]) -> None:
         """Reverse the races of the Ops of the tasks blocked at a new state.
@@ -815,24 +826,43 @@ class DporStrategy:
         that keeps a task blocked (an acquisition of the lock it waits for)
         is reversed even if the task never gets to run in this execution.
         """
-        runnable = set(enabled)
+        pending = execution.pending
         for p in range(execution.task_count):
-            x = execution.pending(p)
-            if x is not None and x.guard is not None and p not in runnable:
+            x = pending(p)
+            if x is not None and x.guard is not None and p not in enabled:
                 self._pending_races(p, x)
 
     def _pending_races(self, p: int, x: Op) -> None:
         """Reverse the races of ``x``, the pending Op of ``p``, with the steps so far."""
         clock = self._clocks[p]
-        x_clock = clock.copy()
         # A race reversed once stays reversed for the rest of the execution:
         # v only grows at its end, so the initial found stays an initial.
         reversed_ = self._reversed
         here = clock.get(p)
-        for e in self._races_of(p, x, clock, x_clock):
-            if (e, p, here) not in reversed_:
-                reversed_.add((e, p, here))
+        x_clock: VectorClock | None = None  # made once a race is new
+        for e in self._races_of(p, x, clock):
+            key = (e, p, here)
+            if key not in reversed_:
+                reversed_.add(key)
+                if x_clock is None:
+                    x_clock = self._clock_of(x, clock)
                 self._reverse_race(e, p, x_clock, end=len(self._steps))
+
+    def _clock_of(self, x: Op, clock: VectorClock) -> VectorClock:
+        """Return the clock ``x`` would have: ``clock`` joined with those it depends on."""
+        x_clock = clock.copy()
+        objects = self._objects
+        write = x.write
+        main = x.oid
+        oids = _objects_of(x) if x.more_oids else () if main == LOCAL else (main,)
+        for oid in oids:
+            record = objects.get(oid)
+            if record is not None:
+                if record.write_clock is not None:
+                    x_clock.join(record.write_clock)
+                if write and record.read_clock is not None:
+                    x_clock.join(record.read_clock)
+        return x_clock
 
     def _fatal_races(self, execution: ExecutionView, j: int) -> None:
         """Reverse the races of step ``j``, which ended the execution.
@@ -856,9 +886,7 @@ class DporStrategy:
     def _last_racing_write(
         self, record: _Accesses, p: int, x: Op, clock: VectorClock
     ) -> int:
-        writes = record.writes
-        for k in range(len(writes) - 1, -1, -1):
-            i, t, kind, reads_before = writes[k]
+        for i, t, kind, reads_before in reversed(record.writes):
             if clock.covers(t, i):
                 # Every earlier access to the object happens before this write.
                 return -1
