@@ -37,6 +37,10 @@ __all__ = ["FIXES", "check_fixes", "fix_applied"]
 FIXES: Final[Mapping[str, str]] = MappingProxyType(
     {
         "000000000000": "hmmsim self-test switch (no kernel change)",
+        "c18ce674d548": "mm/hmm: hmm_range_fault() infinite loop",
+        "319561669a59": (
+            "mm/mmu_notifier.c: fix race in mmu_interval_notifier_remove()"
+        ),
         "c2655835fd8c": (
             "mm/mmu_notifiers: ensure range_end() is paired with range_start()"
         ),

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Final, cast
 
 from hmmsim.kernel.debug import lockdep_assert_held
+from hmmsim.kernel.fixes import fix_applied
 from hmmsim.kernel.memory import handle_mm_fault
 from hmmsim.kernel.mm_types import (
     MmStruct,
@@ -79,6 +80,9 @@ from hmmsim.kernel.types import (
     err_name,
 )
 from hmmsim.sync import READ_ONCE, Cell
+
+#: "mm/hmm: hmm_range_fault() infinite loop" (v5.4).
+C18CE674D548: Final = "c18ce674d548"
 
 __all__ = [
     "HMM_FAULT_ALLOW_RETRY",
@@ -276,6 +280,8 @@ async def hmm_vma_walk_hole_(
     (c18ce674d548): handle_mm_fault does not check the VMA's permissions, so
     without it a write fault on a read-only VMA "succeeds" without making
     the PTE writable and the walk retries for ever (see kernel.hmm, v5.3).
+    With c18ce674d548 reverted (:mod:`hmmsim.kernel.fixes`, for the museum)
+    the test is left out and v5.5 loops as v5.3 did.
 
     Returns:
         0 (no fault asked), -EBUSY after a successful fault, -EPERM (a write
@@ -288,7 +294,12 @@ async def hmm_vma_walk_hole_(
     hmm_vma_walk.last = addr
     i = (addr - range.start) >> PAGE_SHIFT
 
-    if write_fault and walk.vma is not None and not walk.vma.vm_flags & VM_WRITE:
+    if (
+        fix_applied(walk.mm, C18CE674D548)  # MODEL: patch switch
+        and write_fault
+        and walk.vma is not None
+        and not walk.vma.vm_flags & VM_WRITE
+    ):
         return -errno.EPERM
 
     while addr < end:

@@ -64,6 +64,8 @@ Deviations:
     * MODEL: patch switch c2655835fd8c (:mod:`hmmsim.kernel.fixes`, for the
       race museum): reverted, ``mn_hlist_invalidate_range_start`` neither
       WARNs about a failing subscriber's end nor unwinds (v5.5..v5.11).
+    * MODEL: patch switch 319561669a59: reverted, ``mmu_interval_notifier_remove``
+      waits with v5.5's lockless ``READ_ONCE`` of the sequence (v5.5..v5.17).
     * MODEL: ``mmu_notifier_mm_destroy`` stays as an alias of
       ``mmu_notifier_subscriptions_destroy``: it is the entry point name the
       model's dispatch (``MmuNotifierCore``) calls for every core.
@@ -127,6 +129,8 @@ from hmmsim.sync import (
 
 #: "mm/mmu_notifiers: ensure range_end() is paired with range_start()" (v5.12).
 C2655835FD8C = "c2655835fd8c"
+#: "mm/mmu_notifier.c: fix race in mmu_interval_notifier_remove()" (v5.18).
+FIX_319561669A59 = "319561669a59"
 
 __all__ = [
     "ULONG_MAX",
@@ -925,6 +929,8 @@ async def mmu_interval_notifier_remove(interval_sub: MmuIntervalNotifier) -> Non
     sequence and takes the subscription off the deferred list inside one
     critical section, so the caller may free the subscription as soon as
     this returns.  MODEL: the lockdep map acquire/release is not modelled.
+    With 319561669a59 reverted (:mod:`hmmsim.kernel.fixes`) the condition is
+    v5.5's lockless read.
     """
     mm = interval_sub.mm
     assert mm is not None, "[hmmsim internal bug] removing a sub never inserted"
@@ -949,12 +955,20 @@ async def mmu_interval_notifier_remove(interval_sub: MmuIntervalNotifier) -> Non
     trace("mmu_interval_notifier_remove", sub=interval_sub.name, wait_seq=seq)
 
     # The sleep needs the caller to hold no lock an invalidate callback takes.
-    if seq:
+    if seq and fix_applied(mm, FIX_319561669A59):  # MODEL: patch switch
 
         async def seq_released() -> bool:
             return await mmu_interval_seq_released(mmn_mm, seq)
 
         await wait_event(mmn_mm.wq, seq_released)
+    elif seq:
+        # 319561669a59 reverted: v5.5..v5.17 read the sequence without the
+        # lock, so the wait can end while the last end still holds us.
+
+        async def seq_moved() -> bool:
+            return await READ_ONCE(mmn_mm.invalidate_seq) != seq
+
+        await wait_event(mmn_mm.wq, seq_moved)
 
     # Pairs with the mmgrab in mmu_interval_notifier_insert().
     await mmdrop(mm)

@@ -9,8 +9,8 @@ EXHIBIT = register_exhibit(
         subject="mm/hmm: hmm_range_fault() infinite loop",
         release="v5.4",
         date="2019-08-23",
-        scenario="fault-on-readonly-vma",
-        before="v5.3",
+        scenario="readonly-fault-loop",
+        before="v5.5-revert-c18ce674d548",
         after="v5.5",
         kinds=("hang",),
         columns=("device", "cpu"),
@@ -20,7 +20,9 @@ EXHIBIT = register_exhibit(
             "handle_mm_fault checks no permission: the write fault 'succeeds' "
             "without making the PTE writable, the walk returns -EBUSY and "
             "hmm_range_fault walks again while the range stays valid, for ever, "
-            "holding mmap_sem."
+            "holding mmap_sem.  Shown on v5.5 with the fix reverted (v5.4 is "
+            "not modelled); the built-in fault-on-readonly-vma shows the same "
+            "hang on v5.3 itself."
         ),
         rule=(
             "handle_mm_fault trusts its caller to have checked the VMA: whoever "
@@ -34,10 +36,13 @@ EXHIBIT = register_exhibit(
             "handle_mm_fault(FAULT_FLAG_WRITE) -> do_wp_page reuses the page "
             "but leaves the PTE read-only (no VM_WRITE) -> -EBUSY -> the range is "
             "still valid -> walk again; the explorer reports the device task "
-            "back in the same state with nothing else able to change it.  The "
-            "fix (-EPERM from hmm_vma_walk_hole_) is in v5.4; v5.4 is not "
-            "modelled, so 'after' is v5.5, which carries the same line "
-            "(kernel-mapping: hmm_v55.hmm_vma_walk_hole_)."
+            "back in the same state with nothing else able to change it.  v5.4 "
+            "is not modelled, so the pair is v5.5 with and without the commit "
+            "(patch switch in hmm_v55.hmm_vma_walk_hole_, the three lines of "
+            "the patch); v5.5's hmm_range_fault retries -EBUSY while "
+            "mmu_interval_check_retry says the range is fine, as v5.3's did "
+            "while range->valid was true, and the built-in "
+            "fault-on-readonly-vma reports the same hang on v5.3 itself."
         ),
         bounds=(
             "one read-only page, one mirror, one device write fault (1 retry) "

@@ -9,8 +9,8 @@ EXHIBIT = register_exhibit(
         subject="mm/mmu_notifier.c: fix race in mmu_interval_notifier_remove()",
         release="v5.18",
         date="2022-04-20",
-        scenario="oom-vs-mirror-unregister",
-        before="v5.5",
+        scenario="interval-remove-vs-reap",
+        before="current-revert-319561669a59",
         after="current",
         kinds=("use-after-free",),
         columns=("oom_reaper", "unbind"),
@@ -36,11 +36,11 @@ EXHIBIT = register_exhibit(
             "takes the lock and bumps the sequence; remove's wait_event reads "
             "the new value without the lock and returns; dmirror_fops_release "
             "kfree()s the notifier; mn_itree_inv_end's interval_tree_remove "
-            "touches the freed object (KASAN-style use-after-free).  'after' is "
-            "current (v6.16), whose remove waits with "
-            "mmu_interval_seq_released; the other post-v5.5 changes "
-            "(c2655835fd8c, renames) are not on this path "
-            "(docs/scenarios.md, the current variant)."
+            "touches the freed object (KASAN-style use-after-free).  The pair "
+            "is today's kernel with and without the commit (patch switch in "
+            "mmu_notifier_current.mmu_interval_notifier_remove: the wait "
+            "condition only); the built-in oom-vs-mirror-unregister shows the "
+            "same use-after-free on v5.5 itself."
         ),
         bounds=(
             "one page, two mirrors (gpu1's unbound), the reaper's 2 attempts, "
