@@ -273,13 +273,13 @@ KERNEL_BUGS: dict[str, dict[str, tuple[str, ...]]] = {
         "prepatch": ("sleep-in-nonblockable", "range-stuck-invalid", "notifier-leak")
     },
     "oom-two-mirrors": {"prepatch": PREPATCH_HMM_BUGS},
-    "fault-vs-munmap": {"prepatch": ("bug",), "v5.3": ("bug",)},
+    "fault-vs-munmap": {"prepatch": ("null-deref",), "v5.3": ("null-deref",)},
     "fault-vs-oom-reap": {"prepatch": PREPATCH_HMM_BUGS},
     "fault-vs-mprotect": {"prepatch": ("hang",), "v5.3": ("hang",)},
 }
 
 #: The battery without fault-vs-munmap: on prepatch and v5.3 it ends in the
-#: kernel's own NULL dereference (``bug``, fixed in v5.4) whatever the driver,
+#: kernel's own NULL dereference (``null-deref``, fixed in v5.4) whatever the driver,
 #: after 31342 executions (about a minute each variant).  Add it back with
 #: ``races=race_names()``.
 RACES = [name for name in race_names() if name != "fault-vs-munmap"]

@@ -40,7 +40,7 @@ Deviations:
       zero page as a normal page, see kernel.hmm_v55).
     * MODEL: a fault in a hole before a VMA calls handle_mm_fault with a NULL
       vma in v5.3 (fixed in v5.4: "hmm_range_fault() NULL pointer bug"); the
-      model reports it as a ``bug`` finding.
+      model reports it as a ``null-deref`` finding.
     * As in v5.3, the walk checks VM_READ but not VM_WRITE, and
       handle_mm_fault checks neither: a write fault on a read-only VMA
       returns success (VM_FAULT_WRITE) without making the PTE writable, so
@@ -870,9 +870,7 @@ async def hmm_vma_do_fault(walk: MmWalk, addr: int, write_fault: bool, i: int) -
     flags |= FAULT_FLAG_WRITE if write_fault else FaultFlag(0)
     if vma is None:
         # MODEL: v5.3 passes walk->vma, NULL in a hole, to handle_mm_fault.
-        BUG_ON(
-            True, f"NULL pointer dereference: handle_mm_fault on a hole at {addr:#x}"
-        )
+        null_pointer_dereference(f"handle_mm_fault(vma=NULL) on a hole at {addr:#x}")
         return -errno.EFAULT
     ret = await handle_mm_fault(vma, addr, flags)
     if ret & VM_FAULT_RETRY:

@@ -827,9 +827,7 @@ async def hmm_vma_do_fault(walk: MmWalk, addr: int, write_fault: bool, i: int) -
     flags |= FAULT_FLAG_WRITE if write_fault else FaultFlag(0)
     if vma is None:
         # MODEL: v5.3 passes walk->vma, NULL in a hole, to handle_mm_fault.
-        BUG_ON(
-            True, f"NULL pointer dereference: handle_mm_fault on a hole at {addr:#x}"
-        )
+        null_pointer_dereference(f"handle_mm_fault(vma=NULL) on a hole at {addr:#x}")
         return -errno.EFAULT
     ret = await handle_mm_fault(vma, addr, flags)
     if ret & VM_FAULT_RETRY:

@@ -66,8 +66,8 @@ SCENARIO = register(
     race_scenario(
         RACE,
         expect={
-            "prepatch": ("bug",),
-            "v5.3": ("bug",),
+            "prepatch": ("null-deref",),
+            "v5.3": ("null-deref",),
             "v5.5": (),
             "current": (),
         },

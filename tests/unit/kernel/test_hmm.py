@@ -472,7 +472,7 @@ class TestHmmRangeFault:
             await up_read(mm.mmap_sem)
 
         run = run_one(body)
-        assert ["bug"] == run.kinds
+        assert ["null-deref"] == run.kinds
         assert "NULL pointer" in run.result.findings[0].message
 
     @BOTH
