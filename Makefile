@@ -3,7 +3,7 @@
 
 ARGS ?=
 
-.PHONY: install install-runtime run test check bench clean
+.PHONY: install install-runtime run museum test check bench clean
 
 install:
 	scripts/install
@@ -14,6 +14,10 @@ install-runtime:
 
 run: install-runtime
 	.venv/bin/hmmsim check --all
+
+# The race museum (docs/museum.md): every exhibit checked, hmmsim-report/museum.html.
+museum: install-runtime
+	.venv/bin/hmmsim museum check --report hmmsim-report
 
 test: install
 	scripts/test $(ARGS)
