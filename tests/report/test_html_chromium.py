@@ -25,7 +25,8 @@ from tests.support.toy_scenarios import COUNTER, MP
 from hmmsim.api import run
 from hmmsim.config import ExploreConfig
 from hmmsim.report import ScenarioRun
-from hmmsim.report.html import counterexample_path, write_report
+from hmmsim import museum
+from hmmsim.report.html import counterexample_path, write_museum, write_report
 from hmmsim.scenarios import get
 
 CHROMIUM_NAMES: Final = ("/usr/bin/chromium", "chromium", "chromium-browser")
@@ -181,6 +182,32 @@ def test_counterexample_page_screenshot(
     png = (tmp_path / "shot.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(png) > 20_000
+
+
+def test_museum_page_renders_the_exhibit_and_its_diagram(
+    report: tuple[Path, ScenarioRun], tmp_path: Path
+) -> None:
+    """museum.html, as Chromium builds it: the exhibit table, diagram and links."""
+    root, builtin = report
+    seed = museum.exhibit("hmm-error-flows")
+    entry = museum.examine(seed, builtin, run(get("oom-vs-driver-lock"), "v5.3"))
+    page = write_museum(root, [entry], version="test")
+
+    dom = browse(page, tmp_path, "--dump-dom").stdout
+
+    assert '<table class="matrix"><thead>' in dom
+    assert "</thead>\n<tbody>" in dom
+    assert '<section id="hmm-error-flows">' in dom
+    assert '<pre class="diagram">' in dom
+    assert "dummy_sync_cpu_device_pagetables()" in dom
+    assert "&gt;&gt;&gt; notifier-contract (oom_reaper)" in dom
+    assert '<a href="index.html">' in dom
+    assert (
+        'href="museum-cx/oom-vs-driver-lock--prepatch--notifier-contract.html"' in dom
+    )
+    assert (
+        root / "museum-cx" / "oom-vs-driver-lock--prepatch--notifier-contract.html"
+    ).exists()
 
 
 class TestWithoutChromium:

@@ -231,7 +231,7 @@ _MUSEUM: Final = """{% extends "base.html" %}{% block body %}
 <h1>The race museum</h1>
 <p>Upstream HMM and mmu-notifier concurrency fixes: each exhibit's kernel just before the fix
 shows the race as a replayable counterexample, and the kernel just after it is verified
-exhaustively within the stated bounds. {{ passed }} of {{ entries|length }} exhibits hold their pins.</p>
+exhaustively within the stated bounds. {{ passed }} of {{ entries|length }} exhibit{{ "" if entries|length == 1 else "s" }} {{ "holds its pin" if entries|length == 1 else "hold their pins" }}.</p>
 <table class="matrix"><thead><tr><th>commit</th><th>release</th><th>exhibit</th><th>before</th><th>after</th><th>verdict</th></tr></thead>
 {% for e in entries %}<tr><td><code>{{ e.exhibit.commit }}</code></td><td>{{ e.exhibit.release }}</td>
 <td><a href="#{{ e.exhibit.slug }}">{{ e.exhibit.subject }}</a></td>
@@ -634,7 +634,8 @@ def write_museum(
             _ENV.get_template("museum.html").render(
                 css=_CSS,
                 title=f"hmmsim {version}: the race museum",
-                heading=f"hmmsim race museum: {len(entries)} exhibits",
+                heading=f"hmmsim race museum: {len(entries)} exhibit"
+                + ("" if len(entries) == 1 else "s"),
                 version=version,
                 command=command,
                 generated=generated,
