@@ -22,10 +22,10 @@ from typing import Final
 import pytest
 from tests.support.toy_scenarios import COUNTER, MP
 
+from hmmsim import museum
 from hmmsim.api import run
 from hmmsim.config import ExploreConfig
 from hmmsim.report import ScenarioRun
-from hmmsim import museum
 from hmmsim.report.html import counterexample_path, write_museum, write_report
 from hmmsim.scenarios import get
 
