@@ -288,8 +288,11 @@ def _culprit(mm: MmStruct, released: bool) -> str:
         return "invalidate_range_start returned success"
     if mm.notifier_core is None:
         return (
-            "the mm was released (exit_mmap) and the mirror's release callback "
-            "(hmm_mirror_ops.release, called by hmm_release) returned"
+            "the mm's notifiers were released (exit_mmap's mmu_notifier_release) "
+            "and the subscriber had not dropped the mapping: its release callback "
+            "(hmm_release -> hmm_mirror_ops.release for a mirror, or an hlist "
+            "subscriber's own) returned without it, or had not run when the "
+            "subscriber was unhooked"
         )
     return (
         "the mm was released (exit_mmap) and the subscriber's release callback "
