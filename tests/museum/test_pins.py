@@ -85,3 +85,38 @@ def test_exhibit_commits_and_slugs_are_unique_and_ordered() -> None:
     assert len({e.commit for e in EXHIBITS}) == len(EXHIBITS)
     assert [e.date for e in EXHIBITS] == sorted(e.date for e in EXHIBITS)
     assert EXHIBITS
+
+
+@pytest.mark.slow
+def test_museum_json_is_byte_identical_across_hash_seeds_and_jobs() -> None:
+    """Same exhibits, other PYTHONHASHSEED or --jobs: the same JSON bytes."""
+
+    def museum_json(seed: str, jobs: str) -> bytes:
+        env = {**_untraced_env(), "PYTHONHASHSEED": seed}
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hmmsim",
+                "museum",
+                "check",
+                "hmm-error-flows",
+                "range-end-paired",
+                "-q",
+                "-j",
+                jobs,
+                "--json",
+                "-",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+        assert 0 == done.returncode, done.stderr
+        return done.stdout
+
+    first = museum_json("0", "1")
+
+    assert first == museum_json("12345", "1")
+    assert first == museum_json("0", "2")
