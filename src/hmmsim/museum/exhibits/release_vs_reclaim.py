@@ -10,7 +10,7 @@ EXHIBIT = register_exhibit(
         commit="d34883d4e35c",
         subject="mm: mmu_notifier: re-fix freed page still mapped in secondary MMU",
         release="v3.10",
-        date="2013-05-06",
+        date="2013-05-24",
         scenario="release-vs-reclaim",
         before="v5.3-revert-d34883d4e35c",
         after="v5.3",
@@ -45,8 +45,9 @@ EXHIBIT = register_exhibit(
             "runs only exit_mmap's mmu_notifier_release (the model's rmap walk "
             "takes no anon_vma lock, which in the kernel keeps exit_mmap's "
             "free_pgtables from freeing the mm under a running try_to_unmap), "
-            "then closes the VM.  Date: the posting of the merged version (the "
-            "commit's own author date was not read)."
+            "then closes the VM.  Date: as NVIDIA's UVM driver dates the commit in "
+            "its conftest notes (the commit itself was read as Xiao Guangrong's "
+            "posted patch of 2013-05-06 and the linux-next log that applies it)."
         ),
         bounds=(
             "one page mapped by one KVM-style subscriber; actors exit "
