@@ -55,6 +55,7 @@ FIXES: Final[Mapping[str, str]] = MappingProxyType(
             "mm/hmm: fix use after free with struct hmm in the mmu notifiers"
         ),
         "16ce101db85d": "mm/memory.c: fix race when faulting a device private page",
+        "60bae7370896": "mm/migrate_device.c: flush TLB while holding PTL",
         "1afaeb8293c9": "mm/migrate: Trylock device page in do_swap_page",
     }
 )

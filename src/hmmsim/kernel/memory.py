@@ -91,7 +91,11 @@ from hmmsim.kernel.mm_types import (
     pte_wrprotect,
     vma_is_anonymous,
 )
-from hmmsim.kernel.mmu_gather import MmuGather, __tlb_remove_page
+from hmmsim.kernel.mmu_gather import (
+    MmuGather,
+    __tlb_remove_page,
+    tlb_remove_tlb_entry,
+)
 from hmmsim.kernel.mmu_notifier import (
     MmuNotifierRange,
     mmu_notifier_invalidate_range_end,
@@ -806,7 +810,7 @@ async def zap_pte_range(tlb: MmuGather, vma: VmAreaStruct, addr: int, end: int) 
             assert pte_present(ptent), (
                 "[hmmsim internal bug] PTE vanished under its lock"
             )
-            # MODEL: tlb_remove_tlb_entry only widens the flush range.
+            tlb_remove_tlb_entry(tlb, addr)
             page = vm_normal_page(vma, addr, ptent)
             if page is not None:
                 # MODEL: no dirty bit, so no forced flush for dirty shared pages.

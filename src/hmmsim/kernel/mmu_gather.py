@@ -20,9 +20,12 @@ Deviations:
       allocated or the batch is full (``force_flush`` in zap_pte_range), and
       for dirty shared pages; the model has no dirty bit and no batch limit,
       so every gathered page is released in ``tlb_finish_mmu``.
-    * MODEL: the CPU TLB is the PTE itself (a CPU access reads the PTE under
-      the page-table lock, see kernel.uaccess), so ``tlb_flush`` has nothing
-      to do; the ``->invalidate_range`` notifier callback that
+    * MODEL: for ordinary accesses the CPU TLB is the PTE itself (a CPU
+      access reads the PTE under the page-table lock, see kernel.uaccess);
+      the TLBs of cached accesses (kernel.tlbflush) are flushed by
+      ``tlb_flush_mmu_tlbonly`` for the range the zap widened with
+      ``tlb_remove_tlb_entry`` (present PTEs only: a cleared swap entry
+      needs no flush).  The ``->invalidate_range`` notifier callback that
       ``tlb_flush_mmu_tlbonly`` calls (mmu_notifier_invalidate_range) is not
       modelled (kernel.mmu_notifier Deviations).
     * MODEL: the gather is local to the task that set it up (on its stack in
@@ -39,7 +42,9 @@ from dataclasses import dataclass, field
 
 from hmmsim.kernel.mm_types import MmStruct, Page
 from hmmsim.kernel.page_alloc import put_page
+from hmmsim.kernel.tlbflush import flush_tlb_mm_range
 from hmmsim.kernel.trace import trace
+from hmmsim.kernel.types import PAGE_SIZE
 
 __all__ = [
     "MmuGather",
@@ -51,6 +56,7 @@ __all__ = [
     "tlb_flush_mmu_free",
     "tlb_flush_mmu_tlbonly",
     "tlb_gather_mmu",
+    "tlb_remove_tlb_entry",
 ]
 
 
@@ -65,6 +71,10 @@ class MmuGather:
         fullmm: whether the whole address space goes (exit_mmap).
         pages: the gathered pages whose reference is still to be dropped
             (MODEL: one list for the kernel's chain of page batches).
+        flush_start: first address whose TLB entry must be flushed (the
+            kernel's ``tlb->start`` as widened by __tlb_adjust_range; MODEL:
+            ``start``/``end`` keep the v5.3 gather range).
+        flush_end: end of that range; 0 when nothing needs a flush.
     """
 
     mm: MmStruct
@@ -72,6 +82,8 @@ class MmuGather:
     end: int = 0
     fullmm: bool = False
     pages: list[Page] = field(default_factory=list)
+    flush_start: int = 0
+    flush_end: int = 0
 
 
 def tlb_gather_mmu(tlb: MmuGather, mm: MmStruct, start: int, end: int) -> None:
@@ -102,14 +114,30 @@ def __tlb_remove_page(tlb: MmuGather, page: Page) -> bool:
     return False
 
 
-def tlb_flush_mmu_tlbonly(tlb: MmuGather) -> None:
-    """Flush the TLB for the gathered range.
+def tlb_remove_tlb_entry(tlb: MmuGather, address: int) -> None:
+    """Note that the translation of ``address`` must be flushed.
 
-    Kernel: include/asm-generic/tlb.h tlb_flush_mmu_tlbonly() (v5.3).
-    MODEL: nothing to flush, and no ->invalidate_range callback (see the
-    module docstring).
+    Kernel: include/asm-generic/tlb.h tlb_remove_tlb_entry() ->
+    __tlb_adjust_range (v6.16; MODEL: no ``ptep`` argument).
     """
-    del tlb
+    if not tlb.flush_end:
+        tlb.flush_start, tlb.flush_end = address, address + PAGE_SIZE
+    else:
+        tlb.flush_start = min(tlb.flush_start, address)
+        tlb.flush_end = max(tlb.flush_end, address + PAGE_SIZE)
+
+
+async def tlb_flush_mmu_tlbonly(tlb: MmuGather) -> None:
+    """Flush the TLB for the range the zap recorded, if any.
+
+    Kernel: include/asm-generic/tlb.h tlb_flush_mmu_tlbonly() (v5.3;
+    v6.16's ``if (!tlb->end) return``).  MODEL: flushes the TLBs of cached
+    accesses (kernel.tlbflush); no ->invalidate_range callback.
+    """
+    if not tlb.flush_end:
+        return
+    await flush_tlb_mm_range(tlb.mm, tlb.flush_start, tlb.flush_end)
+    tlb.flush_start = tlb.flush_end = 0  # __tlb_reset_range
 
 
 async def release_pages(pages: list[Page]) -> None:
@@ -148,7 +176,7 @@ async def tlb_flush_mmu(tlb: MmuGather) -> None:
 
     Kernel: mm/mmu_gather.c tlb_flush_mmu() (v5.3).
     """
-    tlb_flush_mmu_tlbonly(tlb)
+    await tlb_flush_mmu_tlbonly(tlb)
     await tlb_flush_mmu_free(tlb)
 
 

@@ -80,7 +80,7 @@ async def _user_access(
         error_code = X86_PF_USER
         if write:
             error_code |= X86_PF_WRITE
-        if pte is not None:
+        if pte_present(pte):
             error_code |= X86_PF_PROT
         if access_error(error_code, vma):
             # bad_area_access_error: SIGSEGV (MODEL: -EFAULT).

@@ -54,6 +54,16 @@ _BUILTIN: Final[dict[str, str]] = {
         "A task went round a loop back to exactly the state it started from while "
         "no other task could run, so it retries for ever without progress (a livelock)."
     ),
+    "fault-livelock": (
+        "Concurrent CPU faults on one page each returned without resolving it "
+        "and left the world as it was before them, so the faulting threads "
+        "retry the same schedule for ever (a livelock between tasks)."
+    ),
+    "stale-tlb": (
+        "A CPU reached a page through a TLB entry that should have been "
+        "flushed: a store made after the syscall that removed the mapping "
+        "returned went to the old page and was lost."
+    ),
     "lock-order": (
         "Two lock classes were taken in opposite orders by different code paths, "
         "which can deadlock under another interleaving (a lockdep inversion)."

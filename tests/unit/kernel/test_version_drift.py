@@ -49,6 +49,8 @@ DMIRROR_CHANGES: Final = frozenset(
         "dmirror_mkentry",  # HMM_PFN_* bits
         "dmirror_range_snapshot",  # default_flags 0 instead of HMM_FAULT_SNAPSHOT
         "dmirror_snapshot",  # hmm_pfns, dev_private_owner
+        # v5.9+: the MMU_NOTIFY_MIGRATE of the device's own migration is skipped.
+        "dmirror_interval_invalidate",
     }
 )
 

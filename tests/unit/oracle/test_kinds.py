@@ -18,6 +18,8 @@ CATALOGUE = (
     "sleep-in-nonblockable",
     "deadlock",
     "hang",
+    "fault-livelock",
+    "stale-tlb",
     "lock-order",
     "warn",
     "bug",

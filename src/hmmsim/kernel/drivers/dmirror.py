@@ -139,11 +139,15 @@ class Dmirror:
         pt: the device page table (the xarray ``pt``).
         notifier: the interval notifier over the whole address space.
         mutex: serialises device page-table updates with invalidations.
+        mdevice: the ``struct dmirror_device`` (its device memory), used by
+            the current port only (``dmirror_current.DmirrorDevice``; None:
+            a device without memory, as in the v5.5 port).
         freed: ghost: set by dmirror_fops_release's kfree.
     """
 
     name: str
     pt: Device
+    mdevice: object = None
     notifier: MmuIntervalNotifier = field(init=False)
     mutex: Mutex = field(init=False)
     freed: bool = False

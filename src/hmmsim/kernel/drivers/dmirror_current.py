@@ -25,16 +25,28 @@ Deviations:
       fixed-size pfn array chunks, device access under the mutex, ghost
       kfree, the device table emptied before the remove at release)
       applies here too.
-    * MODEL: migration, device-private and device-coherent memory are not
-      modelled (no ``dmirror->mdevice``): ``range->dev_private_owner`` stays
-      None, the ``MMU_NOTIFY_MIGRATE`` early return of
-      dmirror_interval_invalidate never applies, and dmirror_mkentry has no
-      DEV_PRIVATE / DEV_COHERENT / PMD / PUD codes.
+    * MODEL: device memory is device-private only (no
+      HMM_DMIRROR_MEMORY_DEVICE_COHERENT devices, no DEV_COHERENT, PMD or
+      PUD snapshot codes).  A device (:class:`DmirrorDevice`) is made by the
+      caller and set in ``dmirror.mdevice`` (the C finds it through the
+      cdev); ``dmirror.mdevice`` None is a device without memory, whose
+      ``dev_private_owner`` is None.  A chunk of device memory has
+      :data:`DEVMEM_CHUNK_PAGES` pages and a device at most ``max_chunks``
+      chunks; the free list is a Python list.
+    * MODEL: HMM_DMIRROR_MIGRATE_TO_DEV / _TO_SYS handle one chunk per VMA
+      (no 64-entry ``src_pfns`` split).  HMM_DMIRROR_RELEASE
+      (dmirror_device_remove_chunks, evicting with migrate_device_range) and
+      HMM_DMIRROR_EXCLUSIVE are not modelled: eviction needs the rmap walk
+      of try_to_migrate (kernel.migrate_device Deviations), exclusive
+      access make_device_exclusive.
+    * MODEL: copy_highpage / clear_highpage copy or clear the page's word
+      (one Op on both pages).
 """
 
 from __future__ import annotations
 
 import errno
+from dataclasses import dataclass, field
 from typing import Final
 
 from hmmsim.kernel.debug import WARN_ON
@@ -64,7 +76,30 @@ from hmmsim.kernel.hmm_flags import (
     HMM_PFN_VALID,
     HMM_PFN_WRITE,
 )
-from hmmsim.kernel.mm_types import MmStruct
+from hmmsim.kernel.memremap import (
+    MEMORY_DEVICE_PRIVATE,
+    DevPagemap,
+    is_device_private_page,
+    is_zone_device_page,
+    memremap_pages,
+    page_pgmap,
+    zone_device_page_init,
+)
+from hmmsim.kernel.migrate_device import (
+    MIGRATE_PFN_MIGRATE,
+    MIGRATE_PFN_VALID,
+    MIGRATE_PFN_WRITE,
+    MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+    MIGRATE_VMA_SELECT_SYSTEM,
+    MigrateVma,
+    migrate_pfn,
+    migrate_pfn_to_page,
+    migrate_vma_finalize,
+    migrate_vma_pages,
+    migrate_vma_setup,
+)
+from hmmsim.kernel.mm_types import MmStruct, Page, VmAreaStruct, VmFaultStruct
+from hmmsim.kernel.mmap import find_vma
 from hmmsim.kernel.mmu_notifier import MmuNotifierRange, mmu_notifier_range_blockable
 from hmmsim.kernel.mmu_notifier_current import (
     ULONG_MAX,
@@ -76,20 +111,56 @@ from hmmsim.kernel.mmu_notifier_current import (
     mmu_interval_read_retry,
     mmu_interval_set_seq,
 )
-from hmmsim.kernel.page_alloc import is_zero_pfn
+from hmmsim.kernel.page_alloc import (
+    GFP_HIGHUSER_MOVABLE,
+    alloc_page,
+    is_zero_pfn,
+    put_page,
+)
+from hmmsim.kernel.pagemap import lock_page
 from hmmsim.kernel.slab import kfree
 from hmmsim.kernel.trace import trace
-from hmmsim.kernel.types import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
+from hmmsim.kernel.types import (
+    MMU_NOTIFY_MIGRATE,
+    PAGE_MASK,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    VM_FAULT_SIGBUS,
+    VM_READ,
+    VM_WRITE,
+    VmFault,
+)
 from hmmsim.sync import (
+    Mutex,
+    SpinLock,
     down_read,
     mutex_lock,
     mutex_trylock,
     mutex_unlock,
+    new_oid,
     shared_access,
+    spin_lock,
+    spin_unlock,
     up_read,
 )
 
 __all__ = [
+    "BACKING_PAGE",
+    "DEVMEM_CHUNK_PAGES",
+    "DMIRROR_DEVMEM_OPS",
+    "HMM_DMIRROR_MEMORY_DEVICE_PRIVATE",
+    "HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL",
+    "HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE",
+    "DmirrorChunk",
+    "DmirrorDevice",
+    "clear_highpage",
+    "copy_highpage",
+    "dmirror_allocate_chunk",
+    "dmirror_device_init",
+    "dmirror_devmem_alloc_page",
+    "dmirror_devmem_fault",
+    "dmirror_devmem_fault_alloc_and_copy",
+    "dmirror_devmem_free",
     "dmirror_do_fault",
     "dmirror_do_read",
     "dmirror_do_update",
@@ -98,12 +169,21 @@ __all__ = [
     "dmirror_fops_open",
     "dmirror_fops_release",
     "dmirror_interval_invalidate",
+    "dmirror_is_private_zone",
+    "dmirror_migrate_alloc_and_copy",
+    "dmirror_migrate_finalize_and_map",
+    "dmirror_migrate_to_device",
+    "dmirror_migrate_to_system",
     "dmirror_mkentry",
+    "dmirror_page_to_chunk",
+    "dmirror_page_to_device",
     "dmirror_range_fault",
     "dmirror_range_snapshot",
     "dmirror_read",
+    "dmirror_select_device",
     "dmirror_snapshot",
     "dmirror_snapshot_invalidate",
+    "dmirror_successful_migrated_pages",
     "dmirror_write",
 ]
 
@@ -138,6 +218,13 @@ async def dmirror_interval_invalidate(
         taken.
     """
     dmirror = _to_dmirror(mni)
+
+    # The device's own migration invalidates nothing here: the migration
+    # itself updates the device page table (finalize_and_map, or the erase
+    # in dmirror_devmem_fault_alloc_and_copy).
+    if range.event is MMU_NOTIFY_MIGRATE and range.owner is dmirror.mdevice:
+        trace("dmirror_interval_invalidate", dmirror=dmirror.name, ret=True)
+        return True
 
     if mmu_notifier_range_blockable(range):
         await mutex_lock(dmirror.mutex)
@@ -306,7 +393,7 @@ async def dmirror_fault(
         hmm_pfns=[0] * ((end - start) >> PAGE_SHIFT),
         pfn_flags_mask=0,
         default_flags=HMM_PFN_REQ_FAULT | (HMM_PFN_REQ_WRITE if write else 0),
-        dev_private_owner=None,  # MODEL: dmirror->mdevice, see Deviations
+        dev_private_owner=dmirror.mdevice,
     )
 
     # The mm is the mirrored process's: pin it first.
@@ -437,18 +524,26 @@ def dmirror_mkentry(dmirror: Dmirror, range: HmmRange, entry: int) -> int:
     """Return the HMM_DMIRROR_PROT_* code of one snapshot entry.
 
     Kernel: lib/test_hmm.c dmirror_mkentry() (v6.16).  MODEL: returns the
-    code (the C writes it through a pointer); no device-private or
-    device-coherent pages and no huge mappings (see Deviations).
+    code (the C writes it through a pointer); no device-coherent pages and
+    no huge mappings (see Deviations).
     """
-    del dmirror, range
+    del range
     if entry & HMM_PFN_ERROR:
         return HMM_DMIRROR_PROT_ERROR
     if not entry & HMM_PFN_VALID:
         return HMM_DMIRROR_PROT_NONE
 
     page = hmm_pfn_to_page(entry)
-    # MODEL: no device-private / device-coherent branches before this one.
-    perm = HMM_DMIRROR_PROT_ZERO if is_zero_pfn(page.pfn) else HMM_DMIRROR_PROT_NONE
+    if is_device_private_page(page):
+        # Migrated to this device, or to another one?
+        if dmirror.mdevice is dmirror_page_to_device(page):
+            perm = HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL
+        else:
+            perm = HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE
+    elif is_zero_pfn(page.pfn):
+        perm = HMM_DMIRROR_PROT_ZERO
+    else:
+        perm = HMM_DMIRROR_PROT_NONE
     if entry & HMM_PFN_WRITE:
         perm |= HMM_DMIRROR_PROT_WRITE
     else:
@@ -573,7 +668,7 @@ async def dmirror_snapshot(
         start=start,
         end=end,
         hmm_pfns=[0] * cmd.npages,
-        dev_private_owner=None,  # MODEL: dmirror->mdevice, see Deviations
+        dev_private_owner=dmirror.mdevice,
     )
     perm = [0] * cmd.npages
     ret = await dmirror_range_snapshot(dmirror, range, perm, max_retries)
@@ -582,3 +677,603 @@ async def dmirror_snapshot(
         cmd.cpages += cmd.npages
     await mmput(mm)
     return ret
+
+
+# -- device memory and migration (lib/test_hmm.c, v6.16) -------------------------
+
+#: MODEL: pages per device-memory chunk (DEVMEM_CHUNK_SIZE is 256 MiB in C).
+DEVMEM_CHUNK_PAGES: Final = 8
+
+#: lib/test_hmm_uapi.h: the zone type of a dmirror device.
+HMM_DMIRROR_MEMORY_DEVICE_PRIVATE: Final = 1
+
+# Snapshot codes of device-private pages (lib/test_hmm_uapi.h).
+HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL: Final = 0x20
+HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE: Final = 0x30
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
+class DmirrorChunk:
+    """Models ``struct dmirror_chunk``: one dev_pagemap of device memory.
+
+    Attributes:
+        pagemap: the ZONE_DEVICE page map (device-private pages).
+        mdevice: the device the chunk belongs to.
+        remove: set while the chunk is being torn down (HMM_DMIRROR_RELEASE).
+    """
+
+    pagemap: DevPagemap
+    mdevice: DmirrorDevice
+    remove: bool = False
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
+class DmirrorDevice:
+    """Models ``struct dmirror_device``: the device and its memory allocator.
+
+    Attributes:
+        name: name used in reports (``hmm_dmirror0``).
+        zone_device_type: HMM_DMIRROR_MEMORY_DEVICE_PRIVATE (the only one
+            modelled).
+        devmem_chunks: the chunks of device memory (``devmem_count`` is its
+            length; MODEL: a list, no capacity).
+        devmem_lock: protects the chunk list.
+        calloc: pages handed out.
+        cfree: pages given back (page_free).
+        free_pages: free device pages (MODEL: a list used as a LIFO stack;
+            the C threads them through ``zone_device_data``).
+        lock: protects calloc, cfree and free_pages.
+        max_chunks: MODEL: bound on the chunks (device memory is finite);
+            a further allocation fails.
+    """
+
+    name: str
+    zone_device_type: int = HMM_DMIRROR_MEMORY_DEVICE_PRIVATE
+    devmem_chunks: list[DmirrorChunk] = field(default_factory=list)
+    devmem_lock: Mutex = field(init=False)
+    calloc: int = 0
+    cfree: int = 0
+    free_pages: list[Page] = field(default_factory=list)
+    lock: SpinLock = field(init=False)
+    max_chunks: int = 1
+    oid: int = field(default_factory=new_oid)
+
+    def __post_init__(self) -> None:
+        """mutex_init and spin_lock_init (dmirror_device_init)."""
+        self.devmem_lock = Mutex(
+            f"{self.name}->devmem_lock", lockdep_class="dmirror_device->devmem_lock"
+        )
+        self.lock = SpinLock(f"{self.name}->lock", lockdep_class="dmirror_device->lock")
+
+    def holders(self) -> tuple[int, ...]:
+        """The device has no holders (its locks do)."""
+        return ()
+
+
+def dmirror_is_private_zone(mdevice: DmirrorDevice) -> bool:
+    """Return whether the device's memory is device-private (always, MODEL).
+
+    Kernel: lib/test_hmm.c dmirror_is_private_zone() (v6.16).
+    """
+    return mdevice.zone_device_type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE
+
+
+def dmirror_select_device(dmirror: Dmirror) -> int:
+    """Return the MIGRATE_VMA_SELECT_* flag for the device's memory type.
+
+    Kernel: lib/test_hmm.c dmirror_select_device() (v6.16; MODEL: private only).
+    """
+    del dmirror
+    return MIGRATE_VMA_SELECT_DEVICE_PRIVATE
+
+
+def _mdevice(dmirror: Dmirror) -> DmirrorDevice:
+    mdevice = dmirror.mdevice
+    assert isinstance(mdevice, DmirrorDevice), "[hmmsim internal bug] no mdevice"
+    return mdevice
+
+
+def dmirror_page_to_chunk(page: Page) -> DmirrorChunk:
+    """``container_of(page_pgmap(page), struct dmirror_chunk, pagemap)``.
+
+    Kernel: lib/test_hmm.c dmirror_page_to_chunk() (v6.16).  MODEL: the
+    chunk embedding the page map is found among its owner's chunks (the
+    page map's ``owner`` is the device).
+    """
+    pgmap = page_pgmap(page)
+    mdevice = pgmap.owner
+    assert isinstance(mdevice, DmirrorDevice), (
+        "[hmmsim internal bug] not a dmirror page"
+    )
+    for chunk in mdevice.devmem_chunks:
+        if chunk.pagemap is pgmap:
+            return chunk
+    raise AssertionError(  # pragma: no cover - memremapped chunks stay listed
+        "[hmmsim internal bug] dmirror page of no chunk"
+    )
+
+
+def dmirror_page_to_device(page: Page) -> DmirrorDevice:
+    """Return the dmirror device a device-private page belongs to.
+
+    Kernel: lib/test_hmm.c dmirror_page_to_device() (v6.16).
+    """
+    return dmirror_page_to_chunk(page).mdevice
+
+
+def BACKING_PAGE(page: Page) -> Page:
+    """Return the system page that holds a device page's data (the fake device memory).
+
+    Kernel: lib/test_hmm.c BACKING_PAGE() (v6.16): ``zone_device_data`` of a
+    device-private page, the page itself for a coherent one.
+    """
+    if is_device_private_page(page):
+        backing = page.zone_device_data
+        assert isinstance(backing, Page), "[hmmsim internal bug] no backing page"
+        return backing
+    return page  # pragma: no cover - MODEL: no device-coherent memory
+
+
+async def dmirror_allocate_chunk(
+    mdevice: DmirrorDevice, ppage: list[Page] | None
+) -> int:
+    """Add a chunk of device-private memory; hand its first page out if asked.
+
+    Kernel: lib/test_hmm.c dmirror_allocate_chunk() (v6.16).  MODEL:
+    ``ppage`` is a one-element out list (the C's ``struct page **``); the
+    chunk has DEVMEM_CHUNK_PAGES pages and no physical address range
+    (request_free_mem_region always succeeds); ``max_chunks`` bounds them.
+
+    Returns:
+        0, or -ENOMEM when no more device memory can be added.
+    """
+    pagemap = DevPagemap(
+        name=f"{mdevice.name}.chunk{len(mdevice.devmem_chunks)}",
+        type=MEMORY_DEVICE_PRIVATE,
+        ops=DMIRROR_DEVMEM_OPS,
+        owner=mdevice,
+        nr_pages=DEVMEM_CHUNK_PAGES,
+    )
+    devmem = DmirrorChunk(pagemap=pagemap, mdevice=mdevice)
+
+    await mutex_lock(mdevice.devmem_lock)
+
+    if len(mdevice.devmem_chunks) >= mdevice.max_chunks:
+        # MODEL: the device is full (krealloc / request_free_mem_region fail).
+        await mutex_unlock(mdevice.devmem_lock)  # err_release
+        return -errno.ENOMEM
+
+    ret = memremap_pages(pagemap, 0)  # numa_node_id()
+    if ret:  # pragma: no cover - the ops and owner are always set
+        await mutex_unlock(mdevice.devmem_lock)  # err_release
+        return ret
+    mdevice.devmem_chunks.append(devmem)
+
+    await mutex_unlock(mdevice.devmem_lock)
+
+    await spin_lock(mdevice.lock)
+    for page in pagemap.pages:
+        mdevice.free_pages.append(page)
+    if ppage is not None:
+        ppage.append(mdevice.free_pages.pop())
+        mdevice.calloc += 1
+    await spin_unlock(mdevice.lock)
+    return 0
+
+
+async def dmirror_devmem_alloc_page(mdevice: DmirrorDevice) -> Page | None:
+    """Allocate one device-private page, backed by a system page, locked.
+
+    Kernel: lib/test_hmm.c dmirror_devmem_alloc_page() (v6.16): the fake
+    device keeps the data in a system page (``zone_device_data``);
+    zone_device_page_init sets the count to one and locks the page.
+
+    Returns:
+        The device page, or None when memory runs out.
+    """
+    rpage: Page | None = None
+
+    # A fake device: its memory is system memory.
+    if dmirror_is_private_zone(mdevice):
+        rpage = await alloc_page(GFP_HIGHUSER_MOVABLE)
+        if rpage is None:
+            return None
+    await spin_lock(mdevice.lock)
+
+    dpage: Page | None = None
+    if mdevice.free_pages:
+        dpage = mdevice.free_pages.pop()
+        mdevice.calloc += 1
+        await spin_unlock(mdevice.lock)
+    else:
+        await spin_unlock(mdevice.lock)
+        out: list[Page] = []
+        if await dmirror_allocate_chunk(mdevice, out):
+            if rpage is not None:  # error:
+                await put_page(rpage)  # __free_page
+            return None
+        dpage = out[0]
+
+    await zone_device_page_init(dpage)
+    dpage.zone_device_data = rpage
+    return dpage
+
+
+async def copy_highpage(to: Page, from_: Page) -> None:
+    """Copy one page's data (MODEL: the word; an Op reading ``from_``, writing ``to``).
+
+    Kernel: include/linux/highmem.h copy_highpage().
+    """
+    await shared_access(from_, to, write=True, func="copy_highpage")
+    to.contents = from_.contents
+
+
+async def clear_highpage(page: Page) -> None:
+    """Zero one page (MODEL: its word).
+
+    Kernel: include/linux/highmem.h clear_highpage().
+    """
+    await shared_access(page, write=True, func="clear_highpage")
+    page.contents = 0
+
+
+async def dmirror_migrate_alloc_and_copy(args: MigrateVma, dmirror: Dmirror) -> None:
+    """Allocate a device page for each collected page and copy the data into it.
+
+    Kernel: lib/test_hmm.c dmirror_migrate_alloc_and_copy() (v6.16).  An
+    empty or zero-page entry (no source page) gets a zeroed device page.
+    """
+    mdevice = _mdevice(dmirror)
+    vma = args.vma
+    assert vma is not None
+    addr = args.start
+    i = 0
+    while addr < args.end:
+        src = args.src[i]
+        if not src & MIGRATE_PFN_MIGRATE:
+            addr += PAGE_SIZE
+            i += 1
+            continue
+
+        # spage may be None: an empty PTE or the read-only zero page.
+        spage = migrate_pfn_to_page(src)
+        if WARN_ON(
+            spage is not None and is_zone_device_page(spage),
+            "page already in device spage",
+        ):
+            addr += PAGE_SIZE
+            i += 1
+            continue
+
+        dpage = await dmirror_devmem_alloc_page(mdevice)
+        if dpage is None:
+            addr += PAGE_SIZE
+            i += 1
+            continue
+
+        rpage = BACKING_PAGE(dpage)
+        if spage is not None:
+            await copy_highpage(rpage, spage)
+        else:
+            await clear_highpage(rpage)
+
+        # The backing page points to the mirror (a real device would use the
+        # device page's zone_device_data for that).
+        rpage.zone_device_data = dmirror
+
+        args.dst[i] = migrate_pfn(dpage.pfn)
+        if src & MIGRATE_PFN_WRITE or (spage is None and vma.vm_flags & VM_WRITE):
+            args.dst[i] |= MIGRATE_PFN_WRITE
+        addr += PAGE_SIZE
+        i += 1
+
+
+async def dmirror_migrate_finalize_and_map(args: MigrateVma, dmirror: Dmirror) -> int:
+    """Map the migrated pages' backing pages into the device page table.
+
+    Kernel: lib/test_hmm.c dmirror_migrate_finalize_and_map() (v6.16).
+
+    Returns:
+        0.
+    """
+    await mutex_lock(dmirror.mutex)
+
+    addr = args.start
+    i = 0
+    while addr < args.end:
+        if args.src[i] & MIGRATE_PFN_MIGRATE:
+            dpage = migrate_pfn_to_page(args.dst[i])
+            if dpage is not None:
+                # Store the page holding the data, so the device page table
+                # never holds a device-private page.
+                entry = BACKING_PAGE(dpage)
+                await device_pte_set(
+                    dmirror.pt, addr, entry, bool(args.dst[i] & MIGRATE_PFN_WRITE)
+                )
+        addr += PAGE_SIZE
+        i += 1
+
+    await mutex_unlock(dmirror.mutex)
+    return 0
+
+
+def _vma_lookup(mm: MmStruct, addr: int) -> VmAreaStruct | None:
+    """include/linux/mm.h vma_lookup(): the VMA containing ``addr``, or None."""
+    vma = find_vma(mm, addr)
+    if vma is None or addr < vma.vm_start:
+        return None
+    return vma
+
+
+async def dmirror_migrate_to_device(dmirror: Dmirror, cmd: HmmDmirrorCmd) -> int:
+    """HMM_DMIRROR_MIGRATE_TO_DEV: migrate [addr, addr + npages) to device memory.
+
+    Kernel: lib/test_hmm.c dmirror_migrate_to_device() (v6.16): setup with
+    MIGRATE_VMA_SELECT_SYSTEM, alloc_and_copy, pages, finalize_and_map,
+    finalize, then a device read of the range for verification.  MODEL: one
+    chunk per VMA (no 64-page split).
+
+    Returns:
+        0, -EINVAL (bad range, dead mm, no readable VMA), the error of
+        migrate_vma_setup, or -ENOENT when a page did not reach the device.
+    """
+    start = cmd.addr
+    end = start + (cmd.npages << PAGE_SHIFT)
+    mm = dmirror.notifier.mm
+    assert mm is not None
+    if end < start:
+        return -errno.EINVAL
+
+    # The mm is the mirrored process's: pin it first.
+    if not await mmget_not_zero(mm):
+        return -errno.EINVAL
+
+    await down_read(mm.mmap_sem)
+    addr = start
+    while addr < end:
+        vma = _vma_lookup(mm, addr)
+        if vma is None or not vma.vm_flags & VM_READ:
+            ret = -errno.EINVAL
+            await up_read(mm.mmap_sem)  # out:
+            await mmput(mm)
+            return ret
+        next = min(end, vma.vm_end)
+        n = (next - addr) >> PAGE_SHIFT
+        args = MigrateVma(
+            vma=vma,
+            src=[0] * n,
+            dst=[0] * n,
+            start=addr,
+            end=next,
+            pgmap_owner=dmirror.mdevice,
+            flags=MIGRATE_VMA_SELECT_SYSTEM,
+        )
+        ret = await migrate_vma_setup(args)
+        if ret:
+            await up_read(mm.mmap_sem)  # out:
+            await mmput(mm)
+            return ret
+
+        await dmirror_migrate_alloc_and_copy(args, dmirror)
+        await migrate_vma_pages(args)
+        await dmirror_migrate_finalize_and_map(args, dmirror)
+        await migrate_vma_finalize(args)
+        addr = next
+    await up_read(mm.mmap_sem)
+    await mmput(mm)
+
+    # Read the range back through the device for verification (only pages
+    # now in device memory are mapped there).
+    bounce = DmirrorBounce(ptr=[0] * cmd.npages, addr=start)  # dmirror_bounce_init
+    await mutex_lock(dmirror.mutex)
+    ret = await dmirror_do_read(dmirror, start, end, bounce)
+    await mutex_unlock(dmirror.mutex)
+    if ret == 0:
+        cmd.ptr = list(bounce.ptr)  # copy_to_user
+    cmd.cpages = bounce.cpages
+    trace("dmirror_migrate_to_device", dmirror=dmirror.name, ret=ret)
+    return ret
+
+
+async def dmirror_devmem_fault_alloc_and_copy(
+    args: MigrateVma, dmirror: Dmirror
+) -> int:
+    """Allocate a system page for each collected device page and copy back.
+
+    Kernel: lib/test_hmm.c dmirror_devmem_fault_alloc_and_copy() (v6.16).
+    The device's mapping of the page is erased first (that is the device
+    side of the migration: no invalidation reaches this driver for it).
+
+    Returns:
+        0 (vm_fault_t).
+    """
+    vma = args.vma
+    assert vma is not None
+    addr = args.start
+    i = 0
+    while addr < args.end:
+        src = args.src[i]
+        spage = migrate_pfn_to_page(src)
+        if spage is None or not src & MIGRATE_PFN_MIGRATE:
+            addr += PAGE_SIZE
+            i += 1
+            continue
+
+        if WARN_ON(not is_device_private_page(spage), "not a device page"):
+            addr += PAGE_SIZE
+            i += 1
+            continue
+        spage = BACKING_PAGE(spage)
+        dpage = await alloc_page(GFP_HIGHUSER_MOVABLE)  # alloc_page_vma
+        if dpage is None:
+            addr += PAGE_SIZE
+            i += 1
+            continue
+
+        await lock_page(dpage)
+        await device_pte_clear(dmirror.pt, addr)  # xa_erase
+        await copy_highpage(dpage, spage)
+        args.dst[i] = migrate_pfn(dpage.pfn)
+        if src & MIGRATE_PFN_WRITE:
+            args.dst[i] |= MIGRATE_PFN_WRITE
+        addr += PAGE_SIZE
+        i += 1
+    return 0
+
+
+def dmirror_successful_migrated_pages(migrate: MigrateVma) -> int:
+    """Count the entries that were migrated (VALID and MIGRATE in src).
+
+    Kernel: lib/test_hmm.c dmirror_successful_migrated_pages() (v6.16).
+    """
+    return sum(
+        1
+        for i in range(migrate.npages)
+        if migrate.src[i] & MIGRATE_PFN_VALID and migrate.src[i] & MIGRATE_PFN_MIGRATE
+    )
+
+
+async def dmirror_migrate_to_system(dmirror: Dmirror, cmd: HmmDmirrorCmd) -> int:
+    """HMM_DMIRROR_MIGRATE_TO_SYS: migrate the device pages of a range back.
+
+    Kernel: lib/test_hmm.c dmirror_migrate_to_system() (v6.16).  MODEL: one
+    chunk per VMA.
+
+    Returns:
+        0 (``cmd.cpages`` = pages migrated), -EINVAL, or the error of
+        migrate_vma_setup.
+    """
+    start = cmd.addr
+    end = start + (cmd.npages << PAGE_SHIFT)
+    mm = dmirror.notifier.mm
+    assert mm is not None
+    ret = 0
+    if end < start:
+        return -errno.EINVAL
+
+    # The mm is the mirrored process's: pin it first.
+    if not await mmget_not_zero(mm):
+        return -errno.EINVAL
+
+    cmd.cpages = 0
+    await down_read(mm.mmap_sem)
+    addr = start
+    while addr < end:
+        vma = _vma_lookup(mm, addr)
+        if vma is None or not vma.vm_flags & VM_READ:
+            ret = -errno.EINVAL
+            break  # goto out
+        next = min(end, vma.vm_end)
+        n = (next - addr) >> PAGE_SHIFT
+        args = MigrateVma(
+            vma=vma,
+            src=[0] * n,
+            dst=[0] * n,
+            start=addr,
+            end=next,
+            pgmap_owner=dmirror.mdevice,
+            flags=dmirror_select_device(dmirror),
+        )
+        ret = await migrate_vma_setup(args)
+        if ret:
+            break  # goto out
+
+        await dmirror_devmem_fault_alloc_and_copy(args, dmirror)
+        await migrate_vma_pages(args)
+        cmd.cpages += dmirror_successful_migrated_pages(args)
+        await migrate_vma_finalize(args)
+        addr = next
+    # out:
+    await up_read(mm.mmap_sem)
+    await mmput(mm)
+    return ret
+
+
+async def dmirror_devmem_free(page: Page) -> None:
+    """``page_free``: a device page's last reference is gone; take it back.
+
+    Kernel: lib/test_hmm.c dmirror_devmem_free() (v6.16): the backing page
+    is freed and the device page returns to the free list (unless its chunk
+    is being removed).
+    """
+    rpage = BACKING_PAGE(page)
+    if rpage is not page:
+        await put_page(rpage)  # __free_page
+
+    mdevice = dmirror_page_to_device(page)
+    await spin_lock(mdevice.lock)
+
+    # Back to the allocator, unless the chunk is going away.
+    if not dmirror_page_to_chunk(page).remove:
+        mdevice.cfree += 1
+        page.zone_device_data = None
+        mdevice.free_pages.append(page)
+    await spin_unlock(mdevice.lock)
+    trace("dmirror_devmem_free", device=mdevice.name, page=page.pfn)
+
+
+async def dmirror_devmem_fault(vmf: VmFaultStruct) -> VmFault:
+    """``migrate_to_ram``: a CPU touched a device page; migrate it back.
+
+    Kernel: lib/test_hmm.c dmirror_devmem_fault() (v6.16): one page, from
+    the faulting address, with SELECT_DEVICE_PRIVATE and the device as
+    ``pgmap_owner``; ``fault_page`` is the page do_swap_page locked.
+
+    Returns:
+        0, or VM_FAULT_SIGBUS when migrate_vma_setup fails.
+    """
+    # The device page's backing page points at the mirror.
+    page = vmf.page
+    assert page is not None
+    rpage = BACKING_PAGE(page)
+    dmirror = rpage.zone_device_data
+    assert isinstance(dmirror, Dmirror), "[hmmsim internal bug] no mirror"
+
+    args = MigrateVma(
+        vma=vmf.vma,
+        start=vmf.address,
+        end=vmf.address + PAGE_SIZE,
+        src=[0],
+        dst=[0],
+        pgmap_owner=dmirror.mdevice,
+        flags=dmirror_select_device(dmirror),
+        fault_page=page,
+    )
+
+    if await migrate_vma_setup(args):
+        return VM_FAULT_SIGBUS
+
+    ret = await dmirror_devmem_fault_alloc_and_copy(args, dmirror)
+    if ret:  # pragma: no cover - alloc_and_copy always returns 0
+        return VmFault(ret)
+    await migrate_vma_pages(args)
+    # No device-side finalize: alloc_and_copy already erased the device
+    # page-table entries.
+    await migrate_vma_finalize(args)
+    return VmFault(0)
+
+
+class _DmirrorDevmemOps:
+    """``static const struct dev_pagemap_ops dmirror_devmem_ops``."""
+
+    async def page_free(self, page: Page) -> None:
+        """``.page_free = dmirror_devmem_free``."""
+        await dmirror_devmem_free(page)
+
+    async def migrate_to_ram(self, vmf: VmFaultStruct) -> VmFault:
+        """``.migrate_to_ram = dmirror_devmem_fault``."""
+        return await dmirror_devmem_fault(vmf)
+
+
+DMIRROR_DEVMEM_OPS: Final = _DmirrorDevmemOps()
+
+
+async def dmirror_device_init(mdevice: DmirrorDevice) -> int:
+    """Build the device's first chunk of free device pages.
+
+    Kernel: lib/test_hmm.c dmirror_device_init() (v6.16; MODEL: no cdev).
+
+    Returns:
+        0, or the error of dmirror_allocate_chunk.
+    """
+    return await dmirror_allocate_chunk(mdevice, None)
