@@ -364,30 +364,8 @@ def report(results: dict[str, Any], images: list[str]) -> str:
         )
         + f" speedup, i.e. {s['schedule_ratio_2_workers']}x the time on 2 idle cores.",
         "",
-        "## Executions before and after the redundancy work (serial DPOR)",
-        "",
-        "Written by bench/redundancy.py (`make bench`; alone: `python bench/redundancy.py`).",
-        "Before: the engine before the redundancy work, rebuilt by patching:",
-        "`prepare_to_wait` writes the wait queue, a sleep reads the queue, and an unlock",
-        "races with every later lock of the mutex except one already blocked at the unlock.",
-        "After: `prepare_to_wait` reads the queue (waiters commute), a sleep reads only the",
-        "waiter's own entry, written by the wake-up that woke it (hmmsim/sync/waitqueue.py),",
-        "and an unlock never races with a blocking lock of the same object, which could",
-        "not precede it (hmmsim/engine/strategies/dpor.py).  `redundant`: executions",
-        "abandoned as sleep-set blocked.  Same verdicts and kinds before and after",
-        "(checked by the bench), same behaviours as the reference enumerator and DFS",
-        "(tests/unit/engine/test_reference_differential.py,",
-        "tests/scenarios/test_dpor_matches_dfs.py).  A run stopped by its budget",
-        "(exit other than `exhausted`) shows the executions it reached.",
-        "",
-        "Optimal DPOR with wakeup trees was not built: guiding each new branch along",
-        "its race's reversing sequence (a wakeup sequence of one path) was measured on",
-        "600 random programs and changed nothing (10,692 executions, 245 blocked, against",
-        "10,685 and 238 without); the blocked executions left are timed waits explored",
-        '"woken" first while the waker sleeps, and orders forced by a fatal step.',
-        "",
     ]
-    lines += redundancy.table(results["redundancy"])
+    lines += redundancy.section(results["redundancy"])
     lines += [
         "",
         "## Scale curves",
