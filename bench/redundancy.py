@@ -118,6 +118,7 @@ def legacy() -> Iterator[None]:
 def _row(result: ExplorationResult, seconds: float) -> dict[str, Any]:
     return {
         "executions": result.executions,
+        "steps": result.steps,
         "redundant": result.outcomes.get("redundant", 0),
         "seconds": round(seconds, 2),
         "exit": result.exit_reason.value,

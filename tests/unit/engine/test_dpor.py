@@ -431,6 +431,43 @@ class TestAgreesWithDfs:
         assert (16, 0) == (len(results), strategy.redundant)
         assert 16 == assert_agrees_with_dfs(lambda: waiters(2, waker=True))
 
+    def test_two_wakers_and_a_waiter(self) -> None:
+        """A waiter and two wakers of one queue: 36 executions, none blocked, as DFS reaches.
+
+        The second wake-up finds the waiter queued again for its next round
+        and writes its entry, which the first round's sleep read; but that
+        sleep happens before the new ``prepare_to_wait``, which the wake-up
+        depends on directly, so the two do not race (races are immediate
+        only).  38 executions, 2 of them sleep-set blocked, when every
+        earlier access to any object of the Op counted as a race.
+        """
+
+        def program() -> Instance:
+            flag = Cell("flag", 0)
+            wq = WaitQueueHead("wq")
+
+            async def is_set() -> bool:
+                return await READ_ONCE(flag) != 0
+
+            async def waiter() -> None:
+                await wait_event(wq, is_set)
+
+            async def waker(value: int) -> None:
+                await WRITE_ONCE(flag, value)
+                await wake_up_all(wq)
+
+            return SimpleInstance(
+                task_list=[("w", waiter()), ("a", waker(1)), ("b", waker(2))],
+                state=lambda: flag.value,
+            )
+
+        strategy = DporStrategy()
+        results = run_all(program, strategy)
+
+        assert results is not None
+        assert (36, 0) == (len(results), strategy.redundant)
+        assert 36 == assert_agrees_with_dfs(program)
+
     def test_a_trylock_after_an_unlock(self) -> None:
         """A trylock never blocks, so it races with the unlock before it."""
 

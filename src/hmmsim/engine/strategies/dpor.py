@@ -14,7 +14,9 @@ Two schedules that differ only in the order of adjacent *independent* steps
 state; exploring one of them is enough.  When a step ``x`` of task ``p``
 runs, the steps it *races* with are the dependent steps of other tasks that
 it immediately follows in happens-before order without happening before
-``p`` (vector clocks, :mod:`hmmsim.engine.clock`).  To reverse a race of
+``p`` (vector clocks, :mod:`hmmsim.engine.clock`); of the candidates
+found on the several objects of one Op, one that happens before another
+is not immediate and does not race.  To reverse a race of
 step ``e`` with ``x``, the state before ``e`` must explore some initial of
 ``v = notdep(e).x`` (the steps after ``e`` that do not happen after it,
 then ``x``): a task whose first step in ``v`` depends on no earlier step of
@@ -800,7 +802,16 @@ class DporStrategy:
             if record is not None:
                 self._races_with(record, p, x, clock, races)
         if len(races) > 1:
-            races = sorted(set(races), reverse=True)
+            # Only immediate races: a step that happens before another
+            # candidate reaches x through it (a step of x on another object).
+            steps = self._steps
+            races = [
+                e
+                for e in sorted(set(races), reverse=True)
+                if not any(
+                    d != e and steps[d].clock.covers(steps[e].task, e) for d in races
+                )
+            ]
         return races
 
     def _races_with(
