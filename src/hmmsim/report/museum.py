@@ -216,7 +216,10 @@ def render_diagram(
 
     out: list[str] = []
     if diagram.folded:
-        folded = ", ".join(f"{name} ({steps} steps)" for name, steps in diagram.folded)
+        folded = ", ".join(
+            f"{name} ({steps} step{'' if steps == 1 else 's'})"
+            for name, steps in diagram.folded
+        )
         out.extend(wrap_text(f"folded: {folded}", full, 4))
         out.append("")
     out.append(

@@ -117,7 +117,7 @@ class TestDiagram:
         )
 
         assert (
-            "folded: setup (1 steps)\n"
+            "folded: setup (1 step)\n"
             "\n"
             "    a                     b                     c\n"
             "    -                     -                     -\n"
