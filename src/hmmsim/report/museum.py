@@ -20,7 +20,9 @@ Each step shows its Op under the kernel function that performed it (a new
 from the source locations of a replay, :func:`hmmsim.museum.located_trace`).
 The set-up is folded, and so are the steps of other tasks, unless one of
 them is marked as the violation (``>>>``) or a cause of it (``<<<``): such a
-task gets a third column.  Marked steps keep their tracepoints (``->``) and
+task gets a third column.  A loop that ends the diagram (a livelock's
+counterexample goes round it until the explorer sees it) is drawn once,
+with a line saying how often it ran.  Marked steps keep their tracepoints (``->``) and
 cause notes; the violation itself is the last line.
 
 The rows come from :func:`hmmsim.report.timeline.build_timeline`, the same
@@ -119,6 +121,44 @@ def _shows(function: str, op: str) -> bool:
     )
 
 
+#: A block of lines that ends the diagram this many times in a row is folded.
+_MIN_REPEATS: Final = 3
+
+
+def _fold_repeats(lines: list[DiagramLine]) -> list[DiagramLine]:
+    """Keep one copy of a block of lines that repeats at the end (a loop).
+
+    A livelock's counterexample goes round the same loop until the explorer
+    sees it: the block that ends the diagram :data:`_MIN_REPEATS` times or
+    more in a row is drawn once (its last copy, which holds the marks of the
+    detection), followed by a line saying how often it ran.  The earlier
+    copies must carry no mark; the block removing the most lines wins.
+    """
+
+    def same(copy: list[DiagramLine], last: list[DiagramLine]) -> bool:
+        return all(
+            not a.mark and (a.column, a.text) == (b.column, b.text)
+            for a, b in zip(copy, last, strict=True)
+        )
+
+    best_period, best_runs = 0, 0
+    for period in range(1, len(lines) // _MIN_REPEATS + 1):
+        last = lines[-period:]
+        runs = 1
+        while len(lines) >= (runs + 1) * period and same(
+            lines[len(lines) - (runs + 1) * period : len(lines) - runs * period], last
+        ):
+            runs += 1
+        removed = (runs - 1) * period
+        if runs >= _MIN_REPEATS and removed > (best_runs - 1) * best_period:
+            best_period, best_runs = period, runs
+    if not best_period:
+        return lines
+    kept = [*lines[: len(lines) - best_runs * best_period], *lines[-best_period:]]
+    note = f"(the {best_period} lines above, {best_runs} times in a row)"
+    return [*kept, DiagramLine(column=kept[-best_period].column, text=note)]
+
+
 def build_diagram(
     trace: Trace,
     findings: Sequence[Finding],
@@ -175,6 +215,7 @@ def build_diagram(
             DiagramLine(column=-1, text=cause.note, mark=CAUSE_MARK)
             for _, cause in row.causes
         )
+    lines = _fold_repeats(lines)
     if violation is not None:
         where = f" ({violation.task})" if violation.task else ""
         message = violation.message.removeprefix(f"{violation.kind}: ")

@@ -132,6 +132,35 @@ class TestDiagram:
             ">>> uaf (c): c read p after its free\n"
         ) == text
 
+    def test_a_loop_that_ends_the_diagram_is_drawn_once(self) -> None:
+        """A livelock's repeated block is folded into one copy and a count."""
+        loop = [("spin_lock(l)", "poll"), ("READ_ONCE(flag)", "check")]
+        steps = [step(0, 0, "a", "start(a)", "start")]
+        steps += [
+            step(1 + 2 * i + j, 0, "a", op, where)
+            for i in range(4)
+            for j, (op, where) in enumerate(loop)
+        ]
+        trace = Trace(tasks=("a", "b"), steps=tuple(steps))
+        hang = Finding(kind="hang", message="hang: a spins", step=8, task="a")
+
+        text = report.render_diagram(
+            trace, (hang,), primary="hang", columns=("a", "b"), width=60
+        )
+
+        assert (
+            "    a                            b\n"
+            "    -                            -\n"
+            "    start(a)\n"
+            "    poll()\n"
+            "      spin_lock(l)\n"
+            "    check()\n"
+            ">>>   READ_ONCE(flag)\n"
+            "    (the 4 lines above, 4 times\n"
+            "      in a row)\n"
+            ">>> hang (a): a spins\n"
+        ) == text
+
     def test_long_ops_wrap_inside_their_column(self) -> None:
         """An op wider than its column (20 at least) continues on the next lines."""
         trace = Trace(
