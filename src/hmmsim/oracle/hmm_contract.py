@@ -14,7 +14,14 @@ shadow page tables) and the HMM or notifier state that keeps them in sync:
   announced the change returned success too early (Documentation: the
   secondary MMU must have dropped its mapping before start returns); after
   exit_mmap's ``mmu_notifier_release`` the message blames the release
-  callback instead, which had to stop the device;
+  callback instead, which had to stop the device.  A CPU entry that maps
+  a device-private page covers that page and the page its driver keeps
+  the data in (``zone_device_data``, lib/test_hmm.c's backing page); a
+  migration entry maps nothing.  The change of a page under migration
+  (an MMU_NOTIFY_MIGRATE invalidation is open and the page is locked) is
+  not checked here: the migrating driver skips its own MIGRATE range and
+  updates its device mapping as part of the migration, and a device that
+  still reaches the old page is caught at that access;
 * ``notifier-leak`` (at the end): with no invalidation open (the ghost count
   of starts that returned success minus ends, kept by the notifier core), a
   subscriber's own count of open invalidations is not zero;
@@ -57,6 +64,7 @@ from typing import Any, Final
 from hmmsim.engine import Cause, Finding, current_execution
 from hmmsim.kernel.drivers.device import Device
 from hmmsim.kernel.mm_types import MmStruct, Page, PageState, PteVal, SwapPte, SwpType
+from hmmsim.kernel.page_alloc import pfn_to_page
 from hmmsim.kernel.trace import register_probe
 from hmmsim.oracle.teardown import TeardownLog, attach_teardown_probes, check_teardown
 
@@ -238,7 +246,7 @@ def _attach_cause_probes(view: HmmWorldView) -> None:
             cpu = cpu_mapping(cell.value if cell is not None else None)
             if page.state is PageState.FREE:
                 note += ", which was already free"
-            elif cpu is None or cpu[0] is not page:
+            elif not cpu_maps(cpu, page):
                 note += ", which the CPU page table no longer maps there"
             elif _open_invalidations(mm):
                 note += " while an invalidation was open: the page was about to go"
@@ -327,7 +335,23 @@ def attach_contract_probes(view: HmmWorldView) -> None:
             return
         cell = mm.ptes.get(addr)
         pte = cpu_mapping(cell.value if cell is not None else None)
-        if pte is None or pte[0].pfn != f["page"] or (f["write"] and not pte[1]):
+        reached = next(
+            (
+                slot.pte.page
+                for dev in view.devices
+                if dev.name == f["device"]
+                and (slot := dev.entries.get(addr)) is not None
+                and slot.pte is not None
+            ),
+            None,
+        )
+        if (
+            pte is None
+            or reached is None
+            or reached.pfn != f["page"]
+            or not cpu_maps(pte, reached)
+            or (f["write"] and not pte[1])
+        ):
             now = "nothing" if pte is None else f"page#{pte[0].pfn}"
             _report(
                 "device-stale-mapping",
@@ -338,24 +362,54 @@ def attach_contract_probes(view: HmmWorldView) -> None:
                 causes=log.device_causes(f["device"], addr, f["page"]),
             )
 
+    # MMU_NOTIFY_MIGRATE brackets open on the mm: (start, end) of each.
+    migrating: list[tuple[object, object]] = []
+
+    def on_migrate_start(_: str, f: Mapping[str, object]) -> None:
+        if f.get("mm") == mm.name and f.get("event") == "MMU_NOTIFY_MIGRATE":
+            migrating.append((f.get("start"), f.get("end")))
+
+    def on_range_end(_: str, f: Mapping[str, object]) -> None:
+        key = (f.get("start"), f.get("end"))
+        if f.get("mm") == mm.name and key in migrating:
+            migrating.remove(key)
+
+    def under_migration(pfn: object) -> bool:
+        """The page is being migrated: a MIGRATE bracket is open and it is locked.
+
+        The migrating driver's own invalidation callback skips an
+        MMU_NOTIFY_MIGRATE range it owns (Documentation/mm/hmm.rst) and
+        updates its device mapping as part of the migration; a device that
+        still reaches the old page afterwards is caught at that access.
+        """
+        if not migrating or not isinstance(pfn, int):
+            return False
+        try:
+            page = pfn_to_page(pfn)
+        except (IndexError, KeyError):  # pragma: no cover - a pfn of no page
+            return False
+        return page.pg_locked.is_locked()
+
     def on_cpu_pte_change(name: str, f: Mapping[str, object]) -> None:
         if f.get("mm") != mm.name:
             return
         addr = f["addr"]
         assert isinstance(addr, int)
+        if under_migration(f.get("page")):
+            return
         for dev in view.devices:
             slot = dev.entries.get(addr)
             if slot is None or slot.pte is None:
                 continue
             dpte = slot.pte
             if name == "set_pte":
-                # A migration entry takes the page from the CPU: not the same.
-                same = (
-                    dpte.page.pfn == f["page"]
-                    and (f["write"] or not dpte.write)
-                    and not str(f.get("swap", "")).startswith("migration")
-                )
-                if same:
+                # The probe runs after the store: read what the CPU maps now
+                # (a migration entry maps nothing).
+                cell = mm.ptes.get(addr)
+                now = cpu_mapping(cell.value if cell is not None else None)
+                if cpu_maps(now, dpte.page) and (
+                    now is not None and (now[1] or not dpte.write)
+                ):
                     continue
             _report(
                 "notifier-contract",
@@ -383,6 +437,8 @@ def attach_contract_probes(view: HmmWorldView) -> None:
         )
 
     register_probe("device_access", on_device_access)
+    register_probe("mmu_notifier_invalidate_range_start", on_migrate_start)
+    register_probe("mmu_notifier_invalidate_range_end", on_range_end)
     register_probe("pte_clear", on_cpu_pte_change)
     register_probe("set_pte", on_cpu_pte_change)
     register_probe("hmm_range_wait_until_valid", on_wait_result)
@@ -443,7 +499,7 @@ def check_end(view: HmmWorldView) -> Iterable[Finding]:
                         view.causes.device_causes(dev.name, addr, page.pfn), step
                     ),
                 )
-            elif pte is None or pte[0] is not page:
+            elif not cpu_maps(pte, page):
                 yield Finding(
                     kind="device-stale-mapping",
                     message=(
@@ -511,6 +567,22 @@ def cpu_mapping(pte: PteVal) -> tuple[Page, bool] | None:
             return (pte.entry.page, False)
         return None
     return (pte.page, pte.write)
+
+
+def cpu_maps(cpu: tuple[Page, bool] | None, page: Page) -> bool:
+    """Whether the CPU mapping ``cpu`` (from :func:`cpu_mapping`) covers ``page``.
+
+    A device may map the page the CPU maps, or, for a device-private page,
+    the page its driver keeps the data in and names in ``zone_device_data``
+    (lib/test_hmm.c's backing page: its device table never holds
+    ZONE_DEVICE pages).
+    """
+    if cpu is None:
+        return False
+    mapped = cpu[0]
+    return mapped is page or (
+        mapped.pgmap is not None and mapped.zone_device_data is page
+    )
 
 
 def _page_text(page: Any, write: bool) -> str:

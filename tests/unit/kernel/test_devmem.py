@@ -10,7 +10,7 @@ from tests.support.kernel_harness import BASE, make_mm, run_one, run_tasks
 from hmmsim.errors import ModelError
 from hmmsim.kernel import fixes
 from hmmsim.kernel import mmu_notifier_current as cur
-from hmmsim.kernel.fork import dup_mm
+from hmmsim.kernel.fork import dup_mm, mmput
 from hmmsim.kernel.hmm_current import HmmRange, hmm_range_fault
 from hmmsim.kernel.hmm_flags import HMM_PFN_REQ_FAULT, HMM_PFN_VALID, HMM_PFN_WRITE
 from hmmsim.kernel.memory import handle_mm_fault, set_pte_at
@@ -551,6 +551,23 @@ class TestZapAndCopy:
         run = run_one(body)
 
         assert got == [0, (0, 0, PageState.FREE, None)]
+        assert [DEVICE_PFN_BASE] == ops.freed
+        assert [] == run.kinds
+
+    def test_exit_frees_the_device_page_through_page_free(self) -> None:
+        """The last mmput's exit_mmap zaps the device-private entry: page_free runs."""
+        ops = FakeDevmem()
+        got: list[object] = []
+
+        async def body() -> None:
+            mm = await make_mm()
+            page = await map_device_page(mm, make_pgmap(ops))
+            await mmput(mm)
+            got.append((page.refcount, page.state, mm.ptes[BASE].value))
+
+        run = run_one(body)
+
+        assert got == [(0, PageState.FREE, None)]
         assert [DEVICE_PFN_BASE] == ops.freed
         assert [] == run.kinds
 

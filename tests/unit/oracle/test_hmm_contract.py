@@ -19,6 +19,7 @@ from hmmsim.kernel.drivers.device import (
     device_pte_set,
 )
 from hmmsim.kernel.memory import set_pte_at
+from hmmsim.kernel.memremap import DevPagemap
 from hmmsim.kernel.mm_types import Page, Pte, mk_pte
 from hmmsim.kernel.mmap import vm_munmap
 from hmmsim.kernel.page_alloc import alloc_page, put_page
@@ -35,6 +36,7 @@ from hmmsim.oracle.hmm_contract import (
     attach_contract_probes,
     check_end,
     cpu_mapping,
+    cpu_maps,
     snapshot,
 )
 from hmmsim.sync import WRITE_ONCE, Cell, spin_lock, spin_unlock
@@ -215,6 +217,22 @@ class TestSwapEntries:
             cpu_mapping(swp_entry_to_pte(make_writable_migration_entry(page))) is None
         )
         assert cpu_mapping(None) is None
+
+    def test_a_device_may_map_the_backing_page_of_a_device_private_page(self) -> None:
+        """cpu_maps covers the device page and the page its zone_device_data names, nothing else."""
+        backing, other = Page(pfn=1), Page(pfn=2)
+        dpage = Page(pfn=5, pgmap=DevPagemap(), zone_device_data=backing)
+        cpu = cpu_mapping(swp_entry_to_pte(make_writable_device_private_entry(dpage)))
+
+        assert [True, True, False] == [
+            cpu_maps(cpu, dpage),
+            cpu_maps(cpu, backing),
+            cpu_maps(cpu, other),
+        ]
+        assert not cpu_maps(None, dpage)
+        # A RAM page's zone_device_data means nothing.
+        ram = Page(pfn=6, zone_device_data=backing)
+        assert not cpu_maps(cpu_mapping(mk_pte(ram, True)), backing)
 
     def test_a_migration_entry_under_a_device_mapping_breaks_the_contract(self) -> None:
         """Installing a migration entry while the device maps the page is notifier-contract."""
