@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from tests.support.kernel_harness import (
     BASE,
     StubMirrorOps,
@@ -12,6 +13,7 @@ from tests.support.kernel_harness import (
 
 from hmmsim.engine import Finding
 from hmmsim.kernel import hmm
+from hmmsim.kernel import mmu_notifier_current as cur
 from hmmsim.kernel.drivers.device import (
     Device,
     device_access,
@@ -22,14 +24,27 @@ from hmmsim.kernel.memory import set_pte_at
 from hmmsim.kernel.memremap import DevPagemap
 from hmmsim.kernel.mm_types import Page, Pte, mk_pte
 from hmmsim.kernel.mmap import vm_munmap
+from hmmsim.kernel.mmu_notifier import (
+    MmuNotifierRange,
+    mmu_notifier_invalidate_range_end,
+    mmu_notifier_invalidate_range_start,
+    mmu_notifier_range_init_owner,
+)
+from hmmsim.kernel.mmu_notifier_current import (
+    MmuIntervalNotifier,
+    StaticMmuIntervalNotifierOps,
+    mmu_interval_notifier_insert,
+    mmu_interval_set_seq,
+)
 from hmmsim.kernel.page_alloc import alloc_page, put_page
+from hmmsim.kernel.pagemap import lock_page, unlock_page
 from hmmsim.kernel.swapops import (
     make_readable_device_private_entry,
     make_writable_device_private_entry,
     make_writable_migration_entry,
     swp_entry_to_pte,
 )
-from hmmsim.kernel.types import PAGE_SIZE
+from hmmsim.kernel.types import MMU_NOTIFY_MIGRATE, PAGE_SIZE
 from hmmsim.kernel.uaccess import cpu_store
 from hmmsim.oracle.hmm_contract import (
     HmmWorldView,
@@ -275,3 +290,56 @@ class TestSwapEntries:
         run_one(body)
 
         assert ["device-private-write entry of page#5"] == got
+
+    @pytest.mark.parametrize(
+        ("locked", "kinds"), [(True, []), (False, ["notifier-contract"])]
+    )
+    def test_a_locked_page_under_a_migrate_bracket_may_change_under_the_device(
+        self, locked: bool, kinds: list[str]
+    ) -> None:
+        """Inside an MMU_NOTIFY_MIGRATE bracket a locked page's PTE may change while a device maps it."""
+
+        async def invalidate(
+            sub: MmuIntervalNotifier, r: MmuNotifierRange, seq: int
+        ) -> bool:
+            await mmu_interval_set_seq(sub, seq)
+            return True
+
+        async def body() -> None:
+            mm = await make_mm()
+            mm.notifier_core = cur
+            sub = MmuIntervalNotifier(name="sub")
+            ops = StaticMmuIntervalNotifierOps(invalidate=invalidate)
+            assert 0 == await mmu_interval_notifier_insert(sub, mm, 0, 1 << 40, ops)
+            dev = Device(name="gpu0", mm=mm)
+            attach_contract_probes(HmmWorldView(mm=mm, devices=[dev]))
+            await cpu_store(mm, BASE, 3)
+            pte = mm.ptes[BASE].value
+            assert isinstance(pte, Pte)
+            await device_pte_set(dev, BASE, pte.page, True)
+            if locked:
+                await lock_page(pte.page)
+            rng = MmuNotifierRange(mm=mm)
+            mmu_notifier_range_init_owner(
+                rng, MMU_NOTIFY_MIGRATE, 0, mm, BASE, BASE + PAGE_SIZE, dev
+            )
+            await mmu_notifier_invalidate_range_start(rng)
+            await spin_lock(mm.page_table_lock)
+            await set_pte_at(
+                mm,
+                BASE,
+                mm.ptes[BASE],
+                swp_entry_to_pte(make_writable_migration_entry(pte.page)),
+            )
+            await spin_unlock(mm.page_table_lock)
+            await mmu_notifier_invalidate_range_end(rng)
+            await device_pte_clear(dev, BASE)
+            await spin_lock(mm.page_table_lock)
+            await set_pte_at(mm, BASE, mm.ptes[BASE], pte)
+            await spin_unlock(mm.page_table_lock)
+            if locked:
+                await unlock_page(pte.page)
+
+        run = run_one(body)
+
+        assert kinds == _kinds(run.result.findings)
