@@ -57,7 +57,7 @@ allocator), so the reduction in DPOR does not hide a violation.
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -309,6 +309,42 @@ def _culprit(mm: MmStruct, released: bool) -> str:
     )
 
 
+def _attach_migration_probes(mm: MmStruct) -> Callable[[object], bool]:
+    """Track the MMU_NOTIFY_MIGRATE brackets open on ``mm``; return the test.
+
+    The test says whether the page of a pfn is being migrated: a MIGRATE
+    bracket is open and the page is locked.  The migrating driver's own
+    invalidation callback skips an MMU_NOTIFY_MIGRATE range it owns
+    (Documentation/mm/hmm.rst) and updates its device mapping as part of the
+    migration; a device that still reaches the old page afterwards is caught
+    at that access.
+    """
+    # (start, end) of each open bracket.
+    migrating: list[tuple[object, object]] = []
+
+    def on_migrate_start(_: str, f: Mapping[str, object]) -> None:
+        if f.get("mm") == mm.name and f.get("event") == "MMU_NOTIFY_MIGRATE":
+            migrating.append((f.get("start"), f.get("end")))
+
+    def on_range_end(_: str, f: Mapping[str, object]) -> None:
+        key = (f.get("start"), f.get("end"))
+        if f.get("mm") == mm.name and key in migrating:
+            migrating.remove(key)
+
+    def under_migration(pfn: object) -> bool:
+        if not migrating or not isinstance(pfn, int):
+            return False
+        try:
+            page = pfn_to_page(pfn)
+        except (IndexError, KeyError):  # pragma: no cover - a pfn of no page
+            return False
+        return page.pg_locked.is_locked()
+
+    register_probe("mmu_notifier_invalidate_range_start", on_migrate_start)
+    register_probe("mmu_notifier_invalidate_range_end", on_range_end)
+    return under_migration
+
+
 def attach_contract_probes(view: HmmWorldView) -> None:
     """Register the per-event checks in the running execution."""
     mm = view.mm
@@ -362,33 +398,7 @@ def attach_contract_probes(view: HmmWorldView) -> None:
                 causes=log.device_causes(f["device"], addr, f["page"]),
             )
 
-    # MMU_NOTIFY_MIGRATE brackets open on the mm: (start, end) of each.
-    migrating: list[tuple[object, object]] = []
-
-    def on_migrate_start(_: str, f: Mapping[str, object]) -> None:
-        if f.get("mm") == mm.name and f.get("event") == "MMU_NOTIFY_MIGRATE":
-            migrating.append((f.get("start"), f.get("end")))
-
-    def on_range_end(_: str, f: Mapping[str, object]) -> None:
-        key = (f.get("start"), f.get("end"))
-        if f.get("mm") == mm.name and key in migrating:
-            migrating.remove(key)
-
-    def under_migration(pfn: object) -> bool:
-        """The page is being migrated: a MIGRATE bracket is open and it is locked.
-
-        The migrating driver's own invalidation callback skips an
-        MMU_NOTIFY_MIGRATE range it owns (Documentation/mm/hmm.rst) and
-        updates its device mapping as part of the migration; a device that
-        still reaches the old page afterwards is caught at that access.
-        """
-        if not migrating or not isinstance(pfn, int):
-            return False
-        try:
-            page = pfn_to_page(pfn)
-        except (IndexError, KeyError):  # pragma: no cover - a pfn of no page
-            return False
-        return page.pg_locked.is_locked()
+    under_migration = _attach_migration_probes(mm)
 
     def on_cpu_pte_change(name: str, f: Mapping[str, object]) -> None:
         if f.get("mm") != mm.name:
@@ -437,8 +447,6 @@ def attach_contract_probes(view: HmmWorldView) -> None:
         )
 
     register_probe("device_access", on_device_access)
-    register_probe("mmu_notifier_invalidate_range_start", on_migrate_start)
-    register_probe("mmu_notifier_invalidate_range_end", on_range_end)
     register_probe("pte_clear", on_cpu_pte_change)
     register_probe("set_pte", on_cpu_pte_change)
     register_probe("hmm_range_wait_until_valid", on_wait_result)
