@@ -700,7 +700,7 @@ class DporStrategy:
                     clock.join(record.read_clock)
             records.append(record)
         if len(races) > 1:
-            races = sorted(set(races), reverse=True)
+            races = self._immediate(races)
         clock.set(q, j + 1)
         clocks[q] = clock
         self._task_steps[q].append(j)
@@ -802,17 +802,23 @@ class DporStrategy:
             if record is not None:
                 self._races_with(record, p, x, clock, races)
         if len(races) > 1:
-            # Only immediate races: a step that happens before another
-            # candidate reaches x through it (a step of x on another object).
-            steps = self._steps
-            races = [
-                e
-                for e in sorted(set(races), reverse=True)
-                if not any(
-                    d != e and steps[d].clock.covers(steps[e].task, e) for d in races
-                )
-            ]
+            races = self._immediate(races)
         return races
+
+    def _immediate(self, races: list[int]) -> list[int]:
+        """Return the immediate ones of several candidate races, latest first.
+
+        A candidate that happens before another one reaches ``x`` through
+        it (a step ``x`` depends on, on another of its objects): not a race.
+        """
+        steps = self._steps
+        return [
+            e
+            for e in sorted(set(races), reverse=True)
+            if not any(
+                d != e and steps[d].clock.covers(steps[e].task, e) for d in races
+            )
+        ]
 
     def _races_with(
         self, record: _Accesses, p: int, x: Op, clock: VectorClock, races: list[int]
