@@ -67,6 +67,7 @@ from hmmsim.kernel.drivers.dmirror import (
     DmirrorInterval,
     HmmDmirrorCmd,
 )
+from hmmsim.kernel.fixes import fix_applied
 from hmmsim.kernel.fork import mmget_not_zero, mmput
 from hmmsim.kernel.hmm_current import HmmRange, hmm_pfn_to_page, hmm_range_fault
 from hmmsim.kernel.hmm_flags import (
@@ -1237,7 +1238,10 @@ async def dmirror_devmem_fault(vmf: VmFaultStruct) -> VmFault:
         dst=[0],
         pgmap_owner=dmirror.mdevice,
         flags=dmirror_select_device(dmirror),
-        fault_page=page,
+        # 16ce101db85d added fault_page (the page do_swap_page references
+        # and, since 1afaeb8293c9, locks); with that commit reverted the
+        # field does not exist yet: the fault holds nothing on the page.
+        fault_page=page if fix_applied(vmf.vma.vm_mm, "16ce101db85d") else None,
     )
 
     if await migrate_vma_setup(args):
