@@ -203,14 +203,6 @@ def _scan_package(package: str, found: dict[int, object]) -> None:
                     found[id(item)] = item
 
 
-def _new_cell() -> types.CellType:
-    return types.CellType()
-
-
-def _set_cell(cell: types.CellType, value: object) -> None:
-    cell.cell_contents = value
-
-
 class _WorldPickler(pickle.Pickler):
     """Pickles what an execution built; refers to everything else by id."""
 
@@ -264,6 +256,21 @@ class _WorldPickler(pickle.Pickler):
         if isinstance(obj, types.FunctionType):
             # A closure: copy it with its cells (its code and globals are shared).
             self._scan(str(obj.__globals__.get("__name__", "__main__")))
+            if (
+                obj.__kwdefaults__ is None
+                and obj.__qualname__ == obj.__code__.co_qualname
+            ):
+                # The common case, rebuilt by one C-level call per load.
+                return (
+                    types.FunctionType,
+                    (
+                        obj.__code__,
+                        obj.__globals__,
+                        obj.__name__,
+                        obj.__defaults__,
+                        obj.__closure__,
+                    ),
+                )
             return (
                 _make_function,
                 (
@@ -280,9 +287,10 @@ class _WorldPickler(pickle.Pickler):
             try:
                 contents = obj.cell_contents
             except ValueError:  # an empty cell
-                return (_new_cell, ())
-            # Set after creation, so that cycles through the cell resolve.
-            return (_new_cell, (), contents, None, None, _set_cell)
+                return (types.CellType, ())
+            # Set after creation (by pickle's C-level setattr of the state),
+            # so that cycles through the cell resolve.
+            return (types.CellType, (), (None, {"cell_contents": contents}))
         if isinstance(obj, (types.CoroutineType, types.GeneratorType)):
             raise TypeError(f"a running {type(obj).__name__} is part of the world")
         return NotImplemented

@@ -52,7 +52,7 @@ class ExclusiveLock:
         self.owner = task.id
         if self.is_spin:
             task.atomic += 1
-        execution.lock_acquired(task, self)
+        task.held.append(self)  # execution.lock_acquired, inlined
 
     async def _try(self, func: str) -> bool:
         execution = _engine._current or current_execution()
@@ -76,7 +76,11 @@ class ExclusiveLock:
                 "bad-unlock", f"{func}({self.name}) by {task.name}, but it is {state}"
             )
         self.owner = None
-        execution.lock_released(task, self)
+        held = task.held
+        if held and held[-1] is self:
+            held.pop()  # the common, last-in first-out case
+        else:
+            execution.lock_released(task, self)
         if self.is_spin:
             task.atomic -= 1
 

@@ -145,9 +145,8 @@ class _Node:
         "sleep",
     )
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - positional: one is made per new state
         self,
-        *,
         index: int,
         pos: int,
         enabled: list[int],
@@ -236,9 +235,8 @@ class _Step:
 
     __slots__ = ("changes", "clock", "previous", "task", "tasks", "write")
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - positional: one is made per new step
         self,
-        *,
         task: int,
         clock: VectorClock,
         previous: VectorClock,
@@ -537,7 +535,11 @@ class DporStrategy:
         nodes = self._nodes
         assert len(nodes) == n, f"{_BUG} dpor has {len(nodes)} nodes at step {n}"
         sleep = nodes[n - 1].child_sleep() if n else {}
-        allowed, cut = bounded_options(execution, enabled, self.preemption_bound)
+        bound = self.preemption_bound
+        if bound is None:
+            allowed, cut = enabled, False
+        else:
+            allowed, cut = bounded_options(execution, enabled, bound)
         available = [t for t in allowed if t not in sleep] if sleep else allowed
         if not available:
             # Never because of the bound: the previous task, the only one a
@@ -551,13 +553,13 @@ class DporStrategy:
         prev = execution.step_tasks[-1] if n else -1
         chosen = prev if prev in available else available[0]
         node = _Node(
-            index=n,
-            pos=len(self._stack),
-            enabled=enabled.copy(),
-            allowed=tuple(allowed) if cut else None,
-            sleep=sleep,
-            chosen=chosen,
-            chosen_op=execution.pending(chosen),
+            n,
+            len(self._stack),
+            enabled.copy(),
+            tuple(allowed) if cut else None,
+            sleep,
+            chosen,
+            execution.pending(chosen),
         )
         self._stack.append(node)
         nodes.append(node)
@@ -601,13 +603,13 @@ class DporStrategy:
             )
         allowed, cut = bounded_options(execution, enabled, self.preemption_bound)
         node = _Node(
-            index=n,
-            pos=pos,
-            enabled=enabled.copy(),
-            allowed=tuple(allowed) if cut else None,
-            sleep=sleep,
-            chosen=chosen,
-            chosen_op=execution.pending(chosen),
+            n,
+            pos,
+            enabled.copy(),
+            tuple(allowed) if cut else None,
+            sleep,
+            chosen,
+            execution.pending(chosen),
         )
         node.backtrack = set(backtrack)
         for t in done:
@@ -735,12 +737,12 @@ class DporStrategy:
         # mutated once stored: every commit extends a copy.
         self._steps.append(
             _Step(
-                task=q,
-                clock=clock,
-                previous=previous,
-                tasks=len(clocks),
-                write=write,
-                changes=changes,
+                q,
+                clock,
+                previous,
+                len(clocks),
+                write,
+                changes,
             )
         )
         for _ in range(len(clocks), execution.task_count):
