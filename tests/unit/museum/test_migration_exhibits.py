@@ -50,3 +50,50 @@ def test_device_fault_livelock_after_is_verified() -> None:
     assert ExitReason.EXHAUSTED == result.exit_reason
     assert Status.VERIFIED == result.status
     assert result.executions < 100
+
+
+def test_migrate_vs_madvise_before_is_the_commits_diagram() -> None:
+    """60bae7370896 reverted: the store made after madvise returned goes through the stale TLB entry before the migration's late flush."""
+    item = museum.exhibit("migrate-vs-madvise")
+    scenario = get(item.scenario)
+
+    result = explore(scenario.program(item.before), scenario.explore_config(BOUND))
+
+    assert ExitReason.EXHAUSTED == result.exit_reason
+    assert Status.VIOLATION == result.status
+    assert ["stale-tlb"] == sorted(result.kinds)
+    found = next(c for c in result.counterexamples if c.kind == "stale-tlb")
+    again = replay(
+        scenario.program(item.before), found.schedule, max_steps=4000, capture=True
+    )
+    assert ["stale-tlb"] == [f.kind for f in again.findings]
+    assert again.trace is not None
+    events = [(s.task_name, e) for s in again.trace.steps for e in s.events]
+    names = [(task, e.name) for task, e in events]
+    # CPU0 installs the migration entry; CPU1's madvise returns; the thread
+    # stores through its TLB; only then does CPU0 flush.
+    madvised = names.index(("madvise", "madvise"))
+    stale = [
+        i
+        for i, (task, e) in enumerate(events)
+        if task == "cpu" and e.name == "cpu_tlb_access" and e.fields["value"] == 2
+    ]
+    flushed = [
+        i
+        for i, (task, e) in enumerate(events)
+        if task == "migrate" and e.name == "flush_tlb_range"
+    ]
+    assert stale
+    assert flushed
+    assert madvised < stale[0] < flushed[0]
+
+
+def test_migrate_vs_madvise_after_is_verified() -> None:
+    """60bae7370896 applied: the thread always reads back what it stored after madvise returned."""
+    item = museum.exhibit("migrate-vs-madvise")
+    scenario = get(item.scenario)
+
+    result = explore(scenario.program(item.after), scenario.explore_config(BOUND))
+
+    assert ExitReason.EXHAUSTED == result.exit_reason
+    assert Status.VERIFIED == result.status
