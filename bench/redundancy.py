@@ -8,11 +8,13 @@ with serial DPOR twice and counts executions and sleep-set-blocked
   by patching (``legacy()``): ``prepare_to_wait`` writes the wait queue, a
   sleep reads the queue, a wake-up writes only the queue, and an unlock
   races with every later lock of the same mutex except one already blocked
-  at the unlock (FG05's rule as first implemented);
+  at the unlock (FG05's rule as first implemented), and a step races with
+  every earlier step it depends on that does not happen before its task;
 * **after**: the engine as it is: ``prepare_to_wait`` reads the queue, a
   sleep reads only the waiter's own entry (written by the wake-up that woke
-  it), and an unlock never races with a blocking lock of the same object
-  (hmmsim/sync/waitqueue.py, hmmsim/engine/strategies/dpor.py).
+  it), an unlock never races with a blocking lock of the same object, and
+  races are immediate only (hmmsim/sync/waitqueue.py,
+  hmmsim/engine/strategies/dpor.py).
 
 Both runs must reach the same verdict and violation kinds (checked here;
 the differential tests check the behaviours).  Used by bench/scale.py
@@ -95,6 +97,10 @@ def _last_racing_write(
     return -1
 
 
+def _immediate(self: Any, races: list[int]) -> list[int]:
+    return sorted(set(races), reverse=True)
+
+
 @contextmanager
 def legacy() -> Iterator[None]:
     """Run the engine with the footprints and the lock rule of before the work."""
@@ -103,16 +109,19 @@ def legacy() -> Iterator[None]:
         waitqueue._sleep,
         waitqueue._wake,
         dpor.DporStrategy._last_racing_write,
+        dpor.DporStrategy._immediate,
     )
     waitqueue._prepare_to_wait = _prepare_to_wait
     waitqueue._sleep = _sleep
     waitqueue._wake = _wake
     dpor.DporStrategy._last_racing_write = _last_racing_write  # type: ignore[method-assign]
+    dpor.DporStrategy._immediate = _immediate  # type: ignore[method-assign]
     try:
         yield
     finally:
         waitqueue._prepare_to_wait, waitqueue._sleep, waitqueue._wake = saved[:3]
         dpor.DporStrategy._last_racing_write = saved[3]  # type: ignore[method-assign]
+        dpor.DporStrategy._immediate = saved[4]  # type: ignore[method-assign]
 
 
 def _row(result: ExplorationResult, seconds: float) -> dict[str, Any]:
@@ -237,7 +246,9 @@ def section(rows: list[dict[str, Any]]) -> list[str]:
         "After: `prepare_to_wait` reads the queue (waiters commute), a sleep reads only the",
         "waiter's own entry, written by the wake-up that woke it (hmmsim/sync/waitqueue.py),",
         "and an unlock never races with a blocking lock of the same object, which could",
-        "not precede it (hmmsim/engine/strategies/dpor.py).  `redundant`: executions",
+        "not precede it, and races are immediate only (a step that happens before",
+        "another step the Op depends on does not race with it;",
+        "hmmsim/engine/strategies/dpor.py).  `redundant`: executions",
         "abandoned as sleep-set blocked.  Same verdicts and kinds before and after",
         "(checked by the bench), same behaviours as the reference enumerator and DFS",
         "(tests/unit/engine/test_reference_differential.py,",
