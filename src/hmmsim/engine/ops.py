@@ -11,6 +11,13 @@ touch a common object and at least one of them writes: this is the only
 dependency relation the strategies use (lock operations count as writes to
 the lock).  An Op with ``oid == LOCAL`` touches nothing shared.
 
+A primitive may add to ``more_oids`` while its step takes effect the objects
+it turned out to touch (a wake-up adds the entries of the tasks it woke):
+the explorer reads the footprint of a step once it ran, and that of a
+pending Op before, so the footprint an Op has before it runs must already
+order it against every step that changes what it adds (a wake-up writes its
+queue, which every ``prepare_to_wait`` reads).
+
 An Op may carry a ``guard``: a callable that tells whether the Op can be
 performed now (a lock acquisition is guarded by "the lock is free").  A task
 whose pending Op's guard is false is *blocked*.
