@@ -33,7 +33,10 @@ the queue alone, which orders it against every ``prepare_to_wait``).  So:
 
 * the sleep happens after the wake-up that woke the task, and after no
   other: a later wake-up finds the task off the queue and commutes with the
-  sleep (before, each later wake-up raced with it);
+  sleep (before, each later wake-up raced with it).  One that finds it
+  queued again, in a later round of its wait loop, writes the entry the
+  sleep read, but it depends directly on the task's new
+  ``prepare_to_wait``, after the sleep: not an immediate race;
 * the sleep never races with the wake-up that woke it: its guard (the
   ``woken`` flag) was false before that wake-up, so the two are never
   enabled in the other order (like an unlock and the blocked lock; see
