@@ -69,15 +69,15 @@ class Rate:
         return self.steps / self.cpu
 
     def line(self, target: int) -> str:
-        """Return the report line, with the target met or missed."""
-        verdict = "met" if self.per_cpu_second >= target else "MISSED"
+        """Return the report lines: PASS or MISS against the target, then details."""
+        verdict = "PASS" if self.per_cpu_second >= target else "MISS"
         run = self.steps - self.restored_steps
         return (
-            f"  {self.name:40} {self.per_cpu_second:>9,.0f} steps/s "
-            f"(target {target:,}: {verdict}); {self.executions} executions, "
-            f"{self.steps} steps in {self.cpu:.2f} s CPU, "
-            f"{self.steps / self.wall:,.0f} steps/s wall, "
-            f"{run / self.cpu:,.0f} steps/s run (not restored)"
+            f"  {verdict}  {self.name:38} {self.per_cpu_second:>9,.0f} steps/s "
+            f"(target {target:,} steps/s, CPU time, one core)\n"
+            f"        {self.executions} executions, {self.steps} steps in "
+            f"{self.cpu:.2f} s CPU; {self.steps / self.wall:,.0f} steps/s wall; "
+            f"{run / self.cpu:,.0f} steps/s over the steps run (not restored)"
         )
 
 

@@ -130,6 +130,7 @@ class _Node:
         fatal: tasks whose step from here ended the execution with a finding.
         chosen: the task explored now.
         chosen_op: its Op (set whenever the state is visited).
+        full: every enabled task is covered here (see ``saturated``).
     """
 
     __slots__ = (
@@ -140,6 +141,7 @@ class _Node:
         "done",
         "enabled",
         "fatal",
+        "full",
         "index",
         "pos",
         "sleep",
@@ -165,10 +167,28 @@ class _Node:
         self.fatal: set[int] = set()
         self.chosen = chosen
         self.chosen_op = chosen_op
+        self.full = False  # saturated() found every enabled task covered
 
     def covers(self, t: int) -> bool:
         """Return whether exploring ``t`` from here is scheduled, done or redundant."""
         return t in self.backtrack or t in self.done or t in self.sleep
+
+    def saturated(self) -> bool:
+        """Return whether every enabled task is covered here (then no race adds one).
+
+        Backtrack and done sets only grow while the node lives, so once true
+        it stays true (and is remembered).
+        """
+        if self.full:
+            return True
+        backtrack = self.backtrack
+        done = self.done
+        sleep = self.sleep
+        for t in self.enabled:
+            if t not in backtrack and t not in done and t not in sleep:
+                return False
+        self.full = True
+        return True
 
     def child_sleep(self) -> dict[int, Op]:
         """Return the sleep set of the state after the chosen task's step."""
@@ -930,6 +950,9 @@ class DporStrategy:
         of them happen before ``x``; None means all of them (``x`` is a fatal
         step, dependent with everything).
         """
+        node = self._nodes[e]
+        if node.saturated():
+            return  # every task enabled there is explored, scheduled or asleep
         steps = self._steps
         r = steps[e].task
         # g[t]: the first step of task t after e, if it does not happen after
@@ -953,7 +976,7 @@ class DporStrategy:
             else not any(x_clock.covers(u, h) for u, h in first_in_v.items())
         ):
             initials.append(p)
-        self._reverse(self._nodes[e], initials)
+        self._reverse(node, initials)
 
     def _reverse(self, node: _Node, initials: tuple[int, ...] | list[int]) -> None:
         """Make ``node`` explore one of ``initials`` (or, if none is enabled, all)."""
