@@ -280,8 +280,8 @@ def _parser() -> _Parser:
         type=int,
         metavar="N",
         help="explore on N worker processes (default: one per CPU; 1: in this "
-        "process); with more workers than runs, each DPOR exploration is split "
-        "into work units that all workers share (same JSON for every N)",
+        "process); each DPOR exploration is split into work units that all "
+        "workers share (same JSON for every N)",
     )
     check.add_argument(
         "--cluster",
@@ -650,15 +650,14 @@ def _explore_all(
         getattr(args, "store", None), disabled=getattr(args, "no_store", False)
     )
     cluster: str | None = getattr(args, "cluster", None)
-    jobs_given: int | None = getattr(args, "jobs", None)
-    # Splitting a DPOR exploration into work units pays when there are more
-    # workers than units (or a cluster); otherwise one unit per worker process
-    # (explore_units, with its error rows, signals and orphan guard) does as
-    # well.
-    if cluster is not None or (jobs_given is not None and jobs_given > len(units)):
-        from hmmsim.parallel import explore_split  # noqa: PLC0415 - start-up time
+    # Every DPOR exploration runs as the same work units whatever the number
+    # of workers (this process for --jobs 1), so the JSON is the same for
+    # every --jobs and every backend, and the units of a long run spread over
+    # every worker.  Other strategies run one exploration per worker process.
+    if cluster is not None or any(u.config.strategy == "dpor" for u in units):
+        from hmmsim.parallel import available_cpus, explore_split  # noqa: PLC0415
 
-        jobs: int = args.jobs or 1
+        jobs: int = getattr(args, "jobs", None) or available_cpus()
 
         def explore(todo: Sequence[Unit]) -> tuple[list[ScenarioRun], bool]:
             return explore_split(todo, progress, workers=jobs, cluster=cluster)

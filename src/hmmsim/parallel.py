@@ -57,7 +57,7 @@ from typing import Any, Final, Protocol, runtime_checkable
 # a parent thread holds, and an import in the child would then hang.
 from hmmsim.backends.local import die_with_parent
 from hmmsim.engine import ExitReason, ExplorationResult, Trace, replay
-from hmmsim.errors import InternalError
+from hmmsim.errors import InternalError, ModelError
 from hmmsim.runs import ScenarioRun
 from hmmsim.service import Unit, error_run, run_unit
 
@@ -450,18 +450,23 @@ class _JobEvents:
 
     def finished(self, index: int, result: ExplorationResult) -> None:
         unit = self.units[index]
-        program = unit.scenario.program(unit.variant)
         config = unit.config
-        traces = tuple(
-            replay(
-                program,
-                cx.schedule,
-                capture=True,
-                capture_locations=config.capture_locations,
-                max_steps=max(config.max_steps, len(cx.schedule.tasks)),
-            ).trace
-            for cx in result.counterexamples
-        )
+        try:
+            program = unit.scenario.program(unit.variant)
+            traces = tuple(
+                replay(
+                    program,
+                    cx.schedule,
+                    capture=True,
+                    capture_locations=config.capture_locations,
+                    max_steps=max(config.max_steps, len(cx.schedule.tasks)),
+                    task_timeout=config.task_timeout_s,
+                ).trace
+                for cx in result.counterexamples
+            )
+        except ModelError as exc:  # as in service.run: an error row, counts kept
+            self.failed(index, f"model error: {exc}", result)
+            return
         done = _scenario_run(unit, result, traces)
         self.runs[index] = done
         self.events.finished(index, done)
@@ -491,6 +496,8 @@ def explore_split(
     """
     from hmmsim.backends import Job, make_backend, run_jobs  # noqa: PLC0415
 
+    if not units:  # every run was answered by the store's saved schedules
+        return [], False
     backend = make_backend(workers=workers, cluster=cluster)
     jobs = [
         Job(scenario=u.scenario, variant=u.variant, config=u.config, file=u.file)

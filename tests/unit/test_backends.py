@@ -293,22 +293,3 @@ def test_an_unreachable_scheduler_is_a_config_error(
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 1)
     with pytest.raises(ConfigError, match=r"--cluster tcp://127\.0\.0\.1:9"):
         make_backend(workers=1, cluster="tcp://127.0.0.1:9")
-
-
-def test_every_builtin_variant_splits_the_same_on_one_and_two_workers() -> None:
-    """--jobs 1 and --jobs 2 work units: identical results for every scenario and variant."""
-    from hmmsim.scenarios import all_scenarios  # noqa: PLC0415
-
-    jobs = [
-        Job(
-            scenario=s,
-            variant=v,
-            config=resolve_config(s).replace(max_executions=60, shrink=False),
-        )
-        for s in all_scenarios()
-        for v in s.variants
-    ]
-    inline, _ = run_jobs(jobs, InlineBackend(), _Events())
-    pooled, _ = run_jobs(jobs, ProcessBackend(2), _Events())
-    assert len(inline) == len(jobs)
-    assert _summary(inline) == _summary(pooled)

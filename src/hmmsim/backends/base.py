@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from collections import deque
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from hmmsim.config import ExploreConfig
-from hmmsim.engine import ExitReason, ExplorationResult, Program, explore
+from hmmsim.engine import (
+    ExitReason,
+    ExplorationResult,
+    Program,
+    SnapshotCache,
+    explore,
+)
 from hmmsim.engine.execution import LockGraph
 from hmmsim.engine.partition import (
     SLICE_EXECUTIONS,
@@ -131,8 +137,16 @@ class Task:
         return (self.job, self.index)
 
 
-def run_task(program: Program, config: ExploreConfig, task: Task) -> object:
+def run_task(
+    program: Program,
+    config: ExploreConfig,
+    task: Task,
+    snapshots: SnapshotCache | None = None,
+) -> object:
     """Run ``task`` of a job of ``program`` and return its result (in a worker).
+
+    ``snapshots``: the set-up snapshot cache a worker keeps per program, so
+    that its units restore one post-set-up world instead of each taking its own.
 
     Returns:
         A :class:`~hmmsim.engine.partition.UnitReport` for a DPOR unit, an
@@ -146,6 +160,7 @@ def run_task(program: Program, config: ExploreConfig, task: Task) -> object:
         config,
         lockdep=task.lockdep,
         slice_executions=SLICE_EXECUTIONS,
+        snapshots=snapshots,
     )
 
 
@@ -197,7 +212,10 @@ class _Run:
         self.events = events
         self.coordinators: list[DporCoordinator | None] = []
         self.results: dict[int, ExplorationResult] = {}
-        self.queue: deque[Task] = deque()
+        # Tasks by (job, unit number): idle workers take the earliest job's
+        # next unit, so jobs finish in order (one at a time in this process)
+        # and a later job only fills workers the earlier ones cannot use yet.
+        self.queue: list[tuple[int, int, Task]] = []
         self.started: set[int] = set()
         self.failed: set[int] = set()
         for index, job in enumerate(jobs):
@@ -207,17 +225,18 @@ class _Run:
                 self._enqueue(index, coordinator)
             else:
                 self.coordinators.append(None)
-                self.queue.append(Task(job=index, index=-1))
+                self._push(Task(job=index, index=-1))
+
+    def _push(self, task: Task) -> None:
+        heapq.heappush(self.queue, (task.job, task.index, task))
 
     def _enqueue(self, index: int, coordinator: DporCoordinator) -> None:
-        self.queue.extend(
-            Task(job=index, index=i, unit=unit, lockdep=graph)
-            for i, unit, graph in coordinator.take()
-        )
+        for i, unit, graph in coordinator.take():
+            self._push(Task(job=index, index=i, unit=unit, lockdep=graph))
 
     def next_task(self) -> Task | None:
         while self.queue:
-            task = self.queue.popleft()
+            _, _, task = heapq.heappop(self.queue)
             coordinator = self.coordinators[task.job]
             if task.job in self.failed or (
                 coordinator is not None and coordinator.is_done()
@@ -310,8 +329,8 @@ def run_jobs(
     run = _Run(jobs, events)
     interrupted = False
     in_flight = 0
-    backend.start(jobs)
     try:
+        backend.start(jobs)
         while True:
             while in_flight < backend.capacity:
                 task = run.next_task()

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from hmmsim.backends.base import Job, JobSpec, Task, failure_of, run_task
-from hmmsim.engine import Program
+from hmmsim.engine import Program, SnapshotCache
 from hmmsim.errors import ConfigError
 
 __all__ = ["DaskBackend", "parse_cluster"]
@@ -28,15 +28,15 @@ PER_WORKER: Final = 3
 #: Seconds to wait for a scheduler at ``--cluster ADDRESS``.
 CONNECT_TIMEOUT: Final = 30
 
-_programs: dict[JobSpec, Program] = {}
+_programs: dict[JobSpec, tuple[Program, SnapshotCache]] = {}
 
 
 def _remote(spec: JobSpec, task: Task) -> object:  # pragma: no cover - on a worker
     # Runs on a Dask worker process: the same code as run_task, tested there.
-    program = _programs.get(spec)
-    if program is None:
-        program = _programs[spec] = spec.program()
-    return run_task(program, spec.config, task)
+    known = _programs.get(spec)
+    if known is None:
+        known = _programs[spec] = (spec.program(), SnapshotCache())
+    return run_task(known[0], spec.config, task, known[1])
 
 
 def _distributed() -> Any:

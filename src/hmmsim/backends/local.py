@@ -10,7 +10,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Final
 
 from hmmsim.backends.base import Failure, Job, Task, failure_of, run_task
-from hmmsim.engine import Program
+from hmmsim.engine import Program, SnapshotCache
 from hmmsim.engine.partition import copy_graph
 from hmmsim.errors import InternalError
 
@@ -47,7 +47,7 @@ class InlineBackend:
     def __init__(self) -> None:
         """Start with no job."""
         self._jobs: Sequence[Job] = ()
-        self._programs: dict[int, Program] = {}
+        self._programs: dict[int, tuple[Program, SnapshotCache]] = {}
         self._pending: list[Task] = []
 
     def start(self, jobs: Sequence[Job]) -> None:
@@ -74,11 +74,14 @@ class InlineBackend:
         self._pending.clear()
 
 
-def _run(jobs: Sequence[Job], programs: dict[int, Program], task: Task) -> object:
+def _run(
+    jobs: Sequence[Job], programs: dict[int, tuple[Program, SnapshotCache]], task: Task
+) -> object:
     job = jobs[task.job]
-    program = programs.get(task.job)
-    if program is None:
-        program = programs[task.job] = job.program()
+    known = programs.get(task.job)
+    if known is None:
+        known = programs[task.job] = (job.program(), SnapshotCache())
+    program, snapshots = known
     if task.lockdep is not None:
         # The coordinator keeps the graph a unit starts from.
         task = Task(
@@ -87,7 +90,7 @@ def _run(jobs: Sequence[Job], programs: dict[int, Program], task: Task) -> objec
             unit=task.unit,
             lockdep=copy_graph(task.lockdep),
         )
-    return run_task(program, job.config, task)
+    return run_task(program, job.config, task, snapshots)
 
 
 def _worker(
@@ -97,7 +100,7 @@ def _worker(
 ):  # pragma: no cover - runs in a forked worker: covered through InlineBackend's _run
     die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    programs: dict[int, Program] = {}
+    programs: dict[int, tuple[Program, SnapshotCache]] = {}
     try:
         while True:
             task = conn.recv()

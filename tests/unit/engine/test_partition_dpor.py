@@ -184,7 +184,29 @@ class TestCoordinator:
             program, CONFIG.replace(max_executions=5), slice_executions=2
         )
         assert bounded.exit_reason is ExitReason.MAX_EXECUTIONS
-        assert 5 <= bounded.executions < 36
+        assert bounded.executions == 5
+
+    @pytest.mark.parametrize("bound", [1, 7, 13, 35, 36, 40])
+    def test_max_executions_cuts_at_the_bound_exactly(self, bound: int) -> None:
+        """The merge counts exactly the first N executions in unit order, as serial does."""
+        program = lambda: toys.counter_race(tasks=3)  # noqa: E731
+        whole = explore_split(program, CONFIG, slice_executions=4)
+        bounded = explore_split(
+            program, CONFIG.replace(max_executions=bound), slice_executions=4
+        )
+        unsliced = explore_split(
+            program, CONFIG.replace(max_executions=bound), slice_executions=None
+        )
+        serial = explore(program, CONFIG.replace(max_executions=bound))
+        expected = min(bound, whole.executions)
+        assert bounded.executions == expected
+        assert sum(bounded.outcomes.values()) == expected
+        assert bounded.steps <= whole.steps
+        assert all(c.execution <= expected for c in bounded.counterexamples)
+        assert _summary(unsliced) == _summary(serial)
+        if bound < whole.executions:
+            assert bounded.exit_reason is ExitReason.MAX_EXECUTIONS
+            assert bounded.steps < whole.steps
 
     def test_counterexamples_are_shrunk_once_at_the_end(self) -> None:
         """With shrinking on, the kept counterexample replays to its kind."""
