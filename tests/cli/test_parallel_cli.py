@@ -5,12 +5,10 @@ That every --jobs gives the same JSON is tests/cli/test_split_cli.py.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import signal
 from pathlib import Path
-from types import FrameType
 
 import pytest
 from tests.cli.conftest import CliRunner
@@ -29,37 +27,37 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("clean_env")
 def test_ctrl_c_during_a_parallel_run_reports_and_exits_130(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """SIGINT to the parent stops the workers; what was explored is reported."""
 
-    # Import what the run needs first: the alarm is for the exploration.
-    importlib.import_module("hmmsim.backends.local")
-    importlib.import_module("hmmsim.parallel")
+    from hmmsim import cli  # noqa: PLC0415
 
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        del signum, frame
-        os.kill(os.getpid(), signal.SIGINT)
+    original = cli._Progress.finished
+    calls: list[int] = []
 
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    signal.setitimer(signal.ITIMER_REAL, 1.0)
-    try:
-        code = main(
-            [
-                "check",
-                "--all",
-                "--jobs",
-                "2",
-                "--json",
-                str(tmp_path / "r.json"),
-                "--report",
-                str(tmp_path / "h"),
-                "-q",
-            ]
-        )
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    def finished(self: object, index: int, done: object) -> None:
+        original(self, index, done)  # type: ignore[arg-type]
+        calls.append(index)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C once the first run is in
+
+    monkeypatch.setattr(cli._Progress, "finished", finished)
+    code = main(
+        [
+            "check",
+            "--all",
+            "--jobs",
+            "2",
+            "--json",
+            str(tmp_path / "r.json"),
+            "--report",
+            str(tmp_path / "h"),
+            "-q",
+        ]
+    )
 
     captured = capsys.readouterr()
     assert 130 == code
