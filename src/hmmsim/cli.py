@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from hmmsim.config import ExploreConfig
+    from hmmsim.engine.partition import Estimate
     from hmmsim.museum import MuseumEntry
     from hmmsim.runs import ScenarioRun
     from hmmsim.scenarios import Scenario
@@ -454,6 +455,27 @@ def progress_text(executions: int, seconds: float, open_points: int | None) -> s
     return text
 
 
+def estimate_warning(unit: Unit, estimate: Estimate) -> str | None:
+    """Return the warning for a run that looks too large for its bounds, if it does."""
+    import shlex  # noqa: PLC0415 - start-up time
+
+    bound = estimate.beyond(unit.config)
+    if bound is None:
+        return None
+    name = unit.scenario.name
+    target = name if unit.file is None else f"{unit.file}:{name}"
+    command = shlex.join(
+        ["hmmsim", "check", target, "--variant", unit.variant, "--strategy", "pct"]
+    )
+    return (
+        f"warning: {name}/{unit.variant}: exhaustive DPOR looks like roughly "
+        f"{estimate.executions:,} executions (~{estimate.seconds_needed():.0f} s on "
+        f"one core; a rough estimate from the first {estimate.sample}), more than "
+        f"{bound} allows; PCT samples schedules and finds shallow bugs fast: "
+        f"{command}"
+    )
+
+
 class _Progress:
     """Progress on stderr: rich bars on a terminal, one line per run otherwise.
 
@@ -537,6 +559,17 @@ class _Progress:
             text=progress_text(executions, seconds, self._open.get(index)),
         )
         self._draw()  # pragma: no cover - needs a terminal
+
+    def estimated(self, index: int, unit: Unit, estimate: Estimate) -> None:
+        """Warn early when a run looks too large for its bounds (suggest PCT)."""
+        del index
+        line = estimate_warning(unit, estimate)
+        if line is None or self.quiet:
+            return
+        if self._bars is not None:  # pragma: no cover - needs a terminal
+            self._bars.console.print(line, markup=False, highlight=False)
+        else:
+            _err(line)
 
     def finished(self, index: int, done: ScenarioRun) -> None:
         """Record that a run finished."""

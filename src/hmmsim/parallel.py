@@ -57,12 +57,14 @@ from typing import Any, Final, Protocol, runtime_checkable
 # a parent thread holds, and an import in the child would then hang.
 from hmmsim.backends.local import die_with_parent
 from hmmsim.engine import ExitReason, ExplorationResult, Trace, replay
+from hmmsim.engine.partition import Estimate
 from hmmsim.errors import InternalError, ModelError
 from hmmsim.runs import ScenarioRun
 from hmmsim.service import Unit, error_run, run_unit
 
 __all__ = [
     "STOP_GRACE_S",
+    "EstimateUnitEvents",
     "StatEvents",
     "Unit",
     "UnitEvents",
@@ -100,6 +102,14 @@ class StatEvents(Protocol):
 
     def measured(self, index: int, open_points: int) -> None:
         """Unit ``index`` has ``open_points`` backtrack points left to explore (DPOR)."""
+
+
+@runtime_checkable
+class EstimateUnitEvents(Protocol):
+    """Optional for UnitEvents: also told how large a split DPOR run looks."""
+
+    def estimated(self, index: int, unit: Unit, estimate: Estimate) -> None:
+        """Unit ``index`` looks this large after its first work unit."""
 
 
 def _tell_stats(events: object, index: int, open_points: int | None) -> None:
@@ -442,6 +452,10 @@ class _JobEvents:
 
     def progressed(self, index: int, executions: int) -> None:
         self.events.progressed(index, executions)
+
+    def estimated(self, index: int, estimate: Estimate) -> None:
+        if isinstance(self.events, EstimateUnitEvents):
+            self.events.estimated(index, self.units[index], estimate)
 
     def failed(self, index: int, reason: str, partial: ExplorationResult) -> None:
         done = error_run(self.units[index], reason, partial)

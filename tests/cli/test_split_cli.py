@@ -69,3 +69,33 @@ def test_every_variant_gives_the_same_json_on_one_two_and_a_cluster(
     cluster, out_cluster = _check(tmp_path, "cluster", "--cluster", "local:2")
     assert one == cluster
     assert out_one == out_cluster
+
+
+def test_a_run_too_large_for_its_bound_is_told_early_to_try_pct() -> None:
+    """After the first work unit, a run that will not fit its bound says so and names PCT."""
+    done = cli_unmeasured(
+        "check",
+        "fault-vs-oom-reap",
+        "--variant",
+        "prepatch",
+        "--max-executions",
+        "450",
+        "--no-store",
+        "--json",
+        "-",
+    )
+    (line,) = [w for w in done.stderr.splitlines() if "warning:" in w]
+    assert "fault-vs-oom-reap/prepatch: exhaustive DPOR looks like roughly" in line
+    assert "more than --max-executions 450 allows" in line
+    assert line.endswith(
+        "hmmsim check fault-vs-oom-reap --variant prepatch --strategy pct"
+    )
+    assert json.loads(done.stdout)["results"][0]["executions"] == 450
+
+
+def test_a_run_within_its_bound_gets_no_warning() -> None:
+    """The same run with room to finish prints no estimate."""
+    done = cli_unmeasured(
+        "check", "fault-vs-oom-reap", "--variant", "prepatch", "--no-store", "-q"
+    )
+    assert "warning:" not in done.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from hmmsim.config import ExploreConfig
 from hmmsim.engine import (
@@ -20,6 +20,7 @@ from hmmsim.engine.partition import (
     SLICE_EXECUTIONS,
     DporCoordinator,
     DporUnit,
+    Estimate,
     UnitReport,
     explore_dpor_unit,
 )
@@ -28,6 +29,7 @@ from hmmsim.scenarios import Scenario, get
 
 __all__ = [
     "Backend",
+    "EstimateEvents",
     "Failure",
     "Job",
     "JobEvents",
@@ -188,6 +190,14 @@ class Backend(Protocol):
         """Stop every worker this backend started."""
 
 
+@runtime_checkable
+class EstimateEvents(Protocol):
+    """Optional for JobEvents: also told the estimated size of a split job."""
+
+    def estimated(self, index: int, estimate: Estimate) -> None:
+        """Job ``index`` looks this large after its first unit (once per job)."""
+
+
 class JobEvents(Protocol):
     """What the caller is told while jobs run."""
 
@@ -289,7 +299,14 @@ class _Run:
         if coordinator.is_done():
             return  # a unit still running when its job stopped
         assert isinstance(payload, UnitReport), "[hmmsim internal bug]"
+        estimated = coordinator.estimate
         coordinator.accept(task.index, payload)
+        if (
+            estimated is None
+            and coordinator.estimate is not None
+            and isinstance(self.events, EstimateEvents)
+        ):
+            self.events.estimated(task.job, coordinator.estimate)
         self.events.progressed(task.job, coordinator.result.executions)
         if coordinator.is_done():
             self.finish(task.job)

@@ -75,6 +75,7 @@ __all__ = [
     "SLICE_EXECUTIONS",
     "DporCoordinator",
     "DporUnit",
+    "Estimate",
     "UnitReport",
     "WorkUnit",
     "explore_dpor_unit",
@@ -210,6 +211,8 @@ class UnitReport:
         trail: under ``max_executions``, the steps so far and the outcome
             after each execution, so that the coordinator can cut the unit
             at the bound exactly (empty without the bound).
+        estimate: for the first unit (the whole tree) when it was sliced,
+            the size of the whole exploration it estimates.
     """
 
     result: ExplorationResult
@@ -219,6 +222,43 @@ class UnitReport:
     frontier: tuple[DporUnit, ...]
     lockdep: LockGraph
     trail: tuple[tuple[int, str], ...] = ()
+    estimate: Estimate | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Estimate:
+    """How large an exhaustive DPOR exploration looks after a sample of it.
+
+    Made from the first unit's tree when it is sliced, by the weighted
+    backtrack estimator (:attr:`DporStrategy.explored_fraction`); rough,
+    within a factor of a few on the built-in scenarios, and low more often
+    than high.  Deterministic: the same for every backend.
+
+    Attributes:
+        executions: the estimated executions of the whole exploration.
+        sample: the executions it was estimated from.
+        seconds: the sample's time (wall clock of the worker that ran it).
+    """
+
+    executions: int
+    sample: int
+    seconds: float
+
+    def beyond(self, config: ExploreConfig) -> str | None:
+        """Say which bound of ``config`` the estimate exceeds, if any."""
+        if (
+            config.max_executions is not None
+            and self.executions > config.max_executions
+        ):
+            return f"--max-executions {config.max_executions}"
+        budget = config.time_budget_s
+        if budget is not None and self.seconds_needed() > budget:
+            return f"--time-budget {budget:g}"
+        return None
+
+    def seconds_needed(self) -> float:
+        """The estimated time of the whole exploration on one core."""
+        return self.executions * self.seconds / max(self.sample, 1)
 
 
 def explore_dpor_unit(
@@ -271,6 +311,16 @@ def explore_dpor_unit(
         on_progress=progress,
         snapshots=SnapshotCache() if snapshots is None else snapshots,
     )
+    estimate = None
+    if unit == DporUnit() and strategy.frontier:
+        # The first unit explores the whole tree until it is sliced.
+        fraction = strategy.explored_fraction
+        if fraction > 0:
+            estimate = Estimate(
+                executions=max(round(result.executions / fraction), result.executions),
+                sample=result.executions,
+                seconds=result.seconds,
+            )
     return UnitReport(
         result=result,
         claims=tuple(strategy.claims),
@@ -279,6 +329,7 @@ def explore_dpor_unit(
         frontier=tuple(strategy.frontier),
         lockdep=graph,
         trail=tuple(trail),
+        estimate=estimate,
     )
 
 
@@ -338,6 +389,8 @@ class DporCoordinator:
         slice_executions: executions after which a unit is sliced.
         units: every unit created, by number.
         processed: how many reports were processed (in unit order).
+        estimate: the size of the exploration estimated from its first
+            unit, once that unit was processed and sliced (else None).
     """
 
     def __init__(
@@ -352,6 +405,7 @@ class DporCoordinator:
         self.slice_executions = slice_executions
         self.units: list[DporUnit] = []
         self.processed = 0
+        self.estimate: Estimate | None = None
         self._graphs: list[LockGraph] = []
         self._tree: dict[tuple[int, ...], _Node] = {}
         self._reports: dict[int, UnitReport] = {}
@@ -425,6 +479,8 @@ class DporCoordinator:
             merged.outcomes[key] = merged.outcomes.get(key, 0) + count
 
     def _process(self, unit: DporUnit, report: UnitReport) -> None:
+        if report.estimate is not None and self.estimate is None:
+            self.estimate = report.estimate
         limit = self.config.max_executions
         if (
             limit is not None

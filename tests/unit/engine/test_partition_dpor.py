@@ -186,6 +186,31 @@ class TestCoordinator:
         assert bounded.exit_reason is ExitReason.MAX_EXECUTIONS
         assert bounded.executions == 5
 
+    def test_the_first_unit_estimates_the_size_of_the_exploration(self) -> None:
+        """A sliced first unit gives a rough size; a bound below it is named."""
+        program = lambda: toys.counter_race(tasks=3)  # noqa: E731
+        coordinator = DporCoordinator(CONFIG, slice_executions=6)
+        ((index, unit, graph),) = coordinator.take()
+        report = explore_dpor_unit(
+            program, unit, CONFIG, lockdep=graph, slice_executions=6
+        )
+        coordinator.accept(index, report)
+        estimate = coordinator.estimate
+        assert estimate is not None
+        assert estimate.sample == 6
+        assert 6 <= estimate.executions <= 360  # 36 in truth
+        assert estimate.beyond(CONFIG) is None
+        assert estimate.beyond(CONFIG.replace(max_executions=5)) == (
+            "--max-executions 5"
+        )
+        assert estimate.seconds_needed() >= 0
+        # Later units are parts of the tree: they estimate nothing.
+        for _index, unit, graph in coordinator.take():
+            later = explore_dpor_unit(
+                program, unit, CONFIG, lockdep=graph, slice_executions=6
+            )
+            assert later.estimate is None
+
     @pytest.mark.parametrize("bound", [1, 7, 13, 35, 36, 40])
     def test_max_executions_cuts_at_the_bound_exactly(self, bound: int) -> None:
         """The merge counts exactly the first N executions in unit order, as serial does."""

@@ -449,6 +449,34 @@ class DporStrategy:
             if isinstance(node, _Node)
         )
 
+    @property
+    def explored_fraction(self) -> float:
+        """Read-only progress stat: the share of the tree explored so far (O(stack)).
+
+        The weighted-backtrack estimate (Kilby, Slaney, Thiebaux and Walsh,
+        "Estimating Search Tree Size", AAAI 2006): along the current path,
+        each choice point's finished branches count for their share of the
+        point, and the point for its share of its parent.  DPOR adds
+        branches as it finds races, so the fraction runs high early on (the
+        tree looks smaller than it is).  Choice points of a unit's prefix
+        are left out.
+        """
+        fraction, weight = 0.0, 1.0
+        for node in self._stack[self._base :]:
+            if isinstance(node, _Node):
+                done = len(node.done)
+                total = done + sum(
+                    1
+                    for t in node.backtrack
+                    if t not in node.done and t not in node.sleep
+                )
+            else:
+                done, total = node.value, node.stop
+            if total:
+                fraction += weight * done / total
+                weight /= total
+        return fraction
+
     def next_task(self, execution: ExecutionView, enabled: list[int]) -> int:
         """Check the new state for races, then replay or open a choice point."""
         if self._coasting:
