@@ -140,7 +140,7 @@ class _Worker:
 
 
 class ProcessBackend:
-    """``workers`` forked processes; each runs one task at a time.
+    """Up to ``workers`` forked processes; each runs one task at a time.
 
     Idle workers get the next task as soon as they finish one (dynamic load
     balancing).  A worker that dies (killed, out of memory) is replaced and
@@ -165,10 +165,12 @@ class ProcessBackend:
         return [w.process.pid for w in self._workers]
 
     def start(self, jobs: Sequence[Job]) -> None:
-        """Fork the workers (they inherit the jobs)."""
+        """Remember the jobs; workers are forked as tasks need them (they inherit the jobs).
+
+        A run with fewer units than workers (a small scenario) forks only
+        as many workers as it has units in flight.
+        """
         self._jobs = jobs
-        for _ in range(self.capacity):
-            self._workers.append(self._spawn())
 
     def _spawn(self) -> _Worker:
         parent, child = self._context.Pipe()
@@ -182,6 +184,9 @@ class ProcessBackend:
     def submit(self, task: Task) -> None:
         """Send ``task`` to an idle worker."""
         worker = next((w for w in self._workers if w.task is None), None)
+        if worker is None and len(self._workers) < self.capacity:
+            worker = self._spawn()
+            self._workers.append(worker)
         if worker is None:
             raise InternalError("task submitted while every worker is busy")
         worker.task = task
