@@ -11,7 +11,11 @@ This file is also a model file for the command line: the scenario
 ``large`` (2 pages, 2 mirrors, 5 actors) is far beyond an exhaustive
 exploration on one core (not finished after 150 s and about 27,000
 executions in the measurements of docs/PERFORMANCE.md, while the 3-actor
-world needs 12,416 executions in all)::
+world needs 12,416 executions in all).  On 2026-12-01 ``hmmsim check
+bench/large.py --variant v5.3 --jobs 2 --time-budget 1500`` stopped at the
+default bound of 100,000 executions after 408 s (load average ~10 on the
+2 shared cores): no violation, ``incomplete``.  The first unit's size
+estimate (24,374 executions) was far too low to warn there::
 
     hmmsim check bench/large.py --jobs 2 --time-budget 600
     hmmsim check bench/large.py --strategy pct --max-executions 1000
