@@ -425,6 +425,47 @@ class TestMemremap:
         assert ["use-after-free"] == run.kinds
 
 
+class TestMemremapWarnings:
+    """The WARNs of a driver that misuses its page map."""
+
+    def test_handing_out_after_memunmap_warns(self) -> None:
+        """zone_device_page_init on a map being torn down takes no live reference: WARN_ON_ONCE."""
+        got: list[object] = []
+
+        async def body() -> None:
+            pgmap = make_pgmap(FakeDevmem())
+            await memunmap_pages(pgmap)
+            await zone_device_page_init(pgmap.pages[0])
+            got.append((pgmap.ref, pgmap.dying, pgmap.pages[0].refcount))
+            await unlock_page(pgmap.pages[0])
+
+        run = run_one(body)
+
+        assert got == [(0, True, 1)]
+        assert ["warn"] == run.kinds
+
+    def test_missing_callbacks_are_refused(self) -> None:
+        """A device-private map needs migrate_to_ram and page_free: -EINVAL with a WARN each."""
+
+        class NoFree:
+            async def migrate_to_ram(self, vmf: VmFaultStruct) -> VmFault:
+                return VmFault(0)
+
+        got: list[int] = []
+
+        async def body() -> None:
+            got.append(memremap_pages(DevPagemap(owner=1), 0))
+            got.append(memremap_pages(DevPagemap(ops=NoFree(), owner=1), 0))  # type: ignore[arg-type]
+            got.append(
+                memremap_pages(DevPagemap(ops=FakeDevmem(), owner=1, nr_pages=0), 0)
+            )
+
+        run = run_one(body)
+
+        assert [-errno.EINVAL] * 3 == got
+        assert ["warn", "warn"] == run.kinds
+
+
 class TestDoSwapPage:
     """CPU faults on swap entries (current variant)."""
 
