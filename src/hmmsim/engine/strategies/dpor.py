@@ -685,9 +685,13 @@ class DporStrategy:
             op = top.chosen_op
             assert op is not None, f"{_BUG} dpor node {top.index} never visited"
             top.done[top.chosen] = op
-            candidates = [
-                t for t in top.backtrack if t not in top.done and t not in top.sleep
-            ]
+            backtrack = top.backtrack
+            # Most nodes only ever explored the task chosen first.
+            candidates = (
+                [t for t in backtrack if t not in top.done and t not in top.sleep]
+                if len(backtrack) > 1
+                else []
+            )
             if candidates:
                 top.chosen = min(candidates)
                 top.chosen_op = None
@@ -814,8 +818,9 @@ class DporStrategy:
         while len(steps) > keep:
             step = steps.pop()
             task = step.task
-            del clocks[step.tasks :]
-            del task_steps[step.tasks :]
+            if len(clocks) > step.tasks:  # the step spawned tasks
+                del clocks[step.tasks :]
+                del task_steps[step.tasks :]
             clocks[task] = step.previous
             task_steps[task].pop()
             write = step.write
