@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 large: Any = importlib.import_module("large")  # bench/large.py
 redundancy: Any = importlib.import_module("redundancy")  # bench/redundancy.py
+engine_speed: Any = importlib.import_module("engine_speed")  # bench/engine_speed.py
 from hmmsim.backends import Job, run_jobs  # noqa: E402
 from hmmsim.backends.local import InlineBackend, ProcessBackend  # noqa: E402
 from hmmsim.config import ExploreConfig  # noqa: E402
@@ -448,6 +449,10 @@ def report(results: dict[str, Any], images: list[str]) -> str:
         + f" speedup, i.e. {s['schedule_ratio_2_workers']}x the time on 2 idle cores.",
         "",
     ]
+    if RESULTS.exists():  # bench/engine_speed.py's targets, run before this script
+        speed = json.loads(RESULTS.read_text()).get("engine_speed", {})
+        if speed.get("targets"):
+            lines += engine_speed.section(speed["targets"])
     lines += redundancy.section(results["redundancy"])
     lines += [
         "",
