@@ -118,7 +118,7 @@ from hmmsim.kernel.page_alloc import (
 )
 from hmmsim.kernel.pagemap import PageLocked, trylock_page, unlock_page
 from hmmsim.kernel.pagewalk import MmWalk, walk_page_range
-from hmmsim.kernel.rmap import page_add_new_anon_rmap, page_remove_rmap
+from hmmsim.kernel.rmap import PageAnon, page_add_new_anon_rmap, page_remove_rmap
 from hmmsim.kernel.swapops import (
     is_device_private_entry,
     is_writable_device_private_entry,
@@ -513,8 +513,7 @@ async def migrate_vma_check_page(page: Page, fault_page: Page | None) -> bool:
 
 
 def _is_anon(page: Page) -> bool:
-    from hmmsim.kernel.rmap import PageAnon  # noqa: PLC0415 - tiny helper, no cycle
-
+    """``folio_test_anon`` (MODEL: PageAnon of the single-page folio)."""
     return PageAnon(page)
 
 
