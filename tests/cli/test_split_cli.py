@@ -5,10 +5,9 @@ workers, so ``check --all`` writes byte-identical JSON with ``--jobs 1``
 (units one after the other in this process), ``--jobs 2`` (two forked
 workers) and ``--cluster local:2`` (a real Dask LocalCluster).  The runs
 happen in untraced children (tests/support/unmeasured.py): under coverage
-they would take minutes.  ``--max-executions 1500`` lets every variant but
-the four largest run to exhaustion (the largest full run needs 1,302
-executions) and cuts those four after several sliced units, so the bound's
-exact cut is compared too.
+they would take minutes.  ``--max-executions 600`` lets most variants run
+to exhaustion and cuts the larger ones after their first sliced unit (400
+executions), so the bound's exact cut across units is compared too.
 """
 
 from __future__ import annotations
@@ -20,8 +19,8 @@ from pathlib import Path
 import pytest
 from tests.support.unmeasured import cli_unmeasured
 
-#: Full runs of every variant but the four largest, which it cuts.
-BOUND = "1500"
+#: Full runs of most variants; the larger ones are cut across units.
+BOUND = "600"
 
 
 def _check(tmp_path: Path, name: str, *args: str) -> tuple[bytes, str]:
@@ -39,8 +38,10 @@ def _check(tmp_path: Path, name: str, *args: str) -> tuple[bytes, str]:
         "--no-store",
     )
     assert done.returncode == 0, done.stderr
-    # The summary shows how long each run took: the only part that may differ.
-    summary = re.sub(r" +", " ", re.sub(r"\d+\.\d+ s\b", "T s", done.stdout))
+    # The summary shows how long each run took: the only part that may differ
+    # (with the width of its column).
+    timeless = re.sub(r"\d+\.\d+ s\b", "T s", done.stdout)
+    summary = re.sub(r"-+", "-", re.sub(r" +", " ", timeless))
     return out.read_bytes(), summary
 
 
@@ -57,13 +58,12 @@ def test_every_variant_gives_the_same_json_on_one_two_and_a_cluster(
     assert len(results) >= 60
     exits = {(r["scenario"], r["variant"]): r["exit_reason"] for r in results}
     assert exits[("exit-vs-fault", "v5.3")] == "exhausted"
-    assert exits[("concurrent-invalidations", "v5.5")] == "exhausted"
     cut = [r for r in results if r["exit_reason"] == "max-executions"]
-    assert {r["scenario"] for r in cut} == {
-        "fault-vs-munmap",
-        "concurrent-invalidations",
+    assert {"fault-vs-munmap", "concurrent-invalidations"} <= {
+        r["scenario"] for r in cut
     }
     assert all(r["executions"] == int(BOUND) for r in cut)
+    assert sum(r["exit_reason"] == "exhausted" for r in results) >= 40
 
     pytest.importorskip("distributed")
     cluster, out_cluster = _check(tmp_path, "cluster", "--cluster", "local:2")
