@@ -57,6 +57,7 @@ FIXES: Final[Mapping[str, str]] = MappingProxyType(
         "16ce101db85d": "mm/memory.c: fix race when faulting a device private page",
         "60bae7370896": "mm/migrate_device.c: flush TLB while holding PTL",
         "1afaeb8293c9": "mm/migrate: Trylock device page in do_swap_page",
+        "dbe97cff7dd9": "xen/gntdev: Avoid blocking in unmap_grant_pages()",
     }
 )
 

@@ -302,16 +302,20 @@ def pte_pfn(pte: Pte) -> int:
 
 @dataclass(slots=True, kw_only=True, eq=False)
 class VmOperationsStruct:
-    """Models ``struct vm_operations_struct`` (only ``fault``).
+    """Models ``struct vm_operations_struct`` (``fault`` and ``find_special_page``).
 
     Attributes:
         name: the C name of the ops table, for reports.
         fault: ``->fault(vmf)``; MODEL: takes the VMA and the address and
             returns the fault code and the page (``vmf->page``) it found.
+        find_special_page: ``->find_special_page(vma, addr)``: the struct
+            page behind a special PTE (Xen gntdev's grant mappings), for
+            vm_normal_page; None when the ops have none.
     """
 
     name: str
     fault: Callable[[VmAreaStruct, int], Awaitable[tuple[int, Page | None]]]
+    find_special_page: Callable[[VmAreaStruct, int], Page | None] | None = None
 
 
 @dataclass(slots=True, kw_only=True, eq=False)
@@ -326,6 +330,7 @@ class VmAreaStruct:
         vm_ops: None for anonymous memory (vma_is_anonymous).
         vm_pgoff: offset of ``vm_start`` in ``vm_file``, in pages.
         vm_file: the shmem file of a shared anonymous mapping, else None.
+        vm_private_data: the driver's data (gntdev's grant map), else None.
     """
 
     vm_mm: MmStruct
@@ -335,6 +340,7 @@ class VmAreaStruct:
     vm_ops: VmOperationsStruct | None = None
     vm_pgoff: int = 0
     vm_file: object | None = None
+    vm_private_data: object | None = None
 
     def __repr__(self) -> str:
         return f"Vma([{self.vm_start:#x}, {self.vm_end:#x}), {self.vm_flags!r})"

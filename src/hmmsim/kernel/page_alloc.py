@@ -56,6 +56,7 @@ __all__ = [
     "is_zero_pfn",
     "my_zero_pfn",
     "page_allocator",
+    "page_count",
     "page_ref_freeze",
     "pfn_to_page",
     "put_page",
@@ -209,6 +210,16 @@ async def put_page(page: Page) -> None:
             await free_zone_device_folio(page)
             return
         await free_page(page)
+
+
+async def page_count(page: Page) -> int:
+    """Return ``page``'s reference count (a read Op).
+
+    Kernel: include/linux/mm.h page_count() (an atomic read of
+    ``_refcount``; a pin by pin_user_pages counts GUP_PIN_COUNTING_BIAS).
+    """
+    await shared_access(page, write=False, func="page_count")
+    return page.refcount
 
 
 async def get_page_unless_zero(page: Page) -> bool:

@@ -70,7 +70,13 @@ from hmmsim.sync.rwsem import (
     up_read,
     up_write,
 )
-from hmmsim.sync.sched import cond_resched, msleep, schedule, schedule_timeout_idle
+from hmmsim.sync.sched import (
+    cond_resched,
+    kthread_run,
+    msleep,
+    schedule,
+    schedule_timeout_idle,
+)
 from hmmsim.sync.spinlock import (
     SpinLock,
     spin_lock,
@@ -129,6 +135,7 @@ __all__ = [
     "kref_init",
     "kref_put",
     "kref_read",
+    "kthread_run",
     "lockdep_assert_held",
     "lockdep_is_held",
     "lockdep_is_held_type",

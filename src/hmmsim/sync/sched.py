@@ -1,7 +1,8 @@
-"""Sleeping helpers as yield points: msleep, schedule, cond_resched.
+"""Sleeping helpers as yield points: msleep, schedule, cond_resched; kthread_run.
 
 Each may sleep (``might_sleep``) and is a scheduling point that touches no
-shared object.
+shared object.  ``kthread_run`` starts a new task (a kernel thread, or the
+kworker of a work item: :mod:`hmmsim.kernel.workqueue`).
 
 Deviations:
     * MODEL: time is not modelled; ``msleep(ms)`` is a yield point whatever
@@ -10,10 +11,14 @@ Deviations:
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from typing import Any
+
 from hmmsim.engine.ops import LOCAL, Op, OpKind
+from hmmsim.sync._base import current_execution
 from hmmsim.sync.debug import might_sleep
 
-__all__ = ["cond_resched", "msleep", "schedule", "schedule_timeout_idle"]
+__all__ = ["cond_resched", "kthread_run", "msleep", "schedule", "schedule_timeout_idle"]
 
 
 async def msleep(ms: int) -> None:
@@ -41,3 +46,12 @@ async def cond_resched() -> None:
     """Yield if needed (a yield point)."""
     might_sleep("cond_resched")
     await Op(OpKind.YIELD, LOCAL, False, "cond_resched")
+
+
+async def kthread_run(body: Coroutine[Any, Any, object], name: str) -> None:
+    """Start a task named ``name`` running ``body`` (include/linux/kthread.h).
+
+    A spawn Op; the new task's code up to its first Op runs at once.
+    """
+    await Op(OpKind.SPAWN, LOCAL, False, "kthread_run")
+    current_execution().spawn(name, body)
