@@ -55,9 +55,9 @@ async def complete(x: Completion) -> None:
 async def wait_for_completion(x: Completion) -> None:
     """Sleep until ``x`` is done, then consume it (kernel/sched/completion.c)."""
 
-    async def done() -> bool:
+    async def completion_done() -> bool:
         return await READ_ONCE(x.done) > 0
 
-    await wait_event(x.wait, done)
+    await wait_event(x.wait, completion_done)
     await shared_access(x.done, write=True, func="wait_for_completion")
     x.done.value -= 1

@@ -218,7 +218,7 @@ async def page_count(page: Page) -> int:
     Kernel: include/linux/mm.h page_count() (an atomic read of
     ``_refcount``; a pin by pin_user_pages counts GUP_PIN_COUNTING_BIAS).
     """
-    await shared_access(page, write=False, func="page_count")
+    await shared_access(page, write=False, func="page_ref_count")
     return page.refcount
 
 

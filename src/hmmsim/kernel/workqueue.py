@@ -108,7 +108,8 @@ async def schedule_delayed_work(dwork: DelayedWork, delay: int) -> bool:
     Returns:
         False if the item was already pending, else True.
     """
-    await shared_access(dwork, write=True, func="schedule_delayed_work")
+    # queue_delayed_work_on: test_and_set_bit(WORK_STRUCT_PENDING_BIT, ...)
+    await shared_access(dwork, write=True, func="test_and_set_bit")
     if dwork.pending:
         return False
     dwork.pending = True

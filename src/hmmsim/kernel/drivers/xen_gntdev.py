@@ -332,7 +332,9 @@ async def __unmap_grant_pages(map: GntdevGrantMap, offset: int, pages: int) -> i
     return err
 
 
-async def unmap_grant_pages(map: GntdevGrantMap, offset: int, pages: int) -> int:
+async def unmap_grant_pages(  # noqa: PLR0912 - the C before and after the fix
+    map: GntdevGrantMap, offset: int, pages: int
+) -> int:
     """Unmap the still mapped grants among ``pages`` from ``offset``.
 
     Kernel: drivers/xen/gntdev.c unmap_grant_pages() (v5.18 reverted, v5.19
@@ -366,14 +368,20 @@ async def unmap_grant_pages(map: GntdevGrantMap, offset: int, pages: int) -> int
             pages -= range
         return 0
 
+    # MODEL: the loads of ``unmap_ops[i].handle`` are plain in C, Ops here.
     err = 0
     while pages and not err:
-        while pages and map.unmap_ops[offset].handle == INVALID_GRANT_HANDLE:
+        while pages:
+            await shared_access(map.unmap_ops[offset], write=False, func="READ_ONCE")
+            if map.unmap_ops[offset].handle != INVALID_GRANT_HANDLE:
+                break
             offset += 1
             pages -= 1
         range = 0
         while range < pages:
-            if map.unmap_ops[offset + range].handle == INVALID_GRANT_HANDLE:
+            op = map.unmap_ops[offset + range]
+            await shared_access(op, write=False, func="READ_ONCE")
+            if op.handle == INVALID_GRANT_HANDLE:
                 break
             range += 1
         err = await __unmap_grant_pages(map, offset, range)
