@@ -382,7 +382,10 @@ def _museum_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
             "slugs",
             nargs="*",
             metavar="SLUG",
-            help="exhibits to check (default: all; see 'hmmsim museum list')",
+            help=(
+                "exhibits to check, by slug or commit id (7+ hex digits; "
+                "default: all; see 'hmmsim museum list')"
+            ),
         )
         action.add_argument(
             "--jobs",

@@ -200,18 +200,30 @@ def exhibits() -> list[Exhibit]:
     return sorted(_EXHIBITS.values(), key=lambda e: (e.date, e.commit))
 
 
+#: The shortest commit-id prefix that names an exhibit (git's default abbreviation).
+MIN_COMMIT_PREFIX: Final = 7
+
+
 def exhibit(slug: str) -> Exhibit:
-    """Return the exhibit called ``slug``.
+    """Return the exhibit called ``slug``, or the one of commit ``slug``.
+
+    A commit id names an exhibit by its first :data:`MIN_COMMIT_PREFIX` or
+    more hex digits (``dbe97cff7dd9``, ``dbe97cf``), if only one matches.
 
     Raises:
         ConfigError: no such exhibit; the message lists the known slugs.
     """
     _load()
-    try:
-        return _EXHIBITS[slug]
-    except KeyError:
-        known = ", ".join(e.slug for e in exhibits()) or "none"
-        raise ConfigError(f"unknown exhibit {slug!r} (known: {known})") from None
+    found = _EXHIBITS.get(slug)
+    if found is not None:
+        return found
+    prefix = slug.lower()
+    if len(prefix) >= MIN_COMMIT_PREFIX:
+        by_commit = [e for e in _EXHIBITS.values() if e.commit.startswith(prefix)]
+        if len(by_commit) == 1:
+            return by_commit[0]
+    known = ", ".join(e.slug for e in exhibits()) or "none"
+    raise ConfigError(f"unknown exhibit {slug!r} (known: {known})")
 
 
 def select(slugs: Sequence[str] = ()) -> list[Exhibit]:
