@@ -15,7 +15,9 @@ world needs 12,416 executions in all).  On 2026-12-01 ``hmmsim check
 bench/large.py --variant v5.3 --jobs 2 --time-budget 1500`` stopped at the
 default bound of 100,000 executions after 408 s (load average ~10 on the
 2 shared cores): no violation, ``incomplete``.  The first unit's size
-estimate (24,374 executions) was far too low to warn there::
+estimate (24,374 executions) was far too low to warn there.  On 2026-12-02,
+one worker with ``--time-budget 600 --max-executions 5000000`` reached
+551,417 executions in 600 s (458 s of CPU) without finishing::
 
     hmmsim check bench/large.py --jobs 2 --time-budget 600
     hmmsim check bench/large.py --strategy pct --max-executions 1000

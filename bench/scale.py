@@ -562,6 +562,17 @@ def report(results: dict[str, Any], images: list[str]) -> str:
         )
     lines += [
         "",
+        "One long run, measured outside the bench (it takes 10 minutes): on 2026-12-02,",
+        "`hmmsim check bench/large.py --variant v5.3 --jobs 1 --time-budget 600 --max-executions 5000000`",
+        "explored 551,417 executions (104,658,042 steps; 457.8 s of CPU, the machine shared with other",
+        "work at load 2.6, 188 MiB peak RSS) and stopped at the budget: `INCOMPLETE`, no violation.",
+        "The large world does not finish in 10 minutes on one core, and its real size is more than",
+        "20 times the first unit's estimate: a second worker doubles the rate at best (see the table),",
+        "so on 2 workers or a LocalCluster of 2 it stays incomplete too; use PCT, or a cluster of many",
+        "workers (docs/cluster.md) with a long budget.",
+    ]
+    lines += [
+        "",
         "## Memory and start-up",
         "",
         f"Peak RSS of the bench process: {results['peak_rss_mib']} MiB (workers: {results['peak_rss_children_mib']} MiB).",
