@@ -541,7 +541,8 @@ def report(results: dict[str, Any], images: list[str]) -> str:
         verdict
         + "; the first unit estimates the whole exploration at the size in the last column (a rough,",
         "usually low, weighted-backtrack estimate), and `check` prints that estimate with the PCT command",
-        "as soon as the first unit is in, when it exceeds `--max-executions` or `--time-budget`"
+        "as soon as the first unit is in, when it exceeds `--max-executions` or `--time-budget`;",
+        "a run it let pass gets one more warning once it is past twice the estimate or half of a bound"
         + (".  Here it is low: a run got past it without finishing." if low else "."),
         "",
         "Under a time budget the split runs count only the units merged in unit order when the budget",

@@ -458,24 +458,59 @@ def progress_text(executions: int, seconds: float, open_points: int | None) -> s
     return text
 
 
-def estimate_warning(unit: Unit, estimate: Estimate) -> str | None:
-    """Return the warning for a run that looks too large for its bounds, if it does."""
+def _pct_command(unit: Unit) -> str:
+    """The command that samples ``unit``'s scenario with PCT instead."""
     import shlex  # noqa: PLC0415 - start-up time
 
+    name = unit.scenario.name
+    target = name if unit.file is None else f"{unit.file}:{name}"
+    return shlex.join(
+        ["hmmsim", "check", target, "--variant", unit.variant, "--strategy", "pct"]
+    )
+
+
+def estimate_warning(unit: Unit, estimate: Estimate) -> str | None:
+    """Return the warning for a run that looks too large for its bounds, if it does."""
     bound = estimate.beyond(unit.config)
     if bound is None:
         return None
-    name = unit.scenario.name
-    target = name if unit.file is None else f"{unit.file}:{name}"
-    command = shlex.join(
-        ["hmmsim", "check", target, "--variant", unit.variant, "--strategy", "pct"]
-    )
     return (
-        f"warning: {name}/{unit.variant}: exhaustive DPOR looks like roughly "
+        f"warning: {unit.scenario.name}/{unit.variant}: exhaustive DPOR looks like roughly "
         f"{estimate.executions:,} executions (~{estimate.seconds_needed():.0f} s on "
         f"one core; a rough estimate from the first {estimate.sample}), more than "
         f"{bound} allows; PCT samples schedules and finds shallow bugs fast: "
-        f"{command}"
+        f"{_pct_command(unit)}"
+    )
+
+
+def overrun_warning(
+    unit: Unit, executions: int, seconds: float, estimate: Estimate | None
+) -> str | None:
+    """Return the warning for a DPOR run that is outgrowing its bounds, if it is.
+
+    The first unit's estimate (:func:`estimate_warning`) is low more often
+    than high, so a run it let pass is watched as it goes: once it has used
+    half of ``--max-executions`` or of ``--time-budget``, or run past twice
+    the estimate, without finishing, it is unlikely to finish in time.
+    """
+    config = unit.config
+    if config.strategy != "dpor":
+        return None
+    reasons = []
+    if config.max_executions is not None and 2 * executions >= config.max_executions:
+        reasons.append(f"half of --max-executions {config.max_executions}")
+    budget = config.time_budget_s
+    if budget is not None and 2 * seconds >= budget:
+        reasons.append(f"half of --time-budget {budget:g}")
+    if estimate is not None and executions > 2 * estimate.executions:
+        reasons.append(f"twice the first estimate of {estimate.executions:,}")
+    if not reasons:
+        return None
+    return (
+        f"warning: {unit.scenario.name}/{unit.variant}: exhaustive DPOR has not finished "
+        f"after {executions:,} executions ({seconds:.0f} s), past {' and '.join(reasons)}, "
+        f"and may not finish within its bounds; PCT samples schedules and finds "
+        f"shallow bugs fast: {_pct_command(unit)}"
     )
 
 
@@ -497,6 +532,9 @@ class _Progress:
         self._tasks: dict[int, TaskID] = {}
         self._started: dict[int, float] = {}
         self._open: dict[int, int] = {}
+        self._units: dict[int, Unit] = {}
+        self._estimates: dict[int, Estimate] = {}
+        self._warned: set[int] = set()
         self._drawn = 0.0
 
     @contextmanager
@@ -540,6 +578,7 @@ class _Progress:
     def started(self, index: int, unit: Unit) -> None:
         """Add a bar for unit ``index``."""
         self._started[index] = time.monotonic()
+        self._units[index] = unit
         if self._bars is None:
             return
         self._tasks[index] = self._bars.add_task(  # pragma: no cover - terminal
@@ -552,10 +591,18 @@ class _Progress:
         self._open[index] = open_points
 
     def progressed(self, index: int, executions: int) -> None:
-        """Move the bar of unit ``index``."""
+        """Move the bar of unit ``index``; warn once if it outgrows its bounds."""
+        seconds = time.monotonic() - self._started.get(index, time.monotonic())
+        unit = self._units.get(index)
+        if unit is not None and index not in self._warned:
+            line = overrun_warning(
+                unit, executions, seconds, self._estimates.get(index)
+            )
+            if line is not None:
+                self._warned.add(index)
+                self._say(line)
         if self._bars is None or index not in self._tasks:
             return
-        seconds = time.monotonic() - self._started.get(index, time.monotonic())
         self._bars.update(  # pragma: no cover - needs a terminal
             self._tasks[index],
             completed=executions,
@@ -565,9 +612,16 @@ class _Progress:
 
     def estimated(self, index: int, unit: Unit, estimate: Estimate) -> None:
         """Warn early when a run looks too large for its bounds (suggest PCT)."""
-        del index
+        self._estimates[index] = estimate
         line = estimate_warning(unit, estimate)
-        if line is None or self.quiet:
+        if line is None:
+            return
+        self._warned.add(index)
+        self._say(line)
+
+    def _say(self, line: str) -> None:
+        """Print a warning line above the bars (nothing when quiet)."""
+        if self.quiet:
             return
         if self._bars is not None:  # pragma: no cover - needs a terminal
             self._bars.console.print(line, markup=False, highlight=False)
