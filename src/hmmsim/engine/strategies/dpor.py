@@ -103,7 +103,6 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass
 
-from hmmsim.engine.clock import VectorClock
 from hmmsim.engine.execution import ABANDON, ExecutionResult
 from hmmsim.engine.ops import LOCAL, Op, OpKind, dependent
 from hmmsim.engine.strategies.base import NONDETERMINISTIC, bounded_options
@@ -113,6 +112,25 @@ from hmmsim.errors import InternalError, ModelError
 __all__ = ["Claim", "DporStrategy", "DporUnit", "NodeInfo"]
 
 _BUG = "[hmmsim internal bug]"
+
+#: A vector clock (:mod:`hmmsim.engine.clock`) kept as its bare list of
+#: entries: ``c[t]`` is one more than the index of the last step of task ``t``
+#: that happens before the event, and a missing entry is 0, so step ``i`` of
+#: task ``t`` happens before ``c`` iff ``t < len(c) and c[t] > i``.  The
+#: strategy works on the lists in place of VectorClock objects: a method call
+#: per comparison and per join was a tenth of an exploration's time.
+_Clock = list[int]
+
+
+def _join(mine: _Clock, theirs: _Clock) -> None:
+    """Set ``mine`` to the pointwise maximum of itself and ``theirs``."""
+    if len(theirs) > len(mine):
+        mine.extend([0] * (len(theirs) - len(mine)))
+    t = 0
+    for value in theirs:
+        if value > mine[t]:  # noqa: PLR1730 - faster than max() here
+            mine[t] = value
+        t += 1  # noqa: SIM113 - faster than enumerate() here
 
 
 class _Node:
@@ -239,15 +257,15 @@ class _Accesses:
 
     def __init__(self) -> None:
         self.writes: list[tuple[int, int, OpKind, bool]] = []
-        self.write_clock: VectorClock | None = None
+        self.write_clock: _Clock | None = None
         self.readers: dict[int, int] = {}
-        self.read_clock: VectorClock | None = None
+        self.read_clock: _Clock | None = None
 
 
 #: What a commit changed in one record: the record, its previous
 #: ``write_clock``, ``read_clock`` and ``readers``, and the task's previous
 #: index in ``readers`` (-1: none).
-_Change = tuple[_Accesses, VectorClock | None, VectorClock | None, dict[int, int], int]
+_Change = tuple[_Accesses, _Clock | None, _Clock | None, dict[int, int], int]
 
 
 class _Step:
@@ -258,8 +276,8 @@ class _Step:
     def __init__(  # noqa: PLR0917 - positional: one is made per new step
         self,
         task: int,
-        clock: VectorClock,
-        previous: VectorClock,
+        clock: _Clock,
+        previous: _Clock,
         tasks: int,
         write: bool,
         changes: list[_Change],
@@ -404,7 +422,7 @@ class DporStrategy:
         # Happens-before state of the committed steps of the execution: task
         # clocks, per-task step indices, per-object accesses, and the steps.
         # A backtrack rolls them back to the backtrack point.
-        self._clocks: list[VectorClock] = []
+        self._clocks: list[_Clock] = []
         self._task_steps: list[list[int]] = []
         self._objects: dict[int, _Accesses] = {}
         self._steps: list[_Step] = []
@@ -719,7 +737,7 @@ class DporStrategy:
         committed = self._committed
         if committed < 0:
             for _ in range(len(self._clocks), execution.task_count):
-                self._clocks.append(VectorClock())
+                self._clocks.append([])
                 self._task_steps.append([])
             self._committed = committed = 0
         assert n - committed in (0, 1), f"{_BUG} dpor skipped states {committed}..{n}"
@@ -727,7 +745,7 @@ class DporStrategy:
             self._commit(execution, committed)
             self._committed = n
 
-    def _commit(self, execution: ExecutionView, j: int) -> None:
+    def _commit(self, execution: ExecutionView, j: int) -> None:  # noqa: PLR0912, PLR0915 - the per-step hot path
         """Add step ``j`` to the clocks and the access index."""
         q = execution.step_tasks[j]
         op = execution.ops[j]
@@ -748,14 +766,21 @@ class DporStrategy:
                 record = objects[oid] = _Accesses()
             else:
                 self._races_with(record, q, op, previous, races)
-                if record.write_clock is not None:
-                    clock.join(record.write_clock)
-                if write and record.read_clock is not None:
-                    clock.join(record.read_clock)
+                other = record.write_clock
+                if other is not None:
+                    _join(clock, other)
+                if write:
+                    other = record.read_clock
+                    if other is not None:
+                        _join(clock, other)
             records.append(record)
         if len(races) > 1:
             races = self._immediate(races)
-        clock.set(q, j + 1)
+        if q < len(clock):
+            clock[q] = j + 1
+        else:
+            clock.extend([0] * (q - len(clock)))
+            clock.append(j + 1)
         clocks[q] = clock
         self._task_steps[q].append(j)
         kind = op.kind
@@ -782,9 +807,12 @@ class DporStrategy:
             else:
                 readers[q] = j
                 read_clock = record.read_clock
-                record.read_clock = (
-                    clock if read_clock is None else read_clock.joined(clock)
-                )
+                if read_clock is None:
+                    record.read_clock = clock
+                else:
+                    read_clock = read_clock.copy()
+                    _join(read_clock, clock)
+                    record.read_clock = read_clock
         # Tasks spawned during step j start with its clock.  Clocks are never
         # mutated once stored: every commit extends a copy.
         self._steps.append(
@@ -840,7 +868,7 @@ class DporStrategy:
 
     # -- races ----------------------------------------------------------------
 
-    def _races_of(self, p: int, x: Op, clock: VectorClock) -> list[int]:
+    def _races_of(self, p: int, x: Op, clock: _Clock) -> list[int]:
         """Return the steps that race with ``x``, next Op of ``p`` (clock ``clock``).
 
         They are the steps ``x`` immediately depends on that do not happen
@@ -867,22 +895,27 @@ class DporStrategy:
         it (a step ``x`` depends on, on another of its objects): not a race.
         """
         steps = self._steps
-        return [
-            e
-            for e in sorted(set(races), reverse=True)
-            if not any(
-                d != e and steps[d].clock.covers(steps[e].task, e) for d in races
-            )
-        ]
+        immediate = []
+        for e in sorted(set(races), reverse=True):
+            r = steps[e].task
+            for d in races:
+                if d != e:
+                    clock = steps[d].clock
+                    if r < len(clock) and clock[r] > e:
+                        break
+            else:
+                immediate.append(e)
+        return immediate
 
     def _races_with(
-        self, record: _Accesses, p: int, x: Op, clock: VectorClock, races: list[int]
+        self, record: _Accesses, p: int, x: Op, clock: _Clock, races: list[int]
     ) -> None:
         """Append the steps of ``record`` that ``x`` races with (see ``_races_of``)."""
         if x.write and record.readers:
             found = False
+            n = len(clock)
             for t, i in record.readers.items():
-                if not clock.covers(t, i):
+                if not (t < n and clock[t] > i):
                     races.append(i)
                     found = True
             if found:
@@ -910,8 +943,8 @@ class DporStrategy:
         # A race reversed once stays reversed for the rest of the execution:
         # v only grows at its end, so the initial found stays an initial.
         reversed_ = self._reversed
-        here = clock.get(p)
-        x_clock: VectorClock | None = None  # made once a race is new
+        here = clock[p] if p < len(clock) else 0
+        x_clock: _Clock | None = None  # made once a race is new
         for e in self._races_of(p, x, clock):
             key = (e, p, here)
             if key not in reversed_:
@@ -920,7 +953,7 @@ class DporStrategy:
                     x_clock = self._clock_of(x, clock)
                 self._reverse_race(e, p, x_clock, end=len(self._steps))
 
-    def _clock_of(self, x: Op, clock: VectorClock) -> VectorClock:
+    def _clock_of(self, x: Op, clock: _Clock) -> _Clock:
         """Return the clock ``x`` would have: ``clock`` joined with those it depends on."""
         x_clock = clock.copy()
         objects = self._objects
@@ -931,9 +964,9 @@ class DporStrategy:
             record = objects.get(oid)
             if record is not None:
                 if record.write_clock is not None:
-                    x_clock.join(record.write_clock)
+                    _join(x_clock, record.write_clock)
                 if write and record.read_clock is not None:
-                    x_clock.join(record.read_clock)
+                    _join(x_clock, record.read_clock)
         return x_clock
 
     def _fatal_races(self, execution: ExecutionView, j: int) -> None:
@@ -951,15 +984,21 @@ class DporStrategy:
                 self._reverse(node, (p,))
         previous = step.previous
         for t, clock in enumerate(self._clocks):
-            last = clock.get(t) - 1  # a task's own entry is its last step
-            if t != q and 0 <= last < j and not previous.covers(t, last):
+            # A task's own entry is its last step.
+            last = (clock[t] if t < len(clock) else 0) - 1
+            if (
+                t != q
+                and 0 <= last < j
+                and not (t < len(previous) and previous[t] > last)
+            ):
                 self._reverse_race(last, q, None, end=j)
 
     def _last_racing_write(
-        self, record: _Accesses, p: int, x: Op, clock: VectorClock
+        self, record: _Accesses, p: int, x: Op, clock: _Clock
     ) -> int:
+        n = len(clock)
         for i, t, kind, reads_before in reversed(record.writes):
-            if clock.covers(t, i):
+            if t < n and clock[t] > i:
                 # Every earlier access to the object happens before this write.
                 return -1
             if (
@@ -975,7 +1014,7 @@ class DporStrategy:
         return -1
 
     def _reverse_race(
-        self, e: int, p: int, x_clock: VectorClock | None, *, end: int
+        self, e: int, p: int, x_clock: _Clock | None, *, end: int
     ) -> None:
         """Reverse the race of step ``e`` with ``x``, the next Op of ``p``.
 
@@ -996,17 +1035,23 @@ class DporStrategy:
             k = bisect_right(indices, e)
             if k < len(indices) and indices[k] < end:
                 g = indices[k]
-                if not steps[g].clock.covers(r, e):
+                clock = steps[g].clock
+                if not (r < len(clock) and clock[r] > e):
                     first_in_v[t] = g
         initials = []
         for t, g in first_in_v.items():
             clock = steps[g].clock
-            if not any(u != t and clock.covers(u, h) for u, h in first_in_v.items()):
+            n = len(clock)
+            if not any(
+                u != t and u < n and clock[u] > h for u, h in first_in_v.items()
+            ):
                 initials.append(t)
         if p not in first_in_v and (
             not first_in_v
             if x_clock is None
-            else not any(x_clock.covers(u, h) for u, h in first_in_v.items())
+            else not any(
+                u < len(x_clock) and x_clock[u] > h for u, h in first_in_v.items()
+            )
         ):
             initials.append(p)
         self._reverse(node, initials)
