@@ -912,6 +912,19 @@ def _await_site(task: Task) -> str:
     return site
 
 
+def _called_as(coro: object) -> str:
+    """Return `` (called as func())`` for a dropped coroutine of a primitive.
+
+    The lock wrappers (``mutex_lock``, ``spin_unlock`` ...) are plain
+    functions that return the coroutine of a shared method, whose name alone
+    would not say which one the model forgot to await; the method's ``func``
+    argument does.
+    """
+    frame = getattr(coro, "cr_frame", None)
+    func = frame.f_locals.get("func") if frame is not None else None
+    return f" (called as {func}())" if isinstance(func, str) else ""
+
+
 @contextmanager
 def strict_coroutines() -> Iterator[None]:
     """Turn a dropped, never-awaited coroutine into a ScenarioError.
@@ -930,7 +943,7 @@ def strict_coroutines() -> Iterator[None]:
             and isinstance(exc, RuntimeWarning)
             and _UNAWAITED in str(exc)
         ):
-            _current.unawaited = str(exc)
+            _current.unawaited = str(exc) + _called_as(unraisable.object)
             return
         previous(unraisable)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Mapping
 
-from hmmsim.engine.execution import Execution, current_execution, current_task
+from hmmsim.engine import execution as _ex
+from hmmsim.engine.execution import current_execution, current_task
 
 __all__ = ["current_execution", "current_task", "new_oid", "report", "tracepoint"]
 
@@ -16,9 +17,7 @@ _outside_ids = itertools.count(1 << 40)
 
 def new_oid() -> int:
     """Return a fresh object id from the running execution."""
-    from hmmsim.engine import execution as _ex  # noqa: PLC0415 - ambient state lookup
-
-    running: Execution | None = _ex._current
+    running = _ex._current  # the module's attribute: the running execution
     if running is None:
         return next(_outside_ids)
     oid = running.new_oid()

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from hmmsim.engine import execution as _engine
 from hmmsim.engine.ops import Op, OpKind
 from hmmsim.sync._base import current_execution, current_task, new_oid, report
+from hmmsim.sync.debug import might_sleep
 
 __all__ = ["ExclusiveLock"]
+
+# Module-level copies of the kinds: an enum member is a slow lookup on its
+# class (about 50 ns more than a global, on every lock operation).
+_ACQUIRE: Final = OpKind.ACQUIRE
+_TRYLOCK: Final = OpKind.TRYLOCK
+_RELEASE: Final = OpKind.RELEASE
 
 
 class ExclusiveLock:
@@ -41,14 +50,17 @@ class ExclusiveLock:
         """Return whether somebody holds the lock."""
         return self.owner is not None
 
-    async def _acquire(self, func: str) -> None:
+    async def _acquire(self, func: str, sleeps: bool = False) -> None:
+        """Take the lock for ``func``; ``sleeps``: ``func`` may sleep (might_sleep)."""
         # The task and execution cannot change across the await: look them up
         # once (this is the hottest primitive, bench/engine_speed.py).
         execution = _engine._current or current_execution()
         task = execution.current or current_task()
+        if sleeps and (task.atomic or task.non_block):
+            might_sleep(func)  # it reports: the task may not sleep here
         if task.held:  # lockdep only orders locks taken while holding one
             execution.lock_acquiring(task, self.lockdep_class)
-        await Op(OpKind.ACQUIRE, self.oid, True, func, self, self.is_free)
+        await Op(_ACQUIRE, self.oid, True, func, self, self.is_free)
         self.owner = task.id
         if self.is_spin:
             task.atomic += 1
@@ -57,7 +69,7 @@ class ExclusiveLock:
     async def _try(self, func: str) -> bool:
         execution = _engine._current or current_execution()
         task = execution.current or current_task()
-        await Op(OpKind.TRYLOCK, self.oid, True, func, self)
+        await Op(_TRYLOCK, self.oid, True, func, self)
         if self.owner is not None:
             return False
         self.owner = task.id
@@ -69,7 +81,7 @@ class ExclusiveLock:
     async def _release(self, func: str) -> None:
         execution = _engine._current or current_execution()
         task = execution.current or current_task()
-        await Op(OpKind.RELEASE, self.oid, True, func, self)
+        await Op(_RELEASE, self.oid, True, func, self)
         if self.owner != task.id:
             state = "not locked" if self.owner is None else "held by another task"
             report(

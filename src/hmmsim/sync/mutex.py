@@ -11,9 +11,11 @@ Deviations:
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from typing import Any
+
 from hmmsim.engine.ops import Op, OpKind
 from hmmsim.sync._lock import ExclusiveLock
-from hmmsim.sync.debug import might_sleep
 
 __all__ = [
     "Mutex",
@@ -47,17 +49,22 @@ async def mutex_is_locked(lock: Mutex) -> bool:
     return lock.owner is not None
 
 
-async def mutex_lock(lock: Mutex) -> None:
-    """Acquire ``lock``, sleeping while another task holds it."""
-    might_sleep("mutex_lock")
-    await lock._acquire("mutex_lock")
+def mutex_lock(lock: Mutex) -> Coroutine[Any, Any, None]:
+    """Acquire ``lock``, sleeping while another task holds it (``await`` it).
+
+    A plain function that returns the acquisition's coroutine, as the other
+    lock and unlock wrappers here do: a coroutine of its own would add a frame
+    to every resumption of the task (they are the commonest steps).  The
+    acquisition calls ``might_sleep`` first.
+    """
+    return lock._acquire("mutex_lock", True)
 
 
-async def mutex_trylock(lock: Mutex) -> bool:
+def mutex_trylock(lock: Mutex) -> Coroutine[Any, Any, bool]:
     """Acquire ``lock`` if it is free, without sleeping; return 1/0 as bool."""
-    return await lock._try("mutex_trylock")
+    return lock._try("mutex_trylock")
 
 
-async def mutex_unlock(lock: Mutex) -> None:
-    """Release ``lock``."""
-    await lock._release("mutex_unlock")
+def mutex_unlock(lock: Mutex) -> Coroutine[Any, Any, None]:
+    """Release ``lock`` (``await`` it)."""
+    return lock._release("mutex_unlock")
