@@ -102,6 +102,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass
+from typing import Final
 
 from hmmsim.engine.execution import ABANDON, ExecutionResult
 from hmmsim.engine.ops import LOCAL, Op, OpKind, dependent
@@ -112,6 +113,13 @@ from hmmsim.errors import InternalError, ModelError
 __all__ = ["Claim", "DporStrategy", "DporUnit", "NodeInfo"]
 
 _BUG = "[hmmsim internal bug]"
+
+# Module-level copies of the kinds the race detection tests (an enum member is
+# a slow lookup on its class).
+_ACQUIRE: Final = OpKind.ACQUIRE
+_RELEASE: Final = OpKind.RELEASE
+_WAIT: Final = OpKind.WAIT
+_WAKE: Final = OpKind.WAKE
 
 #: A vector clock (:mod:`hmmsim.engine.clock`) kept as its bare list of
 #: entries: ``c[t]`` is one more than the index of the last step of task ``t``
@@ -502,9 +510,25 @@ class DporStrategy:
         self._execution = execution
         n = len(execution.step_tasks)
         if n > self._committed:
-            self._advance(execution, n)
-            if len(enabled) < execution.task_count:
-                self._blocked_races(execution, enabled)
+            # A new state (_advance, inlined): commit the step that led here,
+            # then reverse the races of the Ops of the tasks blocked here.
+            # FG05 checks the pending Ops of blocked tasks at every state: a
+            # race that keeps a task blocked (an acquisition of the lock it
+            # waits for) is reversed even if the task never gets to run in
+            # this execution.
+            if self._committed < 0 or n - self._committed != 1:
+                self._advance(execution, n)
+            else:
+                self._commit(execution, n - 1)
+                self._committed = n
+            count = execution.task_count
+            if len(enabled) < count:
+                pending = execution.pending
+                for p in range(count):
+                    if p not in enabled:
+                        x = pending(p)
+                        if x is not None and x.guard is not None:
+                            self._pending_races(p, x)
         pos = self._pos
         stack = self._stack
         if pos < len(stack):
@@ -600,7 +624,11 @@ class DporStrategy:
     def _open(self, execution: ExecutionView, enabled: list[int], n: int) -> int:
         nodes = self._nodes
         assert len(nodes) == n, f"{_BUG} dpor has {len(nodes)} nodes at step {n}"
-        sleep = nodes[n - 1].child_sleep() if n else {}
+        sleep: dict[int, Op] = {}
+        if n:
+            parent = nodes[n - 1]
+            if parent.sleep or parent.done:  # else child_sleep() is empty
+                sleep = parent.child_sleep()
         bound = self.preemption_bound
         if bound is None:
             allowed, cut = enabled, False
@@ -765,7 +793,22 @@ class DporStrategy:
             if record is None:
                 record = objects[oid] = _Accesses()
             else:
-                self._races_with(record, q, op, previous, races)
+                # _races_with, inlined.
+                readers = record.readers
+                if write and readers:
+                    found = False
+                    for t, i in readers.items():
+                        if not (t < len(previous) and previous[t] > i):
+                            races.append(i)
+                            found = True
+                    if not found:
+                        i = self._last_racing_write(record, q, op, previous)
+                        if i >= 0:
+                            races.append(i)
+                else:
+                    i = self._last_racing_write(record, q, op, previous)
+                    if i >= 0:
+                        races.append(i)
                 other = record.write_clock
                 if other is not None:
                     _join(clock, other)
@@ -825,9 +868,10 @@ class DporStrategy:
                 changes,
             )
         )
-        for _ in range(len(clocks), execution.task_count):
-            clocks.append(clock)
-            self._task_steps.append([])
+        if execution.task_count > len(clocks):
+            for _ in range(len(clocks), execution.task_count):
+                clocks.append(clock)
+                self._task_steps.append([])
         for e in races:
             self._reverse_race(e, q, clock, end=j)
 
@@ -924,19 +968,6 @@ class DporStrategy:
         if i >= 0:
             races.append(i)
 
-    def _blocked_races(self, execution: ExecutionView, enabled: list[int]) -> None:
-        """Reverse the races of the Ops of the tasks blocked at a new state.
-
-        FG05 checks the pending Ops of blocked tasks at every state: a race
-        that keeps a task blocked (an acquisition of the lock it waits for)
-        is reversed even if the task never gets to run in this execution.
-        """
-        pending = execution.pending
-        for p in range(execution.task_count):
-            x = pending(p)
-            if x is not None and x.guard is not None and p not in enabled:
-                self._pending_races(p, x)
-
     def _pending_races(self, p: int, x: Op) -> None:
         """Reverse the races of ``x``, the pending Op of ``p``, with the steps so far."""
         clock = self._clocks[p]
@@ -997,18 +1028,20 @@ class DporStrategy:
         self, record: _Accesses, p: int, x: Op, clock: _Clock
     ) -> int:
         n = len(clock)
+        # The writes never co-enabled with x (see the module docstring): the
+        # RELEASEs before a guarded ACQUIRE (unless x writes and reads came
+        # between), and the wake-ups that enabled a guarded WAIT.
+        guarded = x.guard is not None
+        acquire = guarded and x.kind is _ACQUIRE
+        wait = guarded and x.kind is _WAIT
+        write = x.write
         for i, t, kind, reads_before in reversed(record.writes):
             if t < n and clock[t] > i:
                 # Every earlier access to the object happens before this write.
                 return -1
-            if (
-                kind is OpKind.RELEASE
-                and x.kind is OpKind.ACQUIRE
-                and x.guard is not None
-                and not (x.write and reads_before)
-            ):
-                continue  # never co-enabled: see the module docstring
-            if kind is OpKind.WAKE and x.kind is OpKind.WAIT and x.guard is not None:
+            if acquire and kind is _RELEASE and not (write and reads_before):
+                continue  # never co-enabled
+            if wait and kind is _WAKE:
                 continue  # the wake-up that enabled the sleep: no race
             return i
         return -1
