@@ -242,8 +242,10 @@ class Execution:
 
     def spawn(self, name: str, body: TaskBody) -> Task:
         """Add a task; its code up to its first Op runs now."""
-        if any(t.name == name for t in self.tasks):
-            name = f"{name}#{len(self.tasks)}"
+        for other in self.tasks:  # a loop: a generator costs more for a few tasks
+            if other.name == name:
+                name = f"{name}#{len(self.tasks)}"
+                break
         task = Task(len(self.tasks), name, body)
         self.tasks.append(task)
         self._pending.append(None)
@@ -367,7 +369,7 @@ class Execution:
             instance = self.instance
             if (
                 outcome is Outcome.PASSED
-                and not self._has_fatal()
+                and not (self.findings and self._has_fatal())
                 and instance is not None
             ):
                 self.current = None

@@ -321,7 +321,8 @@ class _Search:
 
     def sample(self, ex_result: ExecutionResult) -> None:
         """Keep the schedule of a power-of-two-numbered complete execution."""
-        if ex_result.outcome in {Outcome.REDUNDANT, Outcome.PRUNED}:
+        outcome = ex_result.outcome
+        if outcome is Outcome.REDUNDANT or outcome is Outcome.PRUNED:
             return
         self._complete_runs += 1
         n = self._complete_runs
@@ -366,7 +367,7 @@ class _Search:
             strategy.end_execution(ex_result)
             result.executions += 1
             result.steps += ex_result.steps
-            key = ex_result.outcome.value
+            key = ex_result.outcome._value_  # .value is a Python-level property
             outcomes[key] = outcomes.get(key, 0) + 1
             for finding in ex_result.findings:
                 if finding.kind not in found:

@@ -276,26 +276,11 @@ class _Accesses:
 _Change = tuple[_Accesses, _Clock | None, _Clock | None, dict[int, int], int]
 
 
-class _Step:
-    """A committed step: its clock, and how to undo the commit."""
-
-    __slots__ = ("changes", "clock", "previous", "task", "tasks", "write")
-
-    def __init__(  # noqa: PLR0917 - positional: one is made per new step
-        self,
-        task: int,
-        clock: _Clock,
-        previous: _Clock,
-        tasks: int,
-        write: bool,
-        changes: list[_Change],
-    ) -> None:
-        self.task = task  # the task that took the step
-        self.clock = clock  # the step's clock
-        self.previous = previous  # the task's clock before the step
-        self.tasks = tasks  # how many tasks there were before the step
-        self.write = write
-        self.changes = changes
+#: A committed step, its clock and how to undo the commit: (the task that
+#: took it, its clock, the task's clock before it, how many tasks there were
+#: before it, whether its Op writes, what it changed in the records).  A plain
+#: tuple, one made per new step: a class instance cost 7x more to build.
+_Step = tuple[int, _Clock, _Clock, int, bool, list[_Change]]
 
 
 def _objects_of(op: Op) -> tuple[int, ...]:
@@ -597,8 +582,11 @@ class DporStrategy:
             # A fatal finding reported while a task ran (not by the deadlock
             # check or the end-of-execution properties) was made by the last
             # step, and ended the execution there.
-            fatal = n > 0 and any(
-                f.fatal and f.task and f.step == n - 1 for f in result.findings
+            findings = result.findings
+            fatal = (
+                n > 0
+                and bool(findings)
+                and any(f.fatal and f.task and f.step == n - 1 for f in findings)
             )
             self._advance(execution, n)
             if fatal:
@@ -858,16 +846,7 @@ class DporStrategy:
                     record.read_clock = read_clock
         # Tasks spawned during step j start with its clock.  Clocks are never
         # mutated once stored: every commit extends a copy.
-        self._steps.append(
-            _Step(
-                q,
-                clock,
-                previous,
-                len(clocks),
-                write,
-                changes,
-            )
-        )
+        self._steps.append((q, clock, previous, len(clocks), write, changes))
         if execution.task_count > len(clocks):
             for _ in range(len(clocks), execution.task_count):
                 clocks.append(clock)
@@ -888,16 +867,14 @@ class DporStrategy:
         clocks = self._clocks
         task_steps = self._task_steps
         while len(steps) > keep:
-            step = steps.pop()
-            task = step.task
-            if len(clocks) > step.tasks:  # the step spawned tasks
-                del clocks[step.tasks :]
-                del task_steps[step.tasks :]
-            clocks[task] = step.previous
+            task, _, previous, tasks, write, changes = steps.pop()
+            if len(clocks) > tasks:  # the step spawned tasks
+                del clocks[tasks:]
+                del task_steps[tasks:]
+            clocks[task] = previous
             task_steps[task].pop()
-            write = step.write
             for record, write_clock, read_clock, readers, reader_index in reversed(
-                step.changes
+                changes
             ):
                 record.write_clock = write_clock
                 record.read_clock = read_clock
@@ -941,10 +918,10 @@ class DporStrategy:
         steps = self._steps
         immediate = []
         for e in sorted(set(races), reverse=True):
-            r = steps[e].task
+            r = steps[e][0]  # its task
             for d in races:
                 if d != e:
-                    clock = steps[d].clock
+                    clock = steps[d][1]  # its clock
                     if r < len(clock) and clock[r] > e:
                         break
             else:
@@ -1009,11 +986,10 @@ class DporStrategy:
         """
         node = self._nodes[j]
         q = execution.step_tasks[j]
-        step = self._steps[j]
-        for p in range(step.tasks):
+        _, _, previous, tasks, _, _ = self._steps[j]
+        for p in range(tasks):
             if p != q and execution.pending(p) is not None:
                 self._reverse(node, (p,))
-        previous = step.previous
         for t, clock in enumerate(self._clocks):
             # A task's own entry is its last step.
             last = (clock[t] if t < len(clock) else 0) - 1
@@ -1059,7 +1035,7 @@ class DporStrategy:
         if node.saturated():
             return  # every task enabled there is explored, scheduled or asleep
         steps = self._steps
-        r = steps[e].task
+        r = steps[e][0]  # its task
         # g[t]: the first step of task t after e, if it does not happen after
         # e: then it and the steps of t up to the last one that does not are
         # in v = notdep(e).x.
@@ -1068,12 +1044,12 @@ class DporStrategy:
             k = bisect_right(indices, e)
             if k < len(indices) and indices[k] < end:
                 g = indices[k]
-                clock = steps[g].clock
+                clock = steps[g][1]  # its clock
                 if not (r < len(clock) and clock[r] > e):
                     first_in_v[t] = g
         initials = []
         for t, g in first_in_v.items():
-            clock = steps[g].clock
+            clock = steps[g][1]
             n = len(clock)
             if not any(
                 u != t and u < n and clock[u] > h for u, h in first_in_v.items()
