@@ -41,7 +41,6 @@ REPORT = ROOT / "docs" / "PERFORMANCE.md"
 
 from hmmsim.config import ExploreConfig  # noqa: E402
 from hmmsim.engine import ExplorationResult, Instance, explore  # noqa: E402
-from hmmsim.engine.clock import VectorClock  # noqa: E402
 from hmmsim.engine.ops import Op, OpKind  # noqa: E402
 from hmmsim.engine.strategies import dpor  # noqa: E402
 from hmmsim.sync import waitqueue  # noqa: E402
@@ -74,13 +73,15 @@ async def _wake(wq: WaitQueueHead, func: str) -> None:
     wq.waiters = []
 
 
-def _last_racing_write(
-    self: Any, record: Any, p: int, x: Op, clock: VectorClock
-) -> int:
+def _last_racing_write(self: Any, record: Any, p: int, x: Op, clock: list[int]) -> int:
+    # DPOR's clocks are lists indexed by task: entry t is one past the last
+    # step of task t that happens before (0: none).  A step record is the
+    # tuple (task, clock, previous clock, tasks before it, writes, changes).
     writes = record.writes
+    n = len(clock)
     for k in range(len(writes) - 1, -1, -1):
         i, t, kind, reads_before = writes[k]
-        if clock.covers(t, i):
+        if t < n and clock[t] > i:
             return -1
         i = int(i)
         if (
@@ -88,8 +89,8 @@ def _last_racing_write(
             and not (x.write and reads_before)
             and x.kind is OpKind.ACQUIRE
             and x.guard is not None
-            and clock.get(p) <= i  # x was pending at i ...
-            and p < self._steps[i].tasks  # ... p existed ...
+            and (clock[p] if p < n else 0) <= i  # x was pending at i ...
+            and p < self._steps[i][3]  # ... p existed ...
             and p not in self._nodes[i].enabled  # ... and was blocked there
         ):
             continue
