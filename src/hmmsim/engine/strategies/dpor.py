@@ -1011,7 +1011,11 @@ class DporStrategy:
         acquire = guarded and x.kind is _ACQUIRE
         wait = guarded and x.kind is _WAIT
         write = x.write
-        for i, t, kind, reads_before in reversed(record.writes):
+        writes = record.writes
+        k = len(writes)
+        while k:  # latest first; an index, not reversed(): most calls look at one
+            k -= 1
+            i, t, kind, reads_before = writes[k]
             if t < n and clock[t] > i:
                 # Every earlier access to the object happens before this write.
                 return -1
