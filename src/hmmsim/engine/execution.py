@@ -468,6 +468,8 @@ class Execution:
         spinning = progress.spinning
         max_steps = self.max_steps
         shared_choices = TASK_CHOICES
+        op_type = Op
+        solo_steps = SOLO_STEPS
         shared = len(shared_choices)
         prev = step_tasks[-1] if step_tasks else -1
         solo = 0  # steps of the running task since another task's last step
@@ -532,10 +534,10 @@ class Execution:
                         self.step = step + 1
                 else:
                     self.step = step + 1
-                    if self.unawaited is not None or type(next_op) is not Op:
+                    if self.unawaited is not None or type(next_op) is not op_type:
                         self._bad_resume(task, next_op)
                     task.pending = pending[tid] = next_op
-            if solo >= SOLO_STEPS:
+            if solo >= solo_steps:
                 progress.after_step(task, step + 1 - solo)
 
     def _resume(self, task: Task) -> None:
