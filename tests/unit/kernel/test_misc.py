@@ -141,4 +141,5 @@ def test_vma_dataclass_fields() -> None:
         "vm_ops",
         "vm_pgoff",
         "vm_file",
+        "vm_private_data",
     } == set(VmAreaStruct.__dataclass_fields__)
