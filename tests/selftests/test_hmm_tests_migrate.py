@@ -37,6 +37,7 @@ from hmmsim.kernel.drivers.dmirror_current import (
     HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL,
     DmirrorDevice,
     dmirror_device_init,
+    dmirror_device_remove_chunks,
     dmirror_fops_open,
     dmirror_fops_release,
     dmirror_migrate_to_device,
@@ -44,7 +45,8 @@ from hmmsim.kernel.drivers.dmirror_current import (
     dmirror_read,
     dmirror_snapshot,
 )
-from hmmsim.kernel.mm_types import MmStruct
+from hmmsim.kernel.memremap import is_zone_device_page
+from hmmsim.kernel.mm_types import MmStruct, pte_page, pte_present
 from hmmsim.kernel.mmap import sys_munmap
 from hmmsim.kernel.mprotect import do_mprotect_pkey
 from hmmsim.kernel.types import PAGE_SIZE, VM_NONE, VM_READ, VM_SHARED, VM_WRITE
@@ -55,6 +57,16 @@ HMM_DMIRROR_READ: Final = "read"
 HMM_DMIRROR_SNAPSHOT: Final = "snapshot"
 HMM_DMIRROR_MIGRATE_TO_DEV: Final = "migrate-to-dev"
 HMM_DMIRROR_MIGRATE_TO_SYS: Final = "migrate-to-sys"
+HMM_DMIRROR_RELEASE: Final = "release"
+
+
+async def dmirror_release(dmirror: Dmirror, cmd: HmmDmirrorCmd) -> int:
+    """The HMM_DMIRROR_RELEASE case of dmirror_fops_unlocked_ioctl (lib/test_hmm.c)."""
+    del cmd
+    assert isinstance(dmirror.mdevice, DmirrorDevice)
+    await dmirror_device_remove_chunks(dmirror.mdevice)
+    return 0
+
 
 Request = Callable[[Dmirror, HmmDmirrorCmd], Awaitable[int]]
 REQUESTS: Final[dict[str, Request]] = {
@@ -62,6 +74,7 @@ REQUESTS: Final[dict[str, Request]] = {
     HMM_DMIRROR_SNAPSHOT: dmirror_snapshot,
     HMM_DMIRROR_MIGRATE_TO_DEV: dmirror_migrate_to_device,
     HMM_DMIRROR_MIGRATE_TO_SYS: dmirror_migrate_to_system,
+    HMM_DMIRROR_RELEASE: dmirror_release,
 }
 
 
@@ -164,6 +177,47 @@ def test_migrate_fault() -> None:
         t.ASSERT_EQ(0, ret)
         t.ASSERT_EQ(NPAGES, buffer.cpages)
         t.ASSERT_EQ(list(range(NPAGES)), buffer.mirror)
+        await dmirror_fops_release(fd)
+
+    hmm_test(body)
+
+
+def in_system_memory(mm: MmStruct, addr: int) -> bool:
+    """The PTE at ``addr`` maps a system page (a CPU access takes no device fault)."""
+    ptep = mm.ptes.get(addr)
+    if ptep is None or not pte_present(ptep.value):
+        return False
+    return not is_zone_device_page(pte_page(ptep.value))
+
+
+def test_migrate_release() -> None:
+    """migrate_release: HMM_DMIRROR_RELEASE evicts the device pages; the CPU reads them from system memory."""
+
+    async def body(t: Asserts) -> None:
+        mm = await new_process()
+        fd = await hmm_open(mm)
+        buffer = await mmap_buffer(mm, VM_READ | VM_WRITE)
+        await init_buffer(mm, buffer)
+
+        # Migrate memory to device.
+        ret = await hmm_migrate_sys_to_dev(fd, buffer, NPAGES)
+        t.ASSERT_EQ(0, ret)
+        t.ASSERT_EQ(NPAGES, buffer.cpages)
+
+        # Check what the device read.
+        t.ASSERT_EQ(list(range(NPAGES)), buffer.mirror)
+
+        # Release device memory.
+        ret = await hmm_dmirror_cmd(fd, HMM_DMIRROR_RELEASE, buffer, NPAGES)
+        t.ASSERT_EQ(0, ret)
+
+        # The eviction put every page back in system memory: no device fault.
+        pages = [buffer.ptr + i * PAGE_SIZE for i in range(NPAGES)]
+        t.ASSERT_EQ([True] * NPAGES, [in_system_memory(mm, a) for a in pages])
+
+        # Read the pages back (the kernel test reads half the buffer's ints).
+        for i in range(NPAGES // 2):
+            t.ASSERT_EQ((0, i), await cpu_load(mm, buffer.ptr + i * PAGE_SIZE))
         await dmirror_fops_release(fd)
 
     hmm_test(body)

@@ -60,6 +60,10 @@ Deviations:
       swap-entry branch of copy_one_pte follow v6.16; a real swap device is
       not modelled.  do_swap_page imports kernel.migrate inside the function
       (mm/migrate.c uses set_pte_at of this module: an import cycle here).
+    * MODEL: zap_nonpresent_ptes and copy_one_pte keep the per-execution
+      record of device-private PTEs that stands for try_to_migrate's rmap
+      walk (kernel.rmap): a zapped entry is erased from it, the child's copy
+      added (with the child's VMA).
 """
 
 from __future__ import annotations
@@ -113,10 +117,12 @@ from hmmsim.kernel.page_alloc import (
 from hmmsim.kernel.pagemap import trylock_page, unlock_page
 from hmmsim.kernel.rmap import (
     PageAnon,
+    forget_device_private_pte,
     page_add_file_rmap,
     page_add_new_anon_rmap,
     page_dup_rmap,
     page_remove_rmap,
+    record_device_private_pte,
 )
 from hmmsim.kernel.swapops import (
     is_device_private_entry,
@@ -849,6 +855,9 @@ async def zap_nonpresent_ptes(vma: VmAreaStruct, ptep: Cell[PteVal], addr: int) 
         WARN_ON_ONCE(True, f"unknown swap entry {entry!r}")
     # clear_not_present_full_ptes
     await ptep_get_and_clear(mm, addr, ptep)
+    if is_device_private_entry(entry):
+        # MODEL: the record try_to_migrate walks (kernel.rmap).
+        forget_device_private_pte(pfn_swap_entry_to_page(entry), mm, addr)
 
 
 async def unmap_page_range(
@@ -941,6 +950,11 @@ async def copy_one_pte(
                 pte = swp_entry_to_pte(make_readable_device_private_entry(dpage))
                 await set_pte_at(src_mm, addr, src_pte, pte)
         await set_pte_at(dst_mm, addr, dst_pte, pte)
+        if is_device_private_entry(entry):
+            # MODEL: the record try_to_migrate walks (kernel.rmap); the
+            # child's VMA, linked by dup_mmap under its mmap_sem.
+            dst_vma = next(v for v in dst_mm.mmap if v.vm_start <= addr < v.vm_end)
+            record_device_private_pte(pfn_swap_entry_to_page(entry), dst_vma, addr)
         return 0
     # A private mapping: write-protect the PTE in the parent and the child.
     if is_cow_mapping(vma.vm_flags) and pte_write(pte):

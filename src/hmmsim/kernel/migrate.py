@@ -42,6 +42,9 @@ failed).  Their deviations:
       pages carry none), so it does nothing.
     * MODEL: no young, dirty, soft-dirty or uffd-wp bits; the new PTE is
       writable when the migration entry was.
+    * MODEL: a device-private entry installed by ``remove_migration_pte``
+      is recorded for try_to_migrate's walk (kernel.rmap
+      :func:`~hmmsim.kernel.rmap.record_device_private_pte`).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from typing import cast
 from hmmsim.kernel.memremap import is_device_private_page
 from hmmsim.kernel.mm_types import MmStruct, Page, VmAreaStruct, mk_pte, pte_offset_map
 from hmmsim.kernel.page_alloc import get_page
-from hmmsim.kernel.rmap import page_dup_rmap
+from hmmsim.kernel.rmap import page_dup_rmap, record_device_private_pte
 from hmmsim.kernel.swapops import (
     is_migration_entry,
     is_swap_pte,
@@ -177,6 +180,9 @@ async def remove_migration_pte(
     # folio_add_anon_rmap_pte: one more mapping of the page.
     await page_dup_rmap(folio)
     await set_pte_at(mm, addr, ptep, pte)  # type: ignore[arg-type]
+    if is_device_private_page(folio):
+        # MODEL: the record try_to_migrate walks (kernel.rmap).
+        record_device_private_pte(folio, vma, addr)
     # update_mmu_cache: MODEL: no-op.
     await spin_unlock(mm.page_table_lock)
     trace("remove_migration_pte", mm=mm.name, addr=addr, old=old.pfn, new=folio.pfn)

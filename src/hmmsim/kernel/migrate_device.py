@@ -26,6 +26,16 @@ A CPU fault on a device-private entry calls the owner's ``migrate_to_ram``,
 which runs the same three steps with ``fault_page`` set (see
 :mod:`hmmsim.kernel.drivers.dmirror_current`).
 
+A driver that must give its device memory back (unbind, unload,
+HMM_DMIRROR_RELEASE) does not know where its pages are mapped: it names a
+range of device pfns instead.  :func:`migrate_device_range` takes a
+reference on and the lock of every page of the range that is not free, and
+the shared :func:`migrate_device_unmap` replaces every mapping of each
+page by a migration entry through the reverse map (``try_to_migrate``,
+kernel.rmap); the driver allocates system pages, copies, and calls
+:func:`migrate_device_pages` and :func:`migrate_device_finalize`, the
+vma-less forms of steps 2 and 3.
+
 Deviations:
     * MODEL: one page-table level (mm_types): no PMD, no THP.
       ``migrate_vma_collect_pmd`` handles the whole VMA part handed to it by
@@ -47,10 +57,15 @@ Deviations:
       its reference, ``folio_putback_lru`` drops one, ``folio_add_lru`` and
       ``lru_add_drain*`` do nothing; memcg, mm counters and anon_vma
       preparation are not modelled.
-    * MODEL: ``try_to_migrate`` (the rmap walk that installs migration
-      entries in *other* mappings of a page) is not modelled: a page still
-      mapped elsewhere after collection (a COW page shared with a fork
+    * MODEL: ``try_to_migrate`` (kernel.rmap) walks a per-execution record
+      of device-private PTEs instead of the anon_vma: it finds every mapping
+      of a device-private page, but none of a system page, so a system page
+      still mapped elsewhere after collection (a COW page shared with a fork
       child) is restored, as the kernel does for a page it failed to unmap.
+      The record is written where device-private entries are installed
+      (:func:`migrate_vma_insert_page`, remove_migration_pte, fork) and
+      erased where they are replaced (:func:`migrate_vma_collect_pmd`) or
+      zapped.
     * MODEL: ``remove_migration_ptes`` (kernel.migrate) finds the migration
       entries of a folio in a per-execution record written when they are
       installed, instead of walking the anon_vma.
@@ -112,13 +127,22 @@ from hmmsim.kernel.mmu_notifier import (
 )
 from hmmsim.kernel.page_alloc import (
     get_page,
+    get_page_unless_zero,
     is_zero_pfn,
     pfn_to_page,
     put_page,
 )
 from hmmsim.kernel.pagemap import PageLocked, trylock_page, unlock_page
 from hmmsim.kernel.pagewalk import MmWalk, walk_page_range
-from hmmsim.kernel.rmap import PageAnon, page_add_new_anon_rmap, page_remove_rmap
+from hmmsim.kernel.rmap import (
+    PageAnon,
+    forget_device_private_pte,
+    page_add_new_anon_rmap,
+    page_mapped,
+    page_remove_rmap,
+    record_device_private_pte,
+    try_to_migrate,
+)
 from hmmsim.kernel.swapops import (
     is_device_private_entry,
     is_writable_device_private_entry,
@@ -157,6 +181,8 @@ __all__ = [
     "__migrate_device_pages",
     "migrate_device_finalize",
     "migrate_device_pages",
+    "migrate_device_pfn_lock",
+    "migrate_device_range",
     "migrate_device_unmap",
     "migrate_pfn",
     "migrate_pfn_to_page",
@@ -406,6 +432,9 @@ async def migrate_vma_collect_pmd(  # noqa: PLR0912, PLR0915 - the C's shape
                 entry = make_readable_migration_entry(page)
             swp_pte = swp_entry_to_pte(entry)
             await set_pte_at(mm, addr, ptep, swp_pte)
+            # MODEL: the records of the rmap walks (see Deviations).
+            if not pte_present(pte):
+                forget_device_private_pte(folio, mm, addr)
             record_migration_pte(folio, vma, addr)
 
             # Like an unmap: drop the rmap and the mapping's reference.  The
@@ -518,14 +547,18 @@ def _is_anon(page: Page) -> bool:
 
 
 async def migrate_device_unmap(
-    src_pfns: list[int], npages: int, fault_page: Page | None, *, mm: MmStruct
+    src_pfns: list[int], npages: int, fault_page: Page | None, *, mm: MmStruct | None
 ) -> int:
-    """Isolate the collected pages and put back those that cannot migrate.
+    """Isolate the collected pages, unmap them, and put back those that cannot migrate.
 
-    Kernel: mm/migrate_device.c migrate_device_unmap() (v6.16).  MODEL:
-    ``mm`` is the address space whose kernel build the patch switch of
-    1afaeb8293c9 is read from (kernel.fixes); before it, the fault page was
-    locked by the collection like any other page, so it is unlocked here too.
+    Kernel: mm/migrate_device.c migrate_device_unmap() (v6.16).  A page
+    still mapped (migrate_device_range's pages, or a page mapped in another
+    mm too) goes through ``try_to_migrate``, which replaces its mappings by
+    migration entries.  MODEL: ``mm`` is the address space whose kernel
+    build the patch switch of 1afaeb8293c9 is read from (kernel.fixes;
+    None: no address space, the fixed kernel's behaviour); before it, the
+    fault page was locked by the collection like any other page, so it is
+    unlocked here too.
 
     Returns:
         The number of entries still marked MIGRATE.
@@ -550,9 +583,12 @@ async def migrate_device_unmap(
             # Drop the reference collect took.
             await put_page(folio)
 
-        # folio_mapped -> try_to_migrate: MODEL: not modelled (Deviations).
-        await shared_access(folio, write=False, func="folio_mapped")
-        if folio.mapcount > 0 or not await migrate_vma_check_page(page, fault_page):
+        if await page_mapped(folio):  # folio_mapped
+            await try_to_migrate(folio, 0)
+
+        if await page_mapped(folio) or not await migrate_vma_check_page(
+            page, fault_page
+        ):
             if not is_zone_device_page(folio):
                 await get_page(folio)
                 await put_page(folio)  # folio_putback_lru drops isolation's
@@ -572,7 +608,7 @@ async def migrate_device_unmap(
         await remove_migration_ptes(folio, folio, 0)
 
         src_pfns[i] = 0
-        if not _fix_1afaeb(mm) or fault_folio is not folio:
+        if mm is None or not _fix_1afaeb(mm) or fault_folio is not folio:
             await unlock_page(folio)
         await put_page(folio)
         restore -= 1
@@ -716,6 +752,8 @@ async def migrate_vma_insert_page(
         # flush_cache_page + ptep_clear_flush: MODEL: a clear (no TLB).
         await ptep_get_and_clear(mm, addr, ptep)
     await set_pte_at(mm, addr, ptep, entry)
+    if is_device_private_page(folio):
+        record_device_private_pte(folio, vma, addr)  # MODEL: the rmap record
     # update_mmu_cache: MODEL: no-op.
 
     await spin_unlock(mm.page_table_lock)
@@ -897,3 +935,48 @@ async def migrate_vma_finalize(migrate: MigrateVma) -> None:
         migrate.fault_page,
         mm=migrate.vma.vm_mm,
     )
+
+
+async def migrate_device_pfn_lock(pfn: int) -> int:
+    """Reference and lock device page ``pfn`` for migration; return its src entry.
+
+    Kernel: mm/migrate_device.c migrate_device_pfn_lock() (v6.16).  A free
+    page (count 0) and a page someone else holds locked are skipped.
+
+    Returns:
+        ``migrate_pfn(pfn) | MIGRATE_PFN_MIGRATE``, or 0 for a skipped page.
+    """
+    # folio_get_nontail_page: MODEL: no large folios, so no tail pages.
+    folio = pfn_to_page(pfn)
+    if not await get_page_unless_zero(folio):
+        return 0
+
+    if not await trylock_page(folio):
+        await put_page(folio)
+        return 0
+
+    return migrate_pfn(pfn) | MIGRATE_PFN_MIGRATE
+
+
+async def migrate_device_range(src_pfns: list[int], start: int, npages: int) -> int:
+    """Collect device pages by pfn (not by address) and unmap them for migration.
+
+    Kernel: mm/migrate_device.c migrate_device_range() (v6.16): the
+    migrate_vma_setup of a driver that must move its device memory back
+    to system memory without knowing where the pages are mapped.  On
+    return the pages with MIGRATE in ``src_pfns`` are locked and mapped by
+    migration entries only; the driver then allocates, copies, and calls
+    migrate_device_pages and migrate_device_finalize.
+
+    Returns:
+        0.
+    """
+    pfn = start
+    for i in range(npages):
+        src_pfns[i] = await migrate_device_pfn_lock(pfn)
+        pfn += 1
+
+    await migrate_device_unmap(src_pfns, npages, None, mm=None)
+
+    trace("migrate_device_range", start=start, npages=npages)
+    return 0

@@ -34,11 +34,15 @@ Deviations:
       :data:`DEVMEM_CHUNK_PAGES` pages and a device at most ``max_chunks``
       chunks; the free list is a Python list.
     * MODEL: HMM_DMIRROR_MIGRATE_TO_DEV / _TO_SYS handle one chunk per VMA
-      (no 64-entry ``src_pfns`` split).  HMM_DMIRROR_RELEASE
-      (dmirror_device_remove_chunks, evicting with migrate_device_range) and
-      HMM_DMIRROR_EXCLUSIVE are not modelled: eviction needs the rmap walk
-      of try_to_migrate (kernel.migrate_device Deviations), exclusive
-      access make_device_exclusive.
+      (no 64-entry ``src_pfns`` split).  HMM_DMIRROR_EXCLUSIVE is not
+      modelled (make_device_exclusive).
+    * MODEL: HMM_DMIRROR_RELEASE (:func:`dmirror_device_remove_chunks`):
+      the free list is a Python list, so dmirror_remove_free_pages drops the
+      chunk's pages from it (the C's loop moves the list head past them);
+      the ``src_pfns``/``dst_pfns`` arrays are Python lists (no kvcalloc),
+      alloc_page with __GFP_NOFAIL is asserted to succeed, and
+      release_mem_region and the kfree of the chunk and of the chunk array
+      do nothing (no physical ranges, the chunk is no slab object).
     * MODEL: copy_highpage / clear_highpage copy or clear the page's word
       (one Op on both pages).
 """
@@ -83,6 +87,7 @@ from hmmsim.kernel.memremap import (
     is_device_private_page,
     is_zone_device_page,
     memremap_pages,
+    memunmap_pages,
     page_pgmap,
     zone_device_page_init,
 )
@@ -93,6 +98,9 @@ from hmmsim.kernel.migrate_device import (
     MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
     MIGRATE_VMA_SELECT_SYSTEM,
     MigrateVma,
+    migrate_device_finalize,
+    migrate_device_pages,
+    migrate_device_range,
     migrate_pfn,
     migrate_pfn_to_page,
     migrate_vma_finalize,
@@ -157,7 +165,9 @@ __all__ = [
     "clear_highpage",
     "copy_highpage",
     "dmirror_allocate_chunk",
+    "dmirror_device_evict_chunk",
     "dmirror_device_init",
+    "dmirror_device_remove_chunks",
     "dmirror_devmem_alloc_page",
     "dmirror_devmem_fault",
     "dmirror_devmem_fault_alloc_and_copy",
@@ -181,6 +191,7 @@ __all__ = [
     "dmirror_range_fault",
     "dmirror_range_snapshot",
     "dmirror_read",
+    "dmirror_remove_free_pages",
     "dmirror_select_device",
     "dmirror_snapshot",
     "dmirror_snapshot_invalidate",
@@ -1281,3 +1292,83 @@ async def dmirror_device_init(mdevice: DmirrorDevice) -> int:
         0, or the error of dmirror_allocate_chunk.
     """
     return await dmirror_allocate_chunk(mdevice, None)
+
+
+async def dmirror_device_evict_chunk(chunk: DmirrorChunk) -> None:
+    """Move every page of ``chunk`` still in use back to system memory.
+
+    Kernel: lib/test_hmm.c dmirror_device_evict_chunk() (v6.16): the pages
+    are found by pfn (migrate_device_range), each gets a locked system page
+    with a copy of its data, then migrate_device_pages and
+    migrate_device_finalize point the CPU mappings at the copies; the
+    device pages are freed by their last put (dmirror_devmem_free, which
+    keeps them off the free list since the chunk is being removed).
+    """
+    pagemap_range = chunk.pagemap.range
+    assert pagemap_range is not None, "[hmmsim internal bug] chunk not memremapped"
+    start_pfn = pagemap_range.start >> PAGE_SHIFT
+    end_pfn = pagemap_range.end >> PAGE_SHIFT
+    npages = end_pfn - start_pfn + 1
+
+    src_pfns = [0] * npages  # kvcalloc(__GFP_NOFAIL)
+    dst_pfns = [0] * npages
+
+    await migrate_device_range(src_pfns, start_pfn, npages)
+    for i in range(npages):
+        spage = migrate_pfn_to_page(src_pfns[i])
+        if spage is None or not src_pfns[i] & MIGRATE_PFN_MIGRATE:
+            continue
+
+        if WARN_ON(not is_device_private_page(spage), "evicting a non-device page"):
+            continue  # pragma: no cover - MODEL: a chunk holds device pages only
+        spage = BACKING_PAGE(spage)
+        dpage = await alloc_page(GFP_HIGHUSER_MOVABLE)  # | __GFP_NOFAIL
+        assert dpage is not None, "MODEL: __GFP_NOFAIL allocation failed"
+        await lock_page(dpage)
+        await copy_highpage(dpage, spage)
+        dst_pfns[i] = migrate_pfn(dpage.pfn)
+        if src_pfns[i] & MIGRATE_PFN_WRITE:
+            dst_pfns[i] |= MIGRATE_PFN_WRITE
+    await migrate_device_pages(src_pfns, dst_pfns, npages)
+    await migrate_device_finalize(src_pfns, dst_pfns, npages)
+    # kvfree(src_pfns), kvfree(dst_pfns): MODEL: Python lists.
+    trace("dmirror_device_evict_chunk", chunk=chunk.pagemap.name)
+
+
+def dmirror_remove_free_pages(devmem: DmirrorChunk) -> None:
+    """Take the chunk's free pages off the allocator (``mdevice->lock`` held).
+
+    Kernel: lib/test_hmm.c dmirror_remove_free_pages() (v6.16).  MODEL: the
+    free list is a Python list (see Deviations).
+    """
+    mdevice = devmem.mdevice
+    mdevice.free_pages = [
+        page for page in mdevice.free_pages if dmirror_page_to_chunk(page) is not devmem
+    ]
+
+
+async def dmirror_device_remove_chunks(mdevice: DmirrorDevice) -> None:
+    """Evict and unmap every chunk of device memory (HMM_DMIRROR_RELEASE).
+
+    Kernel: lib/test_hmm.c dmirror_device_remove_chunks() (v6.16): under
+    ``devmem_lock`` each chunk is marked for removal and its free pages
+    taken off the allocator, its used pages evicted, then memunmap_pages
+    waits for every page of the chunk to be freed.  The device has no
+    memory left; the next allocation adds a new chunk.
+    """
+    await mutex_lock(mdevice.devmem_lock)
+    if mdevice.devmem_chunks:
+        for devmem in list(mdevice.devmem_chunks):
+            await spin_lock(mdevice.lock)
+            devmem.remove = True
+            dmirror_remove_free_pages(devmem)
+            await spin_unlock(mdevice.lock)
+
+            await dmirror_device_evict_chunk(devmem)
+            await memunmap_pages(devmem.pagemap)
+            # release_mem_region, kfree(devmem): MODEL: nothing to do.
+        # devmem_count = devmem_capacity = 0, kfree(devmem_chunks).
+        mdevice.free_pages = []
+        mdevice.devmem_chunks = []
+    await mutex_unlock(mdevice.devmem_lock)
+    trace("dmirror_device_remove_chunks", device=mdevice.name)
