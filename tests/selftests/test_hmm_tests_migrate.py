@@ -49,7 +49,13 @@ from hmmsim.kernel.memremap import is_zone_device_page
 from hmmsim.kernel.mm_types import MmStruct, pte_page, pte_present
 from hmmsim.kernel.mmap import sys_munmap
 from hmmsim.kernel.mprotect import do_mprotect_pkey
-from hmmsim.kernel.types import PAGE_SIZE, VM_NONE, VM_READ, VM_SHARED, VM_WRITE
+from hmmsim.kernel.types import (
+    PAGE_SIZE,
+    VM_NONE,
+    VM_READ,
+    VM_SHARED,
+    VM_WRITE,
+)
 from hmmsim.kernel.uaccess import cpu_load, cpu_store
 from hmmsim.scenarios._world import complete, new_completion, wait_for_completion
 
@@ -442,3 +448,67 @@ def test_migrate_teardown() -> None:
         assert 2 == cpages
         assert [0, 1] == mirror
     assert {-errno.EINVAL, -errno.ENOENT} >= {o[0] for o in outcomes if o[0]}
+
+
+def _release_race(
+    name: str, racer: Callable[[MmStruct, HmmBuffer], Awaitable[int]]
+) -> tuple[list[int], list[list[tuple[int, int]]], Any]:
+    """Explore every interleaving of HMM_DMIRROR_RELEASE with ``racer`` (two pages on the device).
+
+    Returns the racer's results, what the CPU reads from both pages once
+    both tasks are done, and the exploration result.
+    """
+    raced: list[int] = []
+    after: list[list[tuple[int, int]]] = []
+
+    def program() -> Instance:
+        ready = new_completion("ready")
+        done = new_completion("done")
+        state: dict[str, Any] = {}
+
+        async def releaser() -> None:
+            mm = await new_process()
+            fd = await hmm_open(mm)
+            buffer = await mmap_buffer(mm, VM_READ | VM_WRITE, 2)
+            await init_buffer(mm, buffer)
+            assert 0 == await hmm_migrate_sys_to_dev(fd, buffer, 2)
+            assert 2 == buffer.cpages
+            state["mm"], state["buffer"] = mm, buffer
+            await complete(ready)
+
+            assert 0 == await hmm_dmirror_cmd(fd, HMM_DMIRROR_RELEASE, buffer, 2)
+            await wait_for_completion(done)
+            after.append(
+                [await cpu_load(mm, buffer.ptr + i * PAGE_SIZE) for i in range(2)]
+            )
+            await dmirror_fops_release(fd)
+
+        async def racing() -> None:
+            await wait_for_completion(ready)
+            raced.append(await racer(state["mm"], state["buffer"]))
+            await complete(done)
+
+        return SimpleInstance(task_list=[("releaser", releaser()), (name, racing())])
+
+    result = explore(program, ExploreConfig(max_executions=20_000, shrink=False))
+    return raced, after, result
+
+
+def test_migrate_release_vs_munmap() -> None:
+    """HMM_DMIRROR_RELEASE races munmap of one of the two device pages, every interleaving.
+
+    The munmap zaps the device-private entry before the release's rmap walk
+    reaches it (the page is freed, or only dropped by the release's own
+    reference), or finds the migration entry the walk installed, or the
+    page already evicted; the remaining page always comes back with its data.
+    """
+
+    async def unmap_page1(mm: MmStruct, buffer: HmmBuffer) -> int:
+        return await sys_munmap(mm, buffer.ptr + PAGE_SIZE, PAGE_SIZE)
+
+    raced, after, result = _release_race("unmap_page1", unmap_page1)
+
+    assert ExitReason.EXHAUSTED == result.exit_reason
+    assert [] == list(result.kinds)
+    assert {0} == set(raced)
+    assert {((0, 0), (-errno.EFAULT, 0))} == {tuple(a) for a in after}

@@ -17,13 +17,14 @@ from hmmsim.kernel.drivers.dmirror_current import (
     DEVMEM_CHUNK_PAGES,
     DmirrorDevice,
     dmirror_device_init,
+    dmirror_device_remove_chunks,
     dmirror_devmem_alloc_page,
     dmirror_fops_open,
     dmirror_interval_invalidate,
     dmirror_migrate_to_device,
     dmirror_migrate_to_system,
 )
-from hmmsim.kernel.fork import mm_alloc
+from hmmsim.kernel.fork import dup_mm, mm_alloc
 from hmmsim.kernel.memremap import is_device_private_page
 from hmmsim.kernel.migrate import folio_migrate_mapping, migration_ptes
 from hmmsim.kernel.migrate_device import (
@@ -33,26 +34,31 @@ from hmmsim.kernel.migrate_device import (
     MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
     MIGRATE_VMA_SELECT_SYSTEM,
     MigrateVma,
+    migrate_device_finalize,
+    migrate_device_range,
     migrate_pfn,
     migrate_pfn_to_page,
     migrate_vma_finalize,
     migrate_vma_pages,
     migrate_vma_setup,
 )
-from hmmsim.kernel.mm_types import MmStruct, Page, VmAreaStruct
-from hmmsim.kernel.mmap import find_vma, vm_mmap
+from hmmsim.kernel.mm_types import MmStruct, Page, TaskStruct, VmAreaStruct
+from hmmsim.kernel.mmap import find_vma, sys_munmap, vm_mmap
 from hmmsim.kernel.mmu_notifier import (
     MmuNotifierRange,
     mmu_notifier_range_init_owner,
 )
 from hmmsim.kernel.page_alloc import get_page, put_page
 from hmmsim.kernel.pagemap import lock_page, unlock_page
+from hmmsim.kernel.rmap import device_private_ptes
 from hmmsim.kernel.swapops import (
+    SWP_DEVICE_READ,
     SWP_DEVICE_WRITE,
     SWP_MIGRATION_WRITE,
 )
 from hmmsim.kernel.types import (
     MMU_NOTIFY_MIGRATE,
+    PAGE_SHIFT,
     PAGE_SIZE,
     VM_IO,
     VM_READ,
@@ -474,4 +480,121 @@ def test_devmem_allocator_adds_chunks_until_full() -> None:
         (2 * DEVMEM_CHUNK_PAGES, 2, 2 * DEVMEM_CHUNK_PAGES),
         True,
         (2 * DEVMEM_CHUNK_PAGES, 2 * DEVMEM_CHUNK_PAGES),
+    ] == seen
+
+
+def test_rmap_record_follows_device_private_entries() -> None:
+    """The record try_to_migrate walks: written by migrate_vma_insert_page and fork, erased by zap."""
+    seen: list[object] = []
+
+    async def body() -> None:
+        mm = await new_mm()
+        dmirror = await open_dmirror(mm)
+        assert 0 == await cpu_store(mm, BASE, 7)
+        assert 0 == await dmirror_migrate_to_device(
+            dmirror, HmmDmirrorCmd(addr=BASE, npages=1)
+        )
+        dpage = pte(mm, 0).entry.page
+        seen.append([(v.vm_mm.name, a) for v, a in device_private_ptes(dpage)])
+        child = await dup_mm(TaskStruct(pid=2, comm="child"), mm)
+        assert child is not None
+        seen.append([(v.vm_mm.name, a) for v, a in device_private_ptes(dpage)])
+        seen.append(vma_of(child) in [v for v, _ in device_private_ptes(dpage)])
+        assert 0 == await sys_munmap(mm, BASE, PAGE_SIZE)
+        seen.append([(v.vm_mm.name, a) for v, a in device_private_ptes(dpage)])
+        seen.append((dpage.refcount, dpage.mapcount))
+
+    assert [] == run(body)
+    assert [
+        [("mm", BASE)],
+        [("mm", BASE), ("child", BASE)],
+        True,
+        [("child", BASE)],
+        (1, 1),
+    ] == seen
+
+
+def test_release_evicts_the_pages_of_every_mm() -> None:
+    """HMM_DMIRROR_RELEASE: migrate_device_range's try_to_migrate finds a device page in a parent and its fork child."""
+    seen: list[object] = []
+
+    async def body() -> None:
+        mm = await new_mm()
+        dmirror = await open_dmirror(mm)
+        mdevice = dmirror.mdevice
+        assert isinstance(mdevice, DmirrorDevice)
+        assert 0 == await cpu_store(mm, BASE, 7)
+        assert 0 == await dmirror_migrate_to_device(
+            dmirror, HmmDmirrorCmd(addr=BASE, npages=1)
+        )
+        dpage = pte(mm, 0).entry.page
+        pgmap = dpage.pgmap
+        child = await dup_mm(TaskStruct(pid=2, comm="child"), mm)
+        assert child is not None
+        seen.append((pte(mm, 0).entry.type, pte(child, 0).entry.type))
+
+        await dmirror_device_remove_chunks(mdevice)
+
+        # Both mappings now share one system page holding the data, read-only
+        # (the fork made the device-private entries read-only).
+        seen.append((type(pte(mm, 0)).__name__, type(pte(child, 0)).__name__))
+        seen.append(pte(mm, 0).page is pte(child, 0).page)
+        seen.append((pte(mm, 0).write, pte(mm, 0).page.mapcount))
+        seen.append((dpage.state.value, pgmap.freed, mdevice.devmem_chunks))
+        seen.append((dmirror.pt.mapped(), device_private_ptes(dpage)))
+        seen.append((await cpu_load(mm, BASE), await cpu_load(child, BASE)))
+
+    assert [] == run(body)
+    assert [
+        (SWP_DEVICE_READ, SWP_DEVICE_READ),
+        ("Pte", "Pte"),
+        True,
+        (False, 2),
+        ("free", True, []),
+        ([], []),
+        ((0, 7), (0, 7)),
+    ] == seen
+
+
+def test_migrate_device_range_skips_free_and_locked_pages() -> None:
+    """migrate_device_pfn_lock: a free page (count 0) and a page locked by someone else give 0."""
+    seen: list[object] = []
+
+    async def body() -> None:
+        mm = await new_mm()
+        dmirror = await open_dmirror(mm)
+        assert 0 == await cpu_store(mm, BASE, 7)
+        assert 0 == await cpu_store(mm, BASE + PAGE_SIZE, 8)
+        assert 0 == await dmirror_migrate_to_device(
+            dmirror, HmmDmirrorCmd(addr=BASE, npages=2)
+        )
+        d0, d1 = pte(mm, 0).entry.page, pte(mm, 1).entry.page
+        await lock_page(d1)
+        pgmap = d0.pgmap
+        assert pgmap is not None
+        assert pgmap.range is not None
+        start = pgmap.range.start >> PAGE_SHIFT
+        src = [0] * DEVMEM_CHUNK_PAGES
+        assert 0 == await migrate_device_range(src, start, DEVMEM_CHUNK_PAGES)
+        # Only d0 is collected: the other pages are free, d1 is locked.
+        seen.append(
+            [
+                (migrate_pfn_to_page(e) is d0, bool(e & MIGRATE_PFN_MIGRATE))
+                for e in src
+                if e
+            ]
+        )
+        seen.append((pte(mm, 0).entry.type, pte(mm, 1).entry.type))
+        # Give the page back: finalize with no destination restores it.
+        await migrate_device_finalize(src, [0] * DEVMEM_CHUNK_PAGES, DEVMEM_CHUNK_PAGES)
+        await unlock_page(d1)
+        seen.append((pte(mm, 0).entry.type, d0.refcount, d0.mapcount))
+        seen.append((await cpu_load(mm, BASE), await cpu_load(mm, BASE + PAGE_SIZE)))
+
+    assert [] == run(body)
+    assert [
+        [(True, True)],
+        (SWP_MIGRATION_WRITE, SWP_DEVICE_WRITE),
+        (SWP_DEVICE_WRITE, 1, 1),
+        ((0, 7), (0, 8)),
     ] == seen
