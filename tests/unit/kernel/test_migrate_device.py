@@ -598,3 +598,30 @@ def test_migrate_device_range_skips_free_and_locked_pages() -> None:
         (SWP_DEVICE_WRITE, 1, 1),
         ((0, 7), (0, 8)),
     ] == seen
+
+
+def test_fault_migrates_a_page_shared_with_a_fork_child() -> None:
+    """A CPU fault on a device page a fork child maps too: try_to_migrate unmaps the child's entry, both map the copy."""
+    seen: list[object] = []
+
+    async def body() -> None:
+        mm = await new_mm()
+        dmirror = await open_dmirror(mm)
+        assert 0 == await cpu_store(mm, BASE, 7)
+        assert 0 == await dmirror_migrate_to_device(
+            dmirror, HmmDmirrorCmd(addr=BASE, npages=1)
+        )
+        dpage = pte(mm, 0).entry.page
+        child = await dup_mm(TaskStruct(pid=2, comm="child"), mm)
+        assert child is not None
+
+        # The parent's CPU touches the page: migrate_to_ram collects the
+        # parent's entry, migrate_device_unmap finds the page still mapped
+        # (by the child) and try_to_migrate replaces the child's entry too.
+        seen.append(await cpu_load(mm, BASE))
+        seen.append((type(pte(mm, 0)).__name__, type(pte(child, 0)).__name__))
+        seen.append((pte(mm, 0).page is pte(child, 0).page, dpage.state.value))
+        seen.append(await cpu_load(child, BASE))
+
+    assert [] == run(body)
+    assert [(0, 7), ("Pte", "Pte"), (True, "free"), (0, 7)] == seen
