@@ -473,6 +473,7 @@ class Execution:
         shared = len(shared_choices)
         prev = step_tasks[-1] if step_tasks else -1
         solo = 0  # steps of the running task since another task's last step
+        others = -1  # the last step at which more than one task could run
         while solo + 1 < len(step_tasks) and step_tasks[-2 - solo] == prev:
             solo += 1  # after a restored set-up: its solo run goes on
         while True:
@@ -486,11 +487,16 @@ class Execution:
                         enabled.append(t.id)
             if not enabled:
                 return self._stuck()
-            if spinning:
-                enabled = progress.runnable(enabled)
-                if not enabled:
-                    return self._hang()
             step = self.step
+            if len(enabled) > 1:
+                others = step
+            if spinning:
+                runnable = progress.runnable(enabled)
+                if runnable:
+                    enabled = runnable
+                elif not progress.yielding:
+                    return self._hang()
+                # else: the loop lets another task in further round: go on
             if step >= max_steps:
                 return Outcome.STEP_LIMIT
             tid = next_task(self, enabled)
@@ -538,7 +544,7 @@ class Execution:
                         self._bad_resume(task, next_op)
                     task.pending = pending[tid] = next_op
             if solo >= solo_steps:
-                progress.after_step(task, step + 1 - solo)
+                progress.after_step(task, step + 1 - solo, step + 1, others)
 
     def _resume(self, task: Task) -> None:
         """Run ``task`` up to its next Op (or its end); the loop inlines this."""

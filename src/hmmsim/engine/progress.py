@@ -30,7 +30,12 @@ view it had is *spinning*: the engine offers the strategy the other enabled
 tasks instead (a fair scheduler would run them sooner or later, and going
 round the loop again reaches no state that was not reached already).  Any
 step of another task clears the mark.  When every task that can run is
-spinning, the execution ends with a ``hang`` finding.  (When a blocked task
+spinning, the execution ends with a ``hang`` finding, unless another task
+could run somewhere on the round that came back (the loop *yields*): a loop
+that takes and drops a lock may come back to its view while it holds the
+lock another task waits for, and that task can take the lock at the point of
+the round where the loop has dropped it.  A yielding loop goes on alone until
+another task can run, and that task is then offered instead of it.  (When a blocked task
 sleeps in a timed wait that chose "woken", the execution is ``PRUNED``
 instead, as for a deadlock: the timeout branch covers it.)
 
@@ -79,8 +84,10 @@ _OPAQUE: Final = (
 )
 
 #: (pending Op func, oid) and the code position of every frame of the task
-#: -> (shallow key, full view or None) of the last visit there.
-_Visits = dict[tuple[object, ...], tuple[tuple[object, ...], tuple[object, ...] | None]]
+#: -> (shallow key, full view or None, step) of the last visit there.
+_Visits = dict[
+    tuple[object, ...], tuple[tuple[object, ...], tuple[object, ...] | None, int]
+]
 
 #: How often an Op must recur in a solo run before its position is looked at.
 _MIN_ROUNDS: Final = 3
@@ -91,23 +98,28 @@ class ProgressMonitor:
 
     Attributes:
         spinning: ids of the tasks whose solo run came back to a view it had.
+        yielding: whether another task could run somewhere on the round that
+            came back (then the spinning task is no hang while it is alone).
     """
 
-    __slots__ = ("_counts", "_opaque", "_run", "_visits", "spinning")
+    __slots__ = ("_counts", "_opaque", "_run", "_visits", "spinning", "yielding")
 
     def __init__(self, opaque: tuple[type, ...] = ()) -> None:
         """Start with no task seen; objects of ``opaque`` types are not followed."""
         self.spinning: set[int] = set()
+        self.yielding = False
         self._run = -1
         self._visits: _Visits = {}
         self._counts: dict[tuple[str, int], int] = {}
         self._opaque = opaque
 
-    def after_step(self, task: Task, run: int) -> None:
+    def after_step(self, task: Task, run: int, step: int, others: int) -> None:
         """Look at ``task`` after a step of its solo run that began at step ``run``.
 
-        The engine calls it only from the ``SOLO_STEPS``-th step of a solo run
-        on, and clears ``spinning`` itself whenever another task steps.
+        ``step`` is the number of steps taken so far, and ``others`` the last
+        step at which another task could have run instead.  The engine calls
+        it only from the ``SOLO_STEPS``-th step of a solo run on, and clears
+        ``spinning`` itself whenever another task steps.
         """
         if self._run != run:
             self._run = run
@@ -129,16 +141,19 @@ class ProgressMonitor:
         visits = self._visits
         seen = visits.get(where)
         if seen is None:
-            visits[where] = ((), None)
+            visits[where] = ((), None, step)
             return
         shallow = _shallow(chain)
         if seen[0] != shallow:
-            visits[where] = (shallow, None)
+            visits[where] = (shallow, None, step)
             return
         view = view_of(task, self._opaque)
         if seen[1] == view:
             self.spinning.add(task.id)
-        visits[where] = (shallow, view)
+            # The round from the last visit to this one: the steps seen[2] to
+            # step - 1, chosen at the states seen[2] .. step - 1.
+            self.yielding = others >= seen[2]
+        visits[where] = (shallow, view, step)
 
     def runnable(self, enabled: list[int]) -> list[int]:
         """Return ``enabled`` without the spinning tasks (empty: all spin)."""

@@ -25,11 +25,14 @@ from hmmsim.sync import (
     Cell,
     Mutex,
     RwSemaphore,
+    SpinLock,
     WaitQueueHead,
     cond_resched,
     down_read,
     mutex_lock,
     mutex_unlock,
+    spin_lock,
+    spin_unlock,
     up_read,
     wait_event_timeout,
 )
@@ -63,6 +66,35 @@ def _spin_until_set() -> Instance:
         await WRITE_ONCE(flag, 1)
 
     return tasks(waiter(), setter())
+
+
+def _poll_under_a_lock_another_task_waits_for() -> Instance:
+    """A poller takes and drops a spinlock each round; the setter waits for it.
+
+    The setter steps once first (so the poller's solo run starts while it
+    holds the lock): the poller's round then comes back to its view at a
+    point where it holds the lock and the setter cannot run, yet the setter
+    can take the lock where the round drops it.  Not a hang.
+    """
+    flag = Cell("flag", 0)
+    other = Cell("other", 0)
+    lock = SpinLock("ptl")
+
+    async def poller() -> None:
+        while True:
+            await spin_lock(lock)
+            ready = await READ_ONCE(flag)
+            await spin_unlock(lock)
+            if ready:
+                return
+
+    async def setter() -> None:
+        await WRITE_ONCE(other, 1)
+        await spin_lock(lock)
+        await WRITE_ONCE(flag, 1)
+        await spin_unlock(lock)
+
+    return tasks(poller(), setter())
 
 
 def _bounded_retry() -> Instance:
@@ -199,6 +231,19 @@ class TestHang:
         assert Status.VERIFIED == result.status
         assert {"passed": result.executions} == result.outcomes
 
+    @pytest.mark.parametrize(("strategy", "executions"), [("dfs", 225), ("dpor", 17)])
+    def test_a_poll_loop_that_drops_the_lock_its_waker_needs_is_verified(
+        self, strategy: str, executions: int
+    ) -> None:
+        """A round that comes back while holding the waker's lock still lets it in."""
+        result = explore(
+            _poll_under_a_lock_another_task_waits_for,
+            ExploreConfig(strategy=strategy, shrink=False),
+        )
+
+        assert Status.VERIFIED == result.status
+        assert {"passed": executions} == result.outcomes
+
     @pytest.mark.parametrize("strategy", STRATEGIES)
     def test_a_bounded_retry_is_not_a_hang(self, strategy: str) -> None:
         """A poll loop with a changing counter ends normally: verified in one execution."""
@@ -270,6 +315,7 @@ class TestHangAgreement:
             _spin_against_a_sleeper,
             _timed_retry_forever,
             _fault_retries_while_invalidation_never_ends,
+            _poll_under_a_lock_another_task_waits_for,
         ],
     )
     def test_dpor_and_dfs_reach_the_same_behaviours(self, program: object) -> None:
