@@ -13,8 +13,10 @@ from collections.abc import Mapping
 
 from hmmsim.errors import ConfigError
 from hmmsim.scenarios._world import World, WorldFactory
+from hmmsim.scenarios.base import MUSEUM_GROUP, Scenario
+from hmmsim.scenarios.races import Race, race_scenario
 
-__all__ = ["revert_variant", "reverting_world"]
+__all__ = ["before_and_after", "revert_variant", "reverting_world"]
 
 
 def revert_variant(base: str, *commits: str) -> str:
@@ -40,3 +42,29 @@ def reverting_world(
         return World.create(base, mirrors=mirrors, kvms=kvms, reverted_fixes=reverted)
 
     return make
+
+
+def before_and_after(
+    chosen: Race,
+    base: str,
+    fix: str,
+    kinds: tuple[str, ...],
+    *,
+    kernel_version: str,
+) -> Scenario:
+    """Return the museum scenario of one fix on one modelled kernel.
+
+    ``chosen`` runs on ``base`` with ``fix`` reverted (the kernel just
+    before the fix, the default variant, expected to show ``kinds``) and on
+    ``base`` as modelled (just after it, expected to be verified).
+    """
+    before = revert_variant(base, fix)
+    return race_scenario(
+        chosen,
+        make_world=reverting_world({before: (base, (fix,)), base: (base, ())}),
+        variants=(before, base),
+        expect={before: kinds, base: ()},
+        kernel_version=kernel_version,
+        default_variant=before,
+        group=MUSEUM_GROUP,
+    )

@@ -38,9 +38,8 @@ from hmmsim.kernel.mmap import find_vma
 from hmmsim.kernel.types import FAULT_FLAG_USER, PAGE_SIZE
 from hmmsim.scenarios import register
 from hmmsim.scenarios._world import BASE, WorldFactory, WorldInstance, WorldState
-from hmmsim.scenarios.base import MUSEUM_GROUP
-from hmmsim.scenarios.museum._reverts import revert_variant, reverting_world
-from hmmsim.scenarios.races import race, race_scenario
+from hmmsim.scenarios.museum._reverts import before_and_after, revert_variant
+from hmmsim.scenarios.races import race
 from hmmsim.sync import current_execution, down_read, up_read
 
 __all__ = ["AFTER", "BEFORE", "RACE", "SCENARIO", "migrate_to_device"]
@@ -155,15 +154,7 @@ RACE = race(
 )(build)
 
 SCENARIO = register(
-    race_scenario(
-        RACE,
-        make_world=reverting_world(
-            {BEFORE: ("current", (TRYLOCK_FAULT_PAGE,)), AFTER: ("current", ())}
-        ),
-        variants=(BEFORE, AFTER),
-        expect={BEFORE: ("fault-livelock",), AFTER: ()},
-        kernel_version="v6.16",
-        default_variant=BEFORE,
-        group=MUSEUM_GROUP,
+    before_and_after(
+        RACE, "current", TRYLOCK_FAULT_PAGE, ("fault-livelock",), kernel_version="v6.16"
     )
 )

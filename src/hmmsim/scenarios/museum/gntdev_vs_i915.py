@@ -49,9 +49,8 @@ from hmmsim.kernel.mmap import sys_munmap
 from hmmsim.kernel.types import PAGE_SIZE
 from hmmsim.scenarios import register
 from hmmsim.scenarios._world import BASE, WorldFactory, WorldInstance, WorldState
-from hmmsim.scenarios.base import MUSEUM_GROUP
-from hmmsim.scenarios.museum._reverts import revert_variant, reverting_world
-from hmmsim.scenarios.races import race, race_scenario
+from hmmsim.scenarios.museum._reverts import before_and_after, revert_variant
+from hmmsim.scenarios.races import race
 from hmmsim.sync import (
     current_execution,
     mutex_lock,
@@ -182,15 +181,7 @@ RACE = race(
 )(build)
 
 SCENARIO = register(
-    race_scenario(
-        RACE,
-        make_world=reverting_world(
-            {BEFORE: ("current", (FIX_DBE97CFF7DD9,)), AFTER: ("current", ())}
-        ),
-        variants=(BEFORE, AFTER),
-        expect={BEFORE: ("hang",), AFTER: ()},
-        kernel_version="v6.16",
-        default_variant=BEFORE,
-        group=MUSEUM_GROUP,
+    before_and_after(
+        RACE, "current", FIX_DBE97CFF7DD9, ("hang",), kernel_version="v6.16"
     )
 )

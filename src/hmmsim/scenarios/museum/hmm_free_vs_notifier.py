@@ -18,8 +18,8 @@ from hmmsim.kernel.types import PAGE_SIZE
 from hmmsim.scenarios import register
 from hmmsim.scenarios._world import BASE, WorldFactory, WorldInstance
 from hmmsim.scenarios.base import MUSEUM_GROUP
-from hmmsim.scenarios.museum._reverts import revert_variant, reverting_world
-from hmmsim.scenarios.races import race, race_scenario
+from hmmsim.scenarios.museum._reverts import before_and_after, revert_variant
+from hmmsim.scenarios.races import race
 
 __all__ = ["AFTER", "BEFORE", "RACE", "SCENARIO"]
 
@@ -65,15 +65,11 @@ RACE = race(
 )(build)
 
 SCENARIO = register(
-    race_scenario(
+    before_and_after(
         RACE,
-        make_world=reverting_world(
-            {BEFORE: ("v5.3", (FIX_HMM_SRCU_FREE,)), AFTER: ("v5.3", ())}
-        ),
-        variants=(BEFORE, AFTER),
-        expect={BEFORE: ("bug", "use-after-free"), AFTER: ()},
+        "v5.3",
+        FIX_HMM_SRCU_FREE,
+        ("bug", "use-after-free"),
         kernel_version="v5.3",
-        default_variant=BEFORE,
-        group=MUSEUM_GROUP,
     )
 )

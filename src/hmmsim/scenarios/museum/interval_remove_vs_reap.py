@@ -15,9 +15,8 @@ import dataclasses
 from hmmsim.kernel.mmu_notifier_current import FIX_319561669A59
 from hmmsim.scenarios import register
 from hmmsim.scenarios.base import MUSEUM_GROUP
-from hmmsim.scenarios.museum._reverts import revert_variant, reverting_world
+from hmmsim.scenarios.museum._reverts import before_and_after, revert_variant
 from hmmsim.scenarios.oom_vs_mirror_unregister import RACE as BUILTIN
-from hmmsim.scenarios.races import race_scenario
 
 __all__ = ["AFTER", "BEFORE", "RACE", "SCENARIO"]
 
@@ -38,14 +37,7 @@ RACE = dataclasses.replace(
 )
 
 SCENARIO = register(
-    race_scenario(
-        RACE,
-        make_world=reverting_world(
-            {BEFORE: ("current", (FIX_319561669A59,)), AFTER: ("current", ())}
-        ),
-        variants=(BEFORE, AFTER),
-        expect={BEFORE: ("use-after-free",), AFTER: ()},
-        kernel_version="v6.16",
-        default_variant=BEFORE,
+    before_and_after(
+        RACE, "current", FIX_319561669A59, ("use-after-free",), kernel_version="v6.16"
     )
 )

@@ -40,9 +40,8 @@ from hmmsim.scenarios._world import (
     new_completion,
     wait_for_completion,
 )
-from hmmsim.scenarios.base import MUSEUM_GROUP
-from hmmsim.scenarios.museum._reverts import revert_variant, reverting_world
-from hmmsim.scenarios.races import race, race_scenario
+from hmmsim.scenarios.museum._reverts import before_and_after, revert_variant
+from hmmsim.scenarios.races import race
 from hmmsim.sync import current_execution, down_read, up_read
 
 __all__ = ["AFTER", "BEFORE", "RACE", "SCENARIO"]
@@ -153,15 +152,7 @@ RACE = race(
 )(build)
 
 SCENARIO = register(
-    race_scenario(
-        RACE,
-        make_world=reverting_world(
-            {BEFORE: ("current", (TLB_FLUSH_UNDER_PTL,)), AFTER: ("current", ())}
-        ),
-        variants=(BEFORE, AFTER),
-        expect={BEFORE: ("stale-tlb",), AFTER: ()},
-        kernel_version="v6.16",
-        default_variant=BEFORE,
-        group=MUSEUM_GROUP,
+    before_and_after(
+        RACE, "current", TLB_FLUSH_UNDER_PTL, ("stale-tlb",), kernel_version="v6.16"
     )
 )

@@ -15,8 +15,7 @@ from hmmsim.kernel.hmm_v55 import C18CE674D548
 from hmmsim.scenarios import register
 from hmmsim.scenarios.base import MUSEUM_GROUP
 from hmmsim.scenarios.fault_on_readonly_vma import RACE as BUILTIN
-from hmmsim.scenarios.museum._reverts import revert_variant, reverting_world
-from hmmsim.scenarios.races import race_scenario
+from hmmsim.scenarios.museum._reverts import before_and_after, revert_variant
 
 __all__ = ["AFTER", "BEFORE", "RACE", "SCENARIO"]
 
@@ -34,14 +33,5 @@ RACE = dataclasses.replace(
 )
 
 SCENARIO = register(
-    race_scenario(
-        RACE,
-        make_world=reverting_world(
-            {BEFORE: ("v5.5", (C18CE674D548,)), AFTER: ("v5.5", ())}
-        ),
-        variants=(BEFORE, AFTER),
-        expect={BEFORE: ("hang",), AFTER: ()},
-        kernel_version="v5.5",
-        default_variant=BEFORE,
-    )
+    before_and_after(RACE, "v5.5", C18CE674D548, ("hang",), kernel_version="v5.5")
 )
