@@ -86,6 +86,17 @@ async def open_dmirror(mm: MmStruct, name: str = "dmirror0") -> Dmirror:
     return dmirror
 
 
+async def on_device(mm: MmStruct, *values: int) -> Dmirror:
+    """Open a dmirror, store ``values`` in the first pages and migrate them to its memory."""
+    dmirror = await open_dmirror(mm)
+    for i, value in enumerate(values):
+        assert 0 == await cpu_store(mm, BASE + i * PAGE_SIZE, value)
+    assert 0 == await dmirror_migrate_to_device(
+        dmirror, HmmDmirrorCmd(addr=BASE, npages=len(values))
+    )
+    return dmirror
+
+
 def vma_of(mm: MmStruct) -> VmAreaStruct:
     vma = find_vma(mm, BASE)
     assert vma is not None
@@ -489,11 +500,7 @@ def test_rmap_record_follows_device_private_entries() -> None:
 
     async def body() -> None:
         mm = await new_mm()
-        dmirror = await open_dmirror(mm)
-        assert 0 == await cpu_store(mm, BASE, 7)
-        assert 0 == await dmirror_migrate_to_device(
-            dmirror, HmmDmirrorCmd(addr=BASE, npages=1)
-        )
+        await on_device(mm, 7)
         dpage = pte(mm, 0).entry.page
         seen.append([(v.vm_mm.name, a) for v, a in device_private_ptes(dpage)])
         child = await dup_mm(TaskStruct(pid=2, comm="child"), mm)
@@ -520,13 +527,9 @@ def test_release_evicts_the_pages_of_every_mm() -> None:
 
     async def body() -> None:
         mm = await new_mm()
-        dmirror = await open_dmirror(mm)
+        dmirror = await on_device(mm, 7)
         mdevice = dmirror.mdevice
         assert isinstance(mdevice, DmirrorDevice)
-        assert 0 == await cpu_store(mm, BASE, 7)
-        assert 0 == await dmirror_migrate_to_device(
-            dmirror, HmmDmirrorCmd(addr=BASE, npages=1)
-        )
         dpage = pte(mm, 0).entry.page
         pgmap = dpage.pgmap
         child = await dup_mm(TaskStruct(pid=2, comm="child"), mm)
@@ -562,12 +565,7 @@ def test_migrate_device_range_skips_free_and_locked_pages() -> None:
 
     async def body() -> None:
         mm = await new_mm()
-        dmirror = await open_dmirror(mm)
-        assert 0 == await cpu_store(mm, BASE, 7)
-        assert 0 == await cpu_store(mm, BASE + PAGE_SIZE, 8)
-        assert 0 == await dmirror_migrate_to_device(
-            dmirror, HmmDmirrorCmd(addr=BASE, npages=2)
-        )
+        await on_device(mm, 7, 8)
         d0, d1 = pte(mm, 0).entry.page, pte(mm, 1).entry.page
         await lock_page(d1)
         pgmap = d0.pgmap
@@ -606,11 +604,7 @@ def test_fault_migrates_a_page_shared_with_a_fork_child() -> None:
 
     async def body() -> None:
         mm = await new_mm()
-        dmirror = await open_dmirror(mm)
-        assert 0 == await cpu_store(mm, BASE, 7)
-        assert 0 == await dmirror_migrate_to_device(
-            dmirror, HmmDmirrorCmd(addr=BASE, npages=1)
-        )
+        await on_device(mm, 7)
         dpage = pte(mm, 0).entry.page
         child = await dup_mm(TaskStruct(pid=2, comm="child"), mm)
         assert child is not None
