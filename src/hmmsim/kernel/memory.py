@@ -848,6 +848,9 @@ async def zap_nonpresent_ptes(vma: VmAreaStruct, ptep: Cell[PteVal], addr: int) 
         # Device-private memory only backs anonymous memory so far.
         WARN_ON_ONCE(not vma_is_anonymous(vma), "device-private entry in a file VMA")
         await page_remove_rmap(page)
+        # MODEL: the record try_to_migrate walks (kernel.rmap), changed in
+        # the step that writes the page.
+        forget_device_private_pte(page, mm, addr)
         await put_page(page)
     elif is_migration_entry(entry):
         pass  # MODEL: rss counters are not modelled
@@ -855,9 +858,6 @@ async def zap_nonpresent_ptes(vma: VmAreaStruct, ptep: Cell[PteVal], addr: int) 
         WARN_ON_ONCE(True, f"unknown swap entry {entry!r}")
     # clear_not_present_full_ptes
     await ptep_get_and_clear(mm, addr, ptep)
-    if is_device_private_entry(entry):
-        # MODEL: the record try_to_migrate walks (kernel.rmap).
-        forget_device_private_pte(pfn_swap_entry_to_page(entry), mm, addr)
 
 
 async def unmap_page_range(
@@ -946,15 +946,18 @@ async def copy_one_pte(
             # the rmap dup cannot fail).
             await get_page(dpage)
             await page_dup_rmap(dpage)
+            # MODEL: the record try_to_migrate walks (kernel.rmap), changed
+            # in the step that writes the page; the child's VMA, linked by
+            # dup_mmap under its mmap_sem (mm/mmap.c imports this module).
+            from hmmsim.kernel.mmap import find_vma  # noqa: PLC0415
+
+            dst_vma = find_vma(dst_mm, addr)
+            assert dst_vma is not None, "[hmmsim internal bug] no child VMA"
+            record_device_private_pte(dpage, dst_vma, addr)
             if is_writable_device_private_entry(entry) and is_cow_mapping(vma.vm_flags):
                 pte = swp_entry_to_pte(make_readable_device_private_entry(dpage))
                 await set_pte_at(src_mm, addr, src_pte, pte)
         await set_pte_at(dst_mm, addr, dst_pte, pte)
-        if is_device_private_entry(entry):
-            # MODEL: the record try_to_migrate walks (kernel.rmap); the
-            # child's VMA, linked by dup_mmap under its mmap_sem.
-            dst_vma = next(v for v in dst_mm.mmap if v.vm_start <= addr < v.vm_end)
-            record_device_private_pte(pfn_swap_entry_to_page(entry), dst_vma, addr)
         return 0
     # A private mapping: write-protect the PTE in the parent and the child.
     if is_cow_mapping(vma.vm_flags) and pte_write(pte):

@@ -179,10 +179,11 @@ async def remove_migration_pte(
 
     # folio_add_anon_rmap_pte: one more mapping of the page.
     await page_dup_rmap(folio)
-    await set_pte_at(mm, addr, ptep, pte)  # type: ignore[arg-type]
     if is_device_private_page(folio):
-        # MODEL: the record try_to_migrate walks (kernel.rmap).
+        # MODEL: the record try_to_migrate walks (kernel.rmap), changed in
+        # the step that writes the page.
         record_device_private_pte(folio, vma, addr)
+    await set_pte_at(mm, addr, ptep, pte)  # type: ignore[arg-type]
     # update_mmu_cache: MODEL: no-op.
     await spin_unlock(mm.page_table_lock)
     trace("remove_migration_pte", mm=mm.name, addr=addr, old=old.pfn, new=folio.pfn)

@@ -432,14 +432,16 @@ async def migrate_vma_collect_pmd(  # noqa: PLR0912, PLR0915 - the C's shape
                 entry = make_readable_migration_entry(page)
             swp_pte = swp_entry_to_pte(entry)
             await set_pte_at(mm, addr, ptep, swp_pte)
-            # MODEL: the records of the rmap walks (see Deviations).
-            if not pte_present(pte):
-                forget_device_private_pte(folio, mm, addr)
+            # MODEL: the record of remove_migration_ptes (see Deviations).
             record_migration_pte(folio, vma, addr)
 
             # Like an unmap: drop the rmap and the mapping's reference.  The
             # page stays, held by the reference taken above.
             await page_remove_rmap(folio)
+            if not pte_present(pte):
+                # MODEL: the record try_to_migrate walks, changed in the
+                # step that writes the page (see Deviations).
+                forget_device_private_pte(folio, mm, addr)
             await put_page(folio)
 
             if pte_present(pte):
@@ -747,13 +749,15 @@ async def migrate_vma_insert_page(
     page_add_new_anon_rmap(folio, vma, addr)
     # folio_add_lru_vma: MODEL: no LRU.
     await get_page(folio)
+    if is_device_private_page(folio):
+        # MODEL: the record try_to_migrate walks (kernel.rmap), changed in
+        # the step that writes the page.
+        record_device_private_pte(folio, vma, addr)
 
     if flush:
         # flush_cache_page + ptep_clear_flush: MODEL: a clear (no TLB).
         await ptep_get_and_clear(mm, addr, ptep)
     await set_pte_at(mm, addr, ptep, entry)
-    if is_device_private_page(folio):
-        record_device_private_pte(folio, vma, addr)  # MODEL: the rmap record
     # update_mmu_cache: MODEL: no-op.
 
     await spin_unlock(mm.page_table_lock)

@@ -42,12 +42,15 @@ reference go, the caller's reference keeps the page.  Their deviations:
       written where such an entry is installed: migrate_vma_insert_page,
       remove_migration_pte with a device destination, fork's copy; erased
       where it is zapped or replaced: zap_nonpresent_ptes,
-      migrate_vma_collect_pmd, try_to_migrate_one).  Every write happens in
-      the same step as the PTE write, under the page-table lock; the walk
+      migrate_vma_collect_pmd, try_to_migrate_one).  The record has no Op
+      of its own: every change is made, under the page-table lock, in the
+      step of an Op that writes the page (get_page, page_dup_rmap,
+      page_remove_rmap), and the walk reads it in the step of an Op that
+      reads the page (the caller's folio_mapped test, then ``rwc->done``),
+      so the explorer orders each read against each change.  The walk
       rereads the record after each mapping (a fork may copy an entry
       meanwhile) and checks each PTE under the lock, as
-      page_vma_mapped_walk does, so a stale record is harmless.  The record
-      needs no Op: the page-table lock orders its readers and writers.
+      page_vma_mapped_walk does, so a stale record is harmless.
     * MODEL: only device-private mappings are recorded, so the walk finds
       nothing for a system page (a COW page still mapped by a fork child
       stays mapped and its migration is abandoned, kernel.migrate_device);
@@ -329,11 +332,11 @@ async def try_to_migrate_one(
             entry = make_readable_migration_entry(subpage)
         swp_pte = swp_entry_to_pte(entry)
         await set_pte_at(mm, address, ptep, swp_pte)
-        forget_device_private_pte(folio, mm, address)
         record_migration_pte(folio, vma, address)
         trace("set_migration_pte", mm=mm.name, addr=address, page=folio.pfn)
 
         await page_remove_rmap(subpage)  # folio_remove_rmap_pte
+        forget_device_private_pte(folio, mm, address)
         # mlock_drain_local: MODEL: no mlock.
         await put_page(folio)
     await spin_unlock(mm.page_table_lock)  # page_vma_mapped_walk ends
@@ -346,9 +349,10 @@ async def try_to_migrate(folio: Page, flags: int) -> None:
     """Replace every mapping of the locked ``folio`` by a migration entry.
 
     Kernel: mm/rmap.c try_to_migrate() (v6.16).  The caller holds the
-    folio lock and a reference.  MODEL: the rmap walk visits the recorded
-    device-private PTEs of ``folio`` (see Deviations), stopping once the
-    folio is no longer mapped (``folio_not_mapped``).
+    folio lock and a reference, and has just tested ``folio_mapped``: the
+    first read of the record belongs to that step.  MODEL: the rmap walk
+    visits the recorded device-private PTEs of ``folio`` (see Deviations),
+    stopping once the folio is no longer mapped (``folio_not_mapped``).
     """
     VM_BUG_ON(flags != 0, "MODEL: no TTU_* flags")
     if is_zone_device_page(folio) and not is_device_private_page(folio):
