@@ -496,7 +496,7 @@ class Execution:
                     enabled = runnable
                 elif not progress.yielding:
                     return self._hang()
-                # else: the loop lets another task in further round: go on
+                # else: another task can run later in the loop's round: go on
             if step >= max_steps:
                 return Outcome.STEP_LIMIT
             tid = next_task(self, enabled)

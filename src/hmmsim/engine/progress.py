@@ -35,9 +35,9 @@ could run somewhere on the round that came back (the loop *yields*): a loop
 that takes and drops a lock may come back to its view while it holds the
 lock another task waits for, and that task can take the lock at the point of
 the round where the loop has dropped it.  A yielding loop goes on alone until
-another task can run, and that task is then offered instead of it.  (When a blocked task
-sleeps in a timed wait that chose "woken", the execution is ``PRUNED``
-instead, as for a deadlock: the timeout branch covers it.)
+another task can run, and that task is then offered instead of it.  (When a
+blocked task sleeps in a timed wait that chose "woken", the execution is
+``PRUNED`` instead, as for a deadlock: the timeout branch covers it.)
 
 Soundness under DPOR.  The check reads state without Ops, which is safe
 because it never depends on the order of independent steps: it fires only
